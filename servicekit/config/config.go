@@ -1,0 +1,321 @@
+// Package config holds the settings every plantlake service shares (listen
+// addresses, Kafka, the catalog, the warehouse, MQTT, logging, shutdown and
+// auth), registered as flags on a service's own *flag.FlagSet, with each
+// flag's default taken from the environment variable PLANTLAKE_<FLAG> in
+// upper snake case (--catalog-addr ← PLANTLAKE_CATALOG_ADDR).
+//
+// A service fills in its own defaults, registers the groups of shared flags
+// it needs and its own flags, then calls Parse:
+//
+//	fs := flag.NewFlagSet("ingest", flag.ContinueOnError)
+//	shared := config.Shared{GRPCAddr: ":7003", MetricsAddr: ":9103"}
+//	shared.Register(fs, config.Kafka, config.Catalog)
+//	batch := fs.Int("batch-rows", 100000, "rows per commit")
+//	if err := config.Parse(fs, os.Args[1:]); err != nil { ... }
+//	if err := shared.Validate(); err != nil { ... }
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+	"time"
+)
+
+// EnvPrefix is the prefix of the environment variables that give flags
+// their defaults.
+const EnvPrefix = "PLANTLAKE_"
+
+// Defaults of the shared settings (DESIGN.md section 3).
+const (
+	DefaultKafkaBrokers    = "localhost:9092"
+	DefaultCatalogAddr     = "localhost:7001"
+	DefaultWarehouse       = "./warehouse"
+	DefaultMQTTBroker      = "tcp://localhost:1883"
+	DefaultKafkaPartitions = 6
+	DefaultLogFormat       = "text"
+	DefaultShutdownTimeout = 10 * time.Second
+)
+
+// ErrInvalid is wrapped by every validation error of Shared.Validate.
+var ErrInvalid = errors.New("invalid setting")
+
+// Group selects a set of optional shared flags. The flags every service has
+// (--grpc-addr, --metrics-addr, --log-level, --log-format,
+// --shutdown-timeout, --auth-token) need no group.
+type Group int
+
+const (
+	// Kafka registers --kafka-brokers, --kafka-config and --kafka-partitions.
+	Kafka Group = iota + 1
+	// Catalog registers --catalog-addr, for services that call the catalog.
+	Catalog
+	// Warehouse registers --warehouse (the catalog only).
+	Warehouse
+	// MQTT registers --mqtt-broker (the bridge).
+	MQTT
+)
+
+// Shared holds the shared settings. Fields set before Register are the
+// flag defaults (GRPCAddr and MetricsAddr differ per service); zero fields
+// get the package defaults. After Parse the fields hold the final values.
+type Shared struct {
+	// GRPCAddr is the gRPC listen address (--grpc-addr).
+	GRPCAddr string
+	// MetricsAddr is the HTTP /metrics listen address (--metrics-addr);
+	// empty turns the metrics server off.
+	MetricsAddr string
+	// KafkaBrokers are the Kafka bootstrap servers, comma-separated (--kafka-brokers).
+	KafkaBrokers string
+	// KafkaConfig holds extra librdkafka settings (--kafka-config key=value, repeatable).
+	KafkaConfig KeyValues
+	// KafkaPartitions is the partition count of topics the service creates (--kafka-partitions).
+	KafkaPartitions int
+	// CatalogAddr is the catalog's gRPC address (--catalog-addr).
+	CatalogAddr string
+	// Warehouse is the warehouse root, a folder or a file:// URI (--warehouse).
+	Warehouse string
+	// MQTTBroker is the MQTT broker URL (--mqtt-broker).
+	MQTTBroker string
+	// LogLevel is the minimum level logged (--log-level: debug, info, warn, error).
+	LogLevel slog.Level
+	// LogFormat is "text" or "json" (--log-format).
+	LogFormat string
+	// ShutdownTimeout bounds the graceful shutdown (--shutdown-timeout).
+	ShutdownTimeout time.Duration
+	// AuthToken, when set, is the bearer token the gRPC server requires and
+	// the clients send (--auth-token).
+	AuthToken string
+
+	groups map[Group]bool
+}
+
+// Register adds the always-present shared flags and those of the given
+// groups to fs, with the current field values (or the package defaults for
+// zero fields) as defaults.
+func (s *Shared) Register(fs *flag.FlagSet, groups ...Group) {
+	s.applyDefaults()
+	s.groups = make(map[Group]bool, len(groups))
+	for _, g := range groups {
+		s.groups[g] = true
+	}
+	fs.StringVar(&s.GRPCAddr, "grpc-addr", s.GRPCAddr, "gRPC listen address")
+	fs.StringVar(&s.MetricsAddr, "metrics-addr", s.MetricsAddr, "HTTP /metrics listen address (empty: off)")
+	fs.TextVar(&s.LogLevel, "log-level", s.LogLevel, "minimum log level: debug, info, warn, error")
+	fs.StringVar(&s.LogFormat, "log-format", s.LogFormat, "log format: text or json")
+	fs.DurationVar(&s.ShutdownTimeout, "shutdown-timeout", s.ShutdownTimeout, "how long a graceful shutdown may take before in-flight calls are cancelled")
+	fs.StringVar(&s.AuthToken, "auth-token", s.AuthToken, "bearer token required by the gRPC server and sent to other services (empty: no auth)")
+	if s.groups[Kafka] {
+		fs.StringVar(&s.KafkaBrokers, "kafka-brokers", s.KafkaBrokers, "Kafka bootstrap servers, comma-separated")
+		fs.Var(&s.KafkaConfig, "kafka-config", "librdkafka setting key=value (repeatable; SASL, TLS, tuning)")
+		fs.IntVar(&s.KafkaPartitions, "kafka-partitions", s.KafkaPartitions, "partitions of a topic the service creates when it finds it missing")
+	}
+	if s.groups[Catalog] {
+		fs.StringVar(&s.CatalogAddr, "catalog-addr", s.CatalogAddr, "the catalog's gRPC address")
+	}
+	if s.groups[Warehouse] {
+		fs.StringVar(&s.Warehouse, "warehouse", s.Warehouse, "warehouse root: a folder or a file:// URI")
+	}
+	if s.groups[MQTT] {
+		fs.StringVar(&s.MQTTBroker, "mqtt-broker", s.MQTTBroker, "MQTT broker URL (tcp://, ssl://, ws://, wss://)")
+	}
+}
+
+func (s *Shared) applyDefaults() {
+	if s.KafkaBrokers == "" {
+		s.KafkaBrokers = DefaultKafkaBrokers
+	}
+	if s.KafkaPartitions == 0 {
+		s.KafkaPartitions = DefaultKafkaPartitions
+	}
+	if s.CatalogAddr == "" {
+		s.CatalogAddr = DefaultCatalogAddr
+	}
+	if s.Warehouse == "" {
+		s.Warehouse = DefaultWarehouse
+	}
+	if s.MQTTBroker == "" {
+		s.MQTTBroker = DefaultMQTTBroker
+	}
+	if s.LogFormat == "" {
+		s.LogFormat = DefaultLogFormat
+	}
+	if s.ShutdownTimeout == 0 {
+		s.ShutdownTimeout = DefaultShutdownTimeout
+	}
+}
+
+// Validate checks the registered settings and returns every problem found,
+// each wrapping ErrInvalid and naming its flag.
+func (s *Shared) Validate() error {
+	var errs []error
+	bad := func(flagName, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: --%s: %s", ErrInvalid, flagName, fmt.Sprintf(format, args...)))
+	}
+	if err := checkHostPort(s.GRPCAddr); err != nil {
+		bad("grpc-addr", "%v", err)
+	}
+	if s.MetricsAddr != "" {
+		if err := checkHostPort(s.MetricsAddr); err != nil {
+			bad("metrics-addr", "%v", err)
+		}
+	}
+	if s.LogFormat != "text" && s.LogFormat != "json" {
+		bad("log-format", "%q is neither text nor json", s.LogFormat)
+	}
+	if s.ShutdownTimeout <= 0 {
+		bad("shutdown-timeout", "%v is not positive", s.ShutdownTimeout)
+	}
+	if strings.ContainsAny(s.AuthToken, " \t\r\n") {
+		bad("auth-token", "contains white space")
+	}
+	if s.groups[Kafka] {
+		if strings.TrimSpace(s.KafkaBrokers) == "" {
+			bad("kafka-brokers", "empty")
+		}
+		if s.KafkaPartitions <= 0 {
+			bad("kafka-partitions", "%d is not positive", s.KafkaPartitions)
+		}
+	}
+	if s.groups[Catalog] {
+		if err := checkHostPort(s.CatalogAddr); err != nil {
+			bad("catalog-addr", "%v", err)
+		}
+	}
+	if s.groups[Warehouse] && strings.TrimSpace(s.Warehouse) == "" {
+		bad("warehouse", "empty")
+	}
+	if s.groups[MQTT] {
+		u, err := url.Parse(s.MQTTBroker)
+		switch {
+		case err != nil:
+			bad("mqtt-broker", "%v", err)
+		case u.Scheme != "tcp" && u.Scheme != "ssl" && u.Scheme != "tls" && u.Scheme != "mqtt" &&
+			u.Scheme != "mqtts" && u.Scheme != "ws" && u.Scheme != "wss":
+			bad("mqtt-broker", "%q: scheme must be tcp, ssl, tls, mqtt, mqtts, ws or wss", s.MQTTBroker)
+		case u.Host == "":
+			bad("mqtt-broker", "%q has no host", s.MQTTBroker)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func checkHostPort(addr string) error {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return fmt.Errorf("%q is not host:port: %w", addr, err)
+	}
+	return nil
+}
+
+// EnvName returns the environment variable that gives flag name its
+// default: "catalog-addr" → "PLANTLAKE_CATALOG_ADDR".
+func EnvName(flagName string) string {
+	return EnvPrefix + strings.ToUpper(strings.NewReplacer("-", "_", ".", "_").Replace(flagName))
+}
+
+// ApplyEnv sets every flag of fs whose environment variable (EnvName) is
+// set to that variable's value, making it the default shown by --help
+// (masked as "***" for flags that may hold secrets: names with "token",
+// "password", "secret" or "credential", and --kafka-config), and adds the
+// variable's name to every flag's usage text. Call it after all flags are
+// registered and before fs.Parse; Parse does both.
+func ApplyEnv(fs *flag.FlagSet) error {
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		env := EnvName(f.Name)
+		note := "(env " + env + ")"
+		if !strings.Contains(f.Usage, note) {
+			f.Usage += " " + note
+		}
+		v, ok := os.LookupEnv(env)
+		if !ok {
+			return
+		}
+		if err := fs.Set(f.Name, v); err != nil {
+			errs = append(errs, fmt.Errorf("%w: %s=%q (default of --%s): %w", ErrInvalid, env, v, f.Name, err))
+			return
+		}
+		f.DefValue = f.Value.String()
+		if mayHoldSecret(f.Name) {
+			f.DefValue = "***"
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// mayHoldSecret says whether a flag's value must not be printed by --help.
+func mayHoldSecret(flagName string) bool {
+	for _, word := range []string{"token", "password", "secret", "credential"} {
+		if strings.Contains(flagName, word) {
+			return true
+		}
+	}
+	return flagName == "kafka-config"
+}
+
+// Parse applies the environment defaults to fs (ApplyEnv), then parses args.
+// With -h or --help it returns flag.ErrHelp after fs printed its usage.
+func Parse(fs *flag.FlagSet, args []string) error {
+	if err := ApplyEnv(fs); err != nil {
+		return err
+	}
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("parse flags: %w", err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected arguments %q", ErrInvalid, fs.Args())
+	}
+	return nil
+}
+
+// KeyValues is a repeatable key=value flag. Each value may also hold several
+// pairs separated by commas ("a=1,b=2"); a comma-separated part without "="
+// continues the previous value, so "debug=broker,topic" stays one setting.
+// Later settings of a key replace earlier ones; an environment default
+// comes first, so command-line values override it key by key.
+type KeyValues map[string]string
+
+// String returns the pairs sorted by key, comma-separated.
+func (kv KeyValues) String() string {
+	keys := make([]string, 0, len(kv))
+	for k := range kv {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + kv[k]
+	}
+	return strings.Join(parts, ",")
+}
+
+// Set adds the pairs of one flag value.
+func (kv *KeyValues) Set(value string) error {
+	if *kv == nil {
+		*kv = KeyValues{}
+	}
+	var key string
+	for i, part := range strings.Split(value, ",") {
+		k, v, ok := strings.Cut(part, "=")
+		if !ok {
+			if i == 0 {
+				return fmt.Errorf("%q is not key=value", part)
+			}
+			(*kv)[key] += "," + part
+			continue
+		}
+		k = strings.TrimSpace(k)
+		if k == "" {
+			return fmt.Errorf("%q has an empty key", part)
+		}
+		key = k
+		(*kv)[key] = v
+	}
+	return nil
+}
