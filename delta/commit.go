@@ -1,0 +1,567 @@
+package delta
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/plantlake/plantlake/delta/storage"
+)
+
+// Errors callers branch on when committing.
+var (
+	// ErrConflict is wrapped by *ConflictError: a concurrent commit won and
+	// this commit's reads are no longer valid. Re-read and retry.
+	ErrConflict = errors.New("delta: commit conflict")
+	// ErrVersionExists is returned by Create when the table already exists,
+	// and wrapped when a commit could not find a free version within its
+	// retry budget.
+	ErrVersionExists = errors.New("delta: version already exists")
+	// ErrInvalidCommit is wrapped by errors about a commit request that is
+	// wrong in itself (bad path, partition values that do not match the
+	// table, a read version in the future); the message names the field.
+	ErrInvalidCommit = errors.New("delta: invalid commit")
+)
+
+// ConflictError reports which concurrent commit this commit lost to, and why.
+type ConflictError struct {
+	// WinnerVersion is the version of the conflicting commit.
+	WinnerVersion int64
+	// Reason says which rule the winner broke for this commit.
+	Reason string
+}
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("delta: commit conflict with version %d: %s", e.WinnerVersion, e.Reason)
+}
+
+// Is makes errors.Is(err, ErrConflict) true.
+func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
+
+// Writer features this library can commit to a table with.
+var supportedWriterFeatures = map[string]bool{
+	"appendOnly": true, "timestampNtz": true, "v2Checkpoint": true, "vacuumProtocolCheck": true,
+	"inCommitTimestamp": true, "domainMetadata": true, "invariants": true,
+}
+
+// CommitRequest is one transaction: the actions to write and what the
+// transaction read, for conflict detection.
+type CommitRequest struct {
+	// ReadVersion is the table version the transaction read (its snapshot).
+	ReadVersion int64
+	// Operation names the operation in commitInfo ("WRITE", "MERGE",
+	// "OPTIMIZE", ...).
+	Operation string
+	// OperationParameters are recorded in commitInfo.
+	OperationParameters map[string]string
+	// Actions are the add, remove, txn and optional metaData and protocol
+	// actions. commitInfo is written by Commit; one given here is refused.
+	Actions []Action
+	// BlindAppend is true for pure appends that read nothing: only adds
+	// (and txns), no removes, no metadata change.
+	BlindAppend bool
+	// ReadAppIDs are the application ids whose txn version the transaction
+	// read; the app ids of txn actions in Actions count as read too.
+	ReadAppIDs []string
+	// ReadFiles are the paths (as in the log) of files whose contents
+	// decided this commit, e.g. the files a merge rewrote.
+	ReadFiles []string
+	// ReadWholeTable says the transaction read the whole table (e.g. a merge
+	// that scanned every file): any file a concurrent commit added conflicts.
+	ReadWholeTable bool
+	// ReadPartitions, if set, are the partitions the transaction read (as
+	// partition values); a concurrent add into one of them conflicts.
+	ReadPartitions []map[string]string
+	// MaxAttempts bounds how many versions the commit tries after losing
+	// races to non-conflicting commits (default 1000).
+	MaxAttempts int
+	// EngineInfo is recorded in commitInfo.
+	EngineInfo string
+}
+
+// readsSomething reports whether the transaction read table data, so that
+// files added concurrently may change its outcome.
+func (r *CommitRequest) readsSomething() bool {
+	if r.rearrangesOnly() {
+		return false
+	}
+	return r.ReadWholeTable || len(r.ReadFiles) > 0 || len(r.ReadPartitions) > 0
+}
+
+// rearrangesOnly reports whether every file action has dataChange=false
+// (compaction): such a commit does not change what the table holds, so, as
+// in Delta Lake, files added concurrently do not conflict with it.
+func (r *CommitRequest) rearrangesOnly() bool {
+	files := 0
+	for _, a := range r.Actions {
+		switch {
+		case a.Add != nil:
+			if a.Add.DataChange {
+				return false
+			}
+			files++
+		case a.Remove != nil:
+			if a.Remove.DataChange {
+				return false
+			}
+			files++
+		case a.MetaData != nil, a.Protocol != nil:
+			return false
+		}
+	}
+	return files > 0
+}
+
+// validate checks the request against the table's current metadata.
+func (t *Table) validate(req *CommitRequest, h *tableHead) error {
+	if req.ReadVersion < 0 {
+		return fmt.Errorf("%w: readVersion %d: use Create for a new table", ErrInvalidCommit, req.ReadVersion)
+	}
+	if req.Operation == "" {
+		return fmt.Errorf("%w: operation is empty", ErrInvalidCommit)
+	}
+	meta := &h.metadata
+	nMeta, nProto := 0, 0
+	for i, a := range req.Actions {
+		if a.MetaData != nil {
+			meta = a.MetaData
+			nMeta++
+		}
+		if a.Protocol != nil {
+			nProto++
+		}
+		if a.CommitInfo != nil {
+			return fmt.Errorf("%w: actions[%d]: commitInfo is written by Commit", ErrInvalidCommit, i)
+		}
+		if a.Sidecar != nil || a.CheckpointMetadata != nil {
+			return fmt.Errorf("%w: actions[%d]: %s is a checkpoint-only action", ErrInvalidCommit, i, a.Kind())
+		}
+	}
+	if nMeta > 1 || nProto > 1 {
+		return fmt.Errorf("%w: at most one metaData and one protocol action", ErrInvalidCommit)
+	}
+	if nMeta == 1 {
+		if _, err := ParseSchema(meta.SchemaString); err != nil {
+			return fmt.Errorf("%w: metaData.schemaString: %v", ErrInvalidCommit, err)
+		}
+	}
+	parts := map[string]bool{}
+	for _, c := range meta.PartitionColumns {
+		parts[c] = true
+	}
+	seenAdd, seenRemove, seenTxn := map[string]bool{}, map[string]bool{}, map[string]bool{}
+	appendOnly := strings.EqualFold(meta.Configuration[PropAppendOnly], "true")
+	for i, a := range req.Actions {
+		switch {
+		case a.Add != nil:
+			if err := checkDataPath(a.Add.Path); err != nil {
+				return fmt.Errorf("%w: actions[%d].add.path: %v", ErrInvalidCommit, i, err)
+			}
+			if len(a.Add.PartitionValues) != len(parts) {
+				return fmt.Errorf("%w: actions[%d].add.partitionValues: want values for %v", ErrInvalidCommit, i, meta.PartitionColumns)
+			}
+			for k := range a.Add.PartitionValues {
+				if !parts[k] {
+					return fmt.Errorf("%w: actions[%d].add.partitionValues: %q is not a partition column", ErrInvalidCommit, i, k)
+				}
+			}
+			if a.Add.Size < 0 {
+				return fmt.Errorf("%w: actions[%d].add.size is negative", ErrInvalidCommit, i)
+			}
+			k := CanonicalPath(a.Add.Path, "")
+			if seenAdd[k] {
+				return fmt.Errorf("%w: actions[%d].add.path %q added twice", ErrInvalidCommit, i, a.Add.Path)
+			}
+			seenAdd[k] = true
+		case a.Remove != nil:
+			if err := checkDataPath(a.Remove.Path); err != nil {
+				return fmt.Errorf("%w: actions[%d].remove.path: %v", ErrInvalidCommit, i, err)
+			}
+			if req.BlindAppend {
+				return fmt.Errorf("%w: actions[%d]: a blind append cannot remove files", ErrInvalidCommit, i)
+			}
+			if appendOnly && a.Remove.DataChange {
+				return fmt.Errorf("%w: actions[%d]: table is append-only (delta.appendOnly)", ErrInvalidCommit, i)
+			}
+			k := CanonicalPath(a.Remove.Path, "")
+			if seenRemove[k] {
+				return fmt.Errorf("%w: actions[%d].remove.path %q removed twice", ErrInvalidCommit, i, a.Remove.Path)
+			}
+			seenRemove[k] = true
+		case a.Txn != nil:
+			if a.Txn.AppID == "" {
+				return fmt.Errorf("%w: actions[%d].txn.appId is empty", ErrInvalidCommit, i)
+			}
+			if seenTxn[a.Txn.AppID] {
+				return fmt.Errorf("%w: actions[%d].txn.appId %q twice", ErrInvalidCommit, i, a.Txn.AppID)
+			}
+			seenTxn[a.Txn.AppID] = true
+		case a.MetaData != nil || a.Protocol != nil:
+			if req.BlindAppend {
+				return fmt.Errorf("%w: actions[%d]: a blind append cannot change %s", ErrInvalidCommit, i, a.Kind())
+			}
+		}
+	}
+	return nil
+}
+
+// checkDataPath accepts a URI-encoded path relative to the table root that
+// stays inside it and is not in _delta_log.
+func checkDataPath(p string) error {
+	if p == "" {
+		return errors.New("empty")
+	}
+	if _, _, ok := splitScheme(p); ok {
+		return fmt.Errorf("%q has a scheme; paths must be relative to the table", p)
+	}
+	dec := decode(p)
+	if _, err := storage.CleanPath(dec); err != nil {
+		return fmt.Errorf("%q is not a clean relative path inside the table", p)
+	}
+	if dec == LogDir || strings.HasPrefix(dec, LogDir+"/") {
+		return fmt.Errorf("%q is inside %s", p, LogDir)
+	}
+	return nil
+}
+
+// checkWritable verifies this library may write a table with protocol p.
+func checkWritable(p *Protocol) error {
+	if p.MinWriterVersion > 7 || p.MinWriterVersion < 1 {
+		return fmt.Errorf("%w: table needs writer version %d, this library writes 1 to 7", ErrUnsupportedProtocol, p.MinWriterVersion)
+	}
+	if p.MinWriterVersion == 7 {
+		for _, f := range p.WriterFeatures {
+			if !supportedWriterFeatures[f] {
+				return &UnsupportedFeatureError{Feature: f, Detail: "writer feature not implemented"}
+			}
+		}
+	}
+	if p.MinWriterVersion >= 4 && p.MinWriterVersion < 7 {
+		// Versions 4 to 6 imply change data feed, generated and identity
+		// columns, which this library does not maintain.
+		return fmt.Errorf("%w: writer version %d implies features this library does not maintain", ErrUnsupportedProtocol, p.MinWriterVersion)
+	}
+	return nil
+}
+
+// conflictCheck decides whether winner (a commit after the read version)
+// invalidates req.
+type conflictCheck struct {
+	req       *CommitRequest
+	readApps  map[string]bool
+	readFiles map[string]bool // canonical paths read or removed
+	root      string
+}
+
+func newConflictCheck(req *CommitRequest, root string) *conflictCheck {
+	c := &conflictCheck{req: req, readApps: map[string]bool{}, readFiles: map[string]bool{}, root: root}
+	for _, id := range req.ReadAppIDs {
+		c.readApps[id] = true
+	}
+	for _, p := range req.ReadFiles {
+		c.readFiles[CanonicalPath(p, root)] = true
+	}
+	for _, a := range req.Actions {
+		if a.Txn != nil {
+			c.readApps[a.Txn.AppID] = true
+		}
+		if a.Remove != nil {
+			c.readFiles[CanonicalPath(a.Remove.Path, root)] = true
+		}
+	}
+	return c
+}
+
+// check applies the conflict rules (see doc.go) to one winning commit.
+func (c *conflictCheck) check(winner int64, acts []Action) error {
+	for _, a := range acts {
+		switch {
+		case a.Protocol != nil:
+			return &ConflictError{WinnerVersion: winner, Reason: "the protocol changed"}
+		case a.MetaData != nil:
+			return &ConflictError{WinnerVersion: winner, Reason: "the table metadata changed"}
+		case a.Txn != nil && c.readApps[a.Txn.AppID]:
+			return &ConflictError{WinnerVersion: winner, Reason: fmt.Sprintf("it wrote a txn for app id %q", a.Txn.AppID)}
+		case a.Remove != nil && c.readFiles[CanonicalPath(a.Remove.Path, c.root)]:
+			return &ConflictError{WinnerVersion: winner, Reason: fmt.Sprintf("it removed file %q that this commit read or removes", a.Remove.Path)}
+		case a.Add != nil && a.Add.DataChange && !c.req.BlindAppend && c.req.readsSomething() && c.addMatters(a.Add):
+			return &ConflictError{WinnerVersion: winner, Reason: fmt.Sprintf("it added file %q into what this commit read", a.Add.Path)}
+		}
+	}
+	return nil
+}
+
+// addMatters reports whether a concurrently added file falls into what the
+// transaction read.
+func (c *conflictCheck) addMatters(add *Add) bool {
+	if c.req.ReadWholeTable || len(c.req.ReadPartitions) == 0 {
+		return true
+	}
+	for _, p := range c.req.ReadPartitions {
+		match := true
+		for k, v := range p {
+			if add.PartitionValues[k] != v {
+				match = false
+				break
+			}
+		}
+		if match {
+			return true
+		}
+	}
+	return false
+}
+
+// orderActions returns the actions in the order Commit writes them:
+// protocol, metaData, txn, remove, add, others.
+func orderActions(in []Action) []Action {
+	rank := func(a *Action) int {
+		switch {
+		case a.Protocol != nil:
+			return 0
+		case a.MetaData != nil:
+			return 1
+		case a.Txn != nil:
+			return 2
+		case a.Remove != nil:
+			return 3
+		case a.Add != nil:
+			return 4
+		}
+		return 5
+	}
+	out := append([]Action(nil), in...)
+	sort.SliceStable(out, func(i, j int) bool { return rank(&out[i]) < rank(&out[j]) })
+	return out
+}
+
+// Commit writes the request as the next version of the table and returns
+// that version. If other commits landed after req.ReadVersion, it checks
+// each against the conflict rules and, if none conflicts, commits after
+// them; a conflict is a *ConflictError (errors.Is(err, ErrConflict)).
+// The commit is durable when Commit returns nil.
+func (t *Table) Commit(ctx context.Context, req CommitRequest) (int64, error) {
+	h, err := t.headAtLeast(ctx, req.ReadVersion)
+	if err != nil {
+		return -1, err
+	}
+	if req.ReadVersion > h.version {
+		return -1, fmt.Errorf("%w: readVersion %d is after the latest version %d", ErrInvalidCommit, req.ReadVersion, h.version)
+	}
+	if err := checkWritable(&h.protocol); err != nil {
+		return -1, err
+	}
+	if err := t.validate(&req, h); err != nil {
+		return -1, err
+	}
+	body := orderActions(req.Actions)
+	cc := newConflictCheck(&req, t.root)
+	maxAttempts := req.MaxAttempts
+	if maxAttempts <= 0 {
+		maxAttempts = 1000
+	}
+	// Winners already known to this Table.
+	if h.version > req.ReadVersion {
+		winners, err := t.commitsRange(ctx, req.ReadVersion+1, h.version)
+		if err != nil {
+			return -1, fmt.Errorf("delta: read concurrent commits: %w", err)
+		}
+		for i, w := range winners {
+			if err := cc.check(req.ReadVersion+1+int64(i), w); err != nil {
+				return -1, err
+			}
+		}
+	}
+	v := h.version + 1
+	for attempt := 0; attempt < maxAttempts; attempt++ {
+		data, acts, err := t.encodeCommit(&req, body, h)
+		if err != nil {
+			return -1, err
+		}
+		err = t.store.PutIfAbsent(ctx, CommitPath(v), data)
+		if err == nil {
+			t.committed(v, acts, h)
+			return v, nil
+		}
+		if !errors.Is(err, storage.ErrExists) {
+			return -1, fmt.Errorf("delta: write commit %d: %w", v, err)
+		}
+		// Lost the race for v: check the winner and move on.
+		winner, err := readCommit(ctx, t.store, v)
+		if err != nil {
+			return -1, fmt.Errorf("delta: read concurrent commit: %w", err)
+		}
+		t.remember(v, winner)
+		h = t.advanceHead(h, v, winner)
+		if err := cc.check(v, winner); err != nil {
+			return -1, err
+		}
+		v++
+	}
+	return -1, fmt.Errorf("%w: gave up after %d attempts, next version %d", ErrVersionExists, maxAttempts, v)
+}
+
+// encodeCommit serializes commitInfo followed by the request's actions.
+func (t *Table) encodeCommit(req *CommitRequest, body []Action, h *tableHead) ([]byte, []Action, error) {
+	now := t.now().UnixMilli()
+	blind := req.BlindAppend
+	rv := req.ReadVersion
+	ci := &CommitInfo{
+		Timestamp:           now,
+		Operation:           req.Operation,
+		OperationParameters: req.OperationParameters,
+		ReadVersion:         &rv,
+		IsolationLevel:      "Serializable",
+		IsBlindAppend:       &blind,
+		EngineInfo:          req.EngineInfo,
+		Extra:               map[string]json.RawMessage{"txnId": json.RawMessage(`"` + uuid.NewString() + `"`)},
+	}
+	if ci.EngineInfo == "" {
+		ci.EngineInfo = "plantlake-delta"
+	}
+	meta := &h.metadata
+	for i := range body {
+		if body[i].MetaData != nil {
+			meta = body[i].MetaData
+		}
+	}
+	if ictEnabled(meta) {
+		ict := now
+		if h.ict != nil && *h.ict >= ict {
+			ict = *h.ict + 1
+		}
+		ci.InCommitTimestamp = &ict
+	}
+	acts := make([]Action, 0, len(body)+1)
+	acts = append(acts, Action{CommitInfo: ci})
+	acts = append(acts, body...)
+	data, err := MarshalActions(acts)
+	if err != nil {
+		return nil, nil, fmt.Errorf("delta: encode commit: %w", err)
+	}
+	return data, acts, nil
+}
+
+// headAtLeast returns the table head, loading the latest snapshot when the
+// Table knows no version at or after readVersion.
+func (t *Table) headAtLeast(ctx context.Context, readVersion int64) (*tableHead, error) {
+	t.mu.Lock()
+	h := t.head
+	t.mu.Unlock()
+	if h != nil && h.version >= readVersion {
+		return h, nil
+	}
+	s, err := t.Snapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.head == nil || t.head.version < s.version {
+		t.head = &tableHead{version: s.version, protocol: s.protocol, metadata: s.metadata}
+	}
+	return t.head, nil
+}
+
+// advanceHead returns the head after version v with actions acts.
+func (t *Table) advanceHead(h *tableHead, v int64, acts []Action) *tableHead {
+	n := &tableHead{version: v, protocol: h.protocol, metadata: h.metadata}
+	for _, a := range acts {
+		switch {
+		case a.Protocol != nil:
+			n.protocol = *a.Protocol
+		case a.MetaData != nil:
+			n.metadata = *a.MetaData
+		case a.CommitInfo != nil && a.CommitInfo.InCommitTimestamp != nil:
+			ict := *a.CommitInfo.InCommitTimestamp
+			n.ict = &ict
+		}
+	}
+	t.mu.Lock()
+	if t.head == nil || t.head.version < v {
+		t.head = n
+	}
+	t.mu.Unlock()
+	return n
+}
+
+// committed records a successful commit of version v.
+func (t *Table) committed(v int64, acts []Action, h *tableHead) {
+	t.remember(v, acts)
+	t.advanceHead(h, v, acts)
+}
+
+// Create writes version 0 of a new table: protocol and metadata. A zero
+// Protocol picks the lowest that fits: (1,2), or (3,7) with the
+// timestampNtz feature when the schema has timestamp_ntz columns. An empty
+// metadata ID gets a new UUID. It fails with ErrVersionExists if the table
+// already has a version 0.
+func Create(ctx context.Context, store storage.Store, meta Metadata, proto Protocol, opts ...Option) (*Table, error) {
+	t := Open(store, opts...)
+	schema, err := ParseSchema(meta.SchemaString)
+	if err != nil {
+		return nil, fmt.Errorf("%w: metaData.schemaString: %v", ErrInvalidCommit, err)
+	}
+	for _, c := range meta.PartitionColumns {
+		if schema.Field(c) == nil {
+			return nil, fmt.Errorf("%w: partition column %q is not in the schema", ErrInvalidCommit, c)
+		}
+	}
+	if proto.MinReaderVersion == 0 && proto.MinWriterVersion == 0 {
+		proto = Protocol{MinReaderVersion: 1, MinWriterVersion: 2}
+		if schema.UsesType(TimestampNTZ) {
+			proto = Protocol{MinReaderVersion: 3, MinWriterVersion: 7,
+				ReaderFeatures: []string{"timestampNtz"}, WriterFeatures: []string{"timestampNtz"}}
+		}
+	}
+	if err := checkWritable(&proto); err != nil {
+		return nil, err
+	}
+	if err := checkReadable(&proto, &meta); err != nil {
+		return nil, err
+	}
+	if meta.ID == "" {
+		meta.ID = uuid.NewString()
+	}
+	if meta.Format.Provider == "" {
+		meta.Format.Provider = "parquet"
+	}
+	now := t.now().UnixMilli()
+	if meta.CreatedTime == nil {
+		meta.CreatedTime = &now
+	}
+	blind := true
+	ci := &CommitInfo{Timestamp: now, Operation: "CREATE TABLE", IsolationLevel: "Serializable",
+		IsBlindAppend: &blind, EngineInfo: "plantlake-delta",
+		OperationParameters: map[string]string{"partitionBy": mustJSON(nonNil(meta.PartitionColumns))},
+	}
+	if ictEnabled(&meta) {
+		ci.InCommitTimestamp = &now
+	}
+	acts := []Action{{CommitInfo: ci}, {Protocol: &proto}, {MetaData: &meta}}
+	data, err := MarshalActions(acts)
+	if err != nil {
+		return nil, err
+	}
+	if err := store.PutIfAbsent(ctx, CommitPath(0), data); err != nil {
+		if errors.Is(err, storage.ErrExists) {
+			return nil, fmt.Errorf("%w: table already has version 0", ErrVersionExists)
+		}
+		return nil, fmt.Errorf("delta: create table: %w", err)
+	}
+	t.committed(0, acts, &tableHead{version: -1, protocol: proto, metadata: meta})
+	return t, nil
+}
+
+func mustJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}

@@ -1,0 +1,206 @@
+package delta
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"time"
+)
+
+// CommitRecord is one entry of a table's history.
+type CommitRecord struct {
+	Version   int64
+	Timestamp time.Time
+	// CommitInfo is the commit's commitInfo action, nil if it has none.
+	CommitInfo *CommitInfo
+}
+
+// earliestVersion is the oldest version the listing can reconstruct.
+func (l *logListing) earliestVersion() int64 {
+	latest := l.latestVersion()
+	lowest := latest
+	for lowest-1 >= 0 {
+		if _, ok := l.commits[lowest-1]; !ok {
+			break
+		}
+		lowest--
+	}
+	// Commits lowest..latest exist (when lowest < latest or latest is a commit).
+	if lowest == 0 {
+		if _, ok := l.commits[0]; ok {
+			return 0
+		}
+	}
+	for _, c := range l.checkpoints {
+		if c.version >= lowest-1 {
+			return c.version
+		}
+	}
+	return latest
+}
+
+// modTimes returns monotonized file timestamps (ms) for versions
+// [from, to]: a version's time is at least its predecessor's plus 1 ms, as
+// Delta Lake adjusts non-monotonic file times.
+func (l *logListing) modTimes(from, to int64) []int64 {
+	out := make([]int64, 0, to-from+1)
+	prev := int64(-1 << 62)
+	for v := from; v <= to; v++ {
+		var ms int64
+		if fi, ok := l.commits[v]; ok {
+			ms = fileMillis(fi)
+		} else {
+			for _, c := range l.checkpoints {
+				if c.version == v {
+					ms = fileMillis(c.files[0])
+				}
+			}
+		}
+		if ms <= prev {
+			ms = prev + 1
+		}
+		out = append(out, ms)
+		prev = ms
+	}
+	return out
+}
+
+// inCommitTimestamp reads version v's in-commit timestamp.
+func (t *Table) inCommitTimestamp(ctx context.Context, v int64) (int64, error) {
+	acts, err := readCommit(ctx, t.store, v)
+	if err != nil {
+		return 0, err
+	}
+	for _, a := range acts {
+		if a.CommitInfo != nil && a.CommitInfo.InCommitTimestamp != nil {
+			return *a.CommitInfo.InCommitTimestamp, nil
+		}
+	}
+	return 0, fmt.Errorf("%w: commit %d has no inCommitTimestamp", ErrInvalidLog, v)
+}
+
+// SnapshotAsOf loads the snapshot of the latest commit at or before ts.
+// Commit times are in-commit timestamps on tables that have them, else the
+// commit files' modification times. As in Delta Lake, a timestamp before
+// the earliest reconstructable version is ErrTimestampBeforeFirst and one
+// after the latest commit is ErrTimestampAfterLatest (use Snapshot for the
+// latest state).
+func (t *Table) SnapshotAsOf(ctx context.Context, ts time.Time) (*Snapshot, error) {
+	l, err := listLog(ctx, t.store)
+	if err != nil {
+		return nil, err
+	}
+	if err := l.statAll(ctx); err != nil {
+		return nil, err
+	}
+	latestSnap, err := t.snapshotFrom(ctx, l, l.latestVersion())
+	if err != nil {
+		return nil, err
+	}
+	earliest, latest := l.earliestVersion(), l.latestVersion()
+	target := ts.UnixMilli()
+	m := latestSnap.Metadata()
+
+	lo, hi := earliest, latest
+	var timeOf func(v int64) (int64, error)
+	if ictEnabled(&m) {
+		ev := ictEnablementVersion(&m)
+		et, perr := strconv.ParseInt(m.Configuration[PropICTEnablementTimeStmp], 10, 64)
+		if ev > earliest && perr == nil && target < et {
+			hi = ev - 1
+			times := l.modTimes(lo, hi)
+			timeOf = func(v int64) (int64, error) { return times[v-lo], nil }
+		} else {
+			if ev > lo {
+				lo = ev
+			}
+			timeOf = func(v int64) (int64, error) { return t.inCommitTimestamp(ctx, v) }
+		}
+	} else {
+		times := l.modTimes(lo, hi)
+		timeOf = func(v int64) (int64, error) { return times[v-lo], nil }
+	}
+	first, err := timeOf(lo)
+	if err != nil {
+		return nil, err
+	}
+	if target < first {
+		return nil, fmt.Errorf("%w: %s is before version %d at %s", ErrTimestampBeforeFirst,
+			ts.UTC().Format(time.RFC3339Nano), lo, millisTime(first).Format(time.RFC3339Nano))
+	}
+	last, err := timeOf(hi)
+	if err != nil {
+		return nil, err
+	}
+	if hi == latest && target > last {
+		return nil, fmt.Errorf("%w: %s is after version %d at %s", ErrTimestampAfterLatest,
+			ts.UTC().Format(time.RFC3339Nano), hi, millisTime(last).Format(time.RFC3339Nano))
+	}
+	// Binary search for the last version with time <= target.
+	var searchErr error
+	n := int(hi - lo + 1)
+	idx := sort.Search(n, func(i int) bool {
+		if searchErr != nil {
+			return true
+		}
+		tv, err := timeOf(lo + int64(i))
+		if err != nil {
+			searchErr = err
+			return true
+		}
+		return tv > target
+	})
+	if searchErr != nil {
+		return nil, searchErr
+	}
+	v := lo + int64(idx) - 1
+	return t.snapshotFrom(ctx, l, v)
+}
+
+// History returns up to limit commits, newest first (limit <= 0: all
+// available commit files).
+func (t *Table) History(ctx context.Context, limit int) ([]CommitRecord, error) {
+	l, err := listLog(ctx, t.store)
+	if err != nil {
+		return nil, err
+	}
+	if err := l.statAll(ctx); err != nil {
+		return nil, err
+	}
+	latest := l.maxCommit
+	if latest < 0 {
+		return nil, nil
+	}
+	lowest := latest
+	for lowest-1 >= 0 {
+		if _, ok := l.commits[lowest-1]; !ok {
+			break
+		}
+		lowest--
+	}
+	if limit > 0 && latest-int64(limit)+1 > lowest {
+		lowest = latest - int64(limit) + 1
+	}
+	times := l.modTimes(lowest, latest)
+	commits, err := readCommits(ctx, t.store, lowest, latest)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]CommitRecord, 0, len(commits))
+	for i := len(commits) - 1; i >= 0; i-- {
+		rec := CommitRecord{Version: lowest + int64(i), Timestamp: millisTime(times[i])}
+		for _, a := range commits[i] {
+			if a.CommitInfo != nil {
+				ci := *a.CommitInfo
+				rec.CommitInfo = &ci
+				if ci.InCommitTimestamp != nil {
+					rec.Timestamp = millisTime(*ci.InCommitTimestamp)
+				}
+				break
+			}
+		}
+		out = append(out, rec)
+	}
+	return out, nil
+}

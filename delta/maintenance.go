@@ -1,0 +1,218 @@
+package delta
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/plantlake/plantlake/delta/storage"
+)
+
+// CleanupMetadata deletes expired log files following the protocol's
+// Metadata Cleanup: the cutoff is midnight UTC of (now - log retention,
+// delta.logRetentionDuration, default 30 days); the newest checkpoint not
+// newer than the newest commit at or before the cutoff is kept with every
+// commit after it; commit, checkpoint and checksum files before that
+// checkpoint, and compaction files starting at or before it, are deleted.
+// Sidecar files are left alone. It returns the deleted paths.
+func (t *Table) CleanupMetadata(ctx context.Context) ([]string, error) {
+	s, err := t.Snapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	l, err := listLog(ctx, t.store)
+	if err != nil {
+		return nil, err
+	}
+	if err := l.statAll(ctx); err != nil {
+		return nil, err
+	}
+	ret := retention(&s.metadata, PropLogRetention, DefaultLogRetention)
+	cutoff := t.now().Add(-ret).UTC().Truncate(24 * time.Hour).UnixMilli()
+	cutoffCommit := int64(-1)
+	if l.maxCommit >= 0 {
+		lo := l.maxCommit
+		for lo-1 >= 0 {
+			if _, ok := l.commits[lo-1]; !ok {
+				break
+			}
+			lo--
+		}
+		times := l.modTimes(lo, l.maxCommit)
+		for i, ms := range times {
+			if ms <= cutoff {
+				cutoffCommit = lo + int64(i)
+			}
+		}
+	}
+	if cutoffCommit < 0 {
+		return nil, nil
+	}
+	cpVersion := int64(-1)
+	for _, c := range l.checkpoints {
+		if c.version <= cutoffCommit {
+			cpVersion = c.version
+		}
+	}
+	if cpVersion <= 0 {
+		return nil, nil
+	}
+	var doomed []string
+	for v, fi := range l.commits {
+		if v < cpVersion {
+			doomed = append(doomed, fi.Path)
+		}
+	}
+	for _, c := range l.checkpoints {
+		if c.version < cpVersion {
+			for _, f := range c.files {
+				doomed = append(doomed, f.Path)
+			}
+		}
+	}
+	for _, o := range l.others {
+		switch {
+		case o.kind == kindChecksum && o.version < cpVersion,
+			o.kind == kindCompaction && o.version <= cpVersion,
+			(o.kind == kindCheckpointPart || o.kind == kindCheckpointClassic || o.kind == kindCheckpointV2) && o.version < cpVersion:
+			doomed = append(doomed, o.info.Path)
+		}
+	}
+	// Incomplete multi-part checkpoints are not in l.checkpoints; list them.
+	infos, err := t.store.List(ctx, LogDir)
+	if err != nil {
+		return nil, fmt.Errorf("delta: list %s: %w", LogDir, err)
+	}
+	for _, fi := range infos {
+		lf := parseLogName(fi.Name())
+		if lf.kind == kindCheckpointPart && lf.version < cpVersion && !containsStr(doomed, fi.Path) {
+			doomed = append(doomed, fi.Path)
+		}
+	}
+	sortStrings(doomed)
+	var deleted []string
+	for _, p := range doomed {
+		if err := t.store.Delete(ctx, p); err != nil && !errors.Is(err, storage.ErrNotExist) {
+			return deleted, fmt.Errorf("delta: cleanup delete %s: %w", p, err)
+		}
+		deleted = append(deleted, p)
+	}
+	if len(deleted) > 0 {
+		t.logger.Info("delta: metadata cleanup", "deleted", len(deleted), "oldestCheckpoint", cpVersion)
+	}
+	return deleted, nil
+}
+
+func containsStr(list []string, s string) bool { return contains(list, s) }
+
+// VacuumOptions tunes Vacuum.
+type VacuumOptions struct {
+	// Retention overrides delta.deletedFileRetentionDuration (default 7
+	// days) when > 0.
+	Retention time.Duration
+	// DryRun lists what would be deleted without deleting it.
+	DryRun bool
+}
+
+// Vacuum deletes data files that the latest snapshot does not reference and
+// no tombstone newer than the retention protects, skipping _delta_log,
+// files and folders whose names start with "_" or "." (as Delta Lake does),
+// and files modified within the retention (they may belong to a commit in
+// flight). It returns the paths deleted (or, with DryRun, to delete),
+// relative to the table root.
+func (t *Table) Vacuum(ctx context.Context, opts VacuumOptions) ([]string, error) {
+	s, err := t.Snapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ret := opts.Retention
+	if ret <= 0 {
+		ret = retention(&s.metadata, PropDeletedFileRetention, DefaultDeletedFileRetention)
+	}
+	now := t.now()
+	minKeep := now.Add(-ret)
+	keep := make(map[string]bool, len(s.files)+len(s.tombs))
+	for _, a := range s.files {
+		keep[a.Path] = true
+	}
+	for _, r := range s.tombs {
+		if r.DeletionTimestamp != nil && *r.DeletionTimestamp > minKeep.UnixMilli() {
+			keep[r.Path] = true
+		}
+	}
+	var doomed []string
+	var walk func(dir string) error
+	walk = func(dir string) error {
+		infos, err := t.store.List(ctx, dir)
+		if err != nil {
+			if errors.Is(err, storage.ErrNotExist) {
+				return nil
+			}
+			return fmt.Errorf("delta: vacuum list %q: %w", dir, err)
+		}
+		for _, fi := range infos {
+			name := fi.Name()
+			if strings.HasPrefix(name, "_") || strings.HasPrefix(name, ".") {
+				continue
+			}
+			if fi.IsDir {
+				if err := walk(fi.Path); err != nil {
+					return err
+				}
+				continue
+			}
+			if keep[fi.Path] || fi.ModTime.After(minKeep) {
+				continue
+			}
+			doomed = append(doomed, fi.Path)
+		}
+		return nil
+	}
+	if err := walk(""); err != nil {
+		return nil, err
+	}
+	if opts.DryRun {
+		return doomed, nil
+	}
+	var deleted []string
+	for _, p := range doomed {
+		if err := t.store.Delete(ctx, p); err != nil && !errors.Is(err, storage.ErrNotExist) {
+			return deleted, fmt.Errorf("delta: vacuum delete %s: %w", p, err)
+		}
+		deleted = append(deleted, p)
+	}
+	t.logger.Info("delta: vacuum", "deleted", len(deleted), "retention", ret)
+	return deleted, nil
+}
+
+// CompactionRequest builds the commit of a compaction (OPTIMIZE): the files
+// rewritten are removed and the new files added, all with dataChange=false,
+// so concurrent appends do not conflict with it while a concurrent removal
+// of a rewritten file does. removed are the live files (as in
+// Snapshot.Files) that were rewritten into added.
+func CompactionRequest(readVersion int64, removed, added []Add, now time.Time) CommitRequest {
+	ts := now.UnixMilli()
+	ext := true
+	req := CommitRequest{
+		ReadVersion:         readVersion,
+		Operation:           "OPTIMIZE",
+		OperationParameters: map[string]string{"predicate": "[]", "zOrderBy": "[]"},
+	}
+	for _, r := range removed {
+		size := r.Size
+		p := encodeCanonical(r.Path)
+		req.Actions = append(req.Actions, Action{Remove: &Remove{
+			Path: p, DeletionTimestamp: &ts, DataChange: false, ExtendedFileMetadata: &ext,
+			PartitionValues: r.PartitionValues, Size: &size,
+		}})
+		req.ReadFiles = append(req.ReadFiles, p)
+	}
+	for _, a := range added {
+		a := a
+		a.DataChange = false
+		req.Actions = append(req.Actions, Action{Add: &a})
+	}
+	return req
+}

@@ -1,0 +1,327 @@
+package delta
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/plantlake/plantlake/delta/storage"
+)
+
+// Table is a Delta table in a store rooted at the table's folder. It is safe
+// for concurrent use; it caches the latest snapshot and the table head that
+// commits build on, and re-reads the log when asked for a snapshot.
+type Table struct {
+	store  storage.Store
+	root   string
+	logger *slog.Logger
+	now    func() time.Time
+
+	mu      sync.Mutex
+	latest  *Snapshot // newest snapshot loaded, nil if none
+	head    *tableHead
+	recent  map[int64][]Action // commits parsed recently, for conflict checks
+	maxKeep int
+}
+
+// tableHead is what a commit needs of the latest known version.
+type tableHead struct {
+	version  int64
+	protocol Protocol
+	metadata Metadata
+	// ict is the in-commit timestamp of version, if any.
+	ict *int64
+}
+
+// Option configures a Table.
+type Option func(*Table)
+
+// WithLogger sets the logger (default: slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(t *Table) { t.logger = l } }
+
+// WithClock sets the clock used for commit timestamps and retention (tests).
+func WithClock(now func() time.Time) Option { return func(t *Table) { t.now = now } }
+
+// Open returns the table whose folder is the root of store. It does no I/O;
+// Snapshot fails with ErrNotATable if there is no Delta log.
+func Open(store storage.Store, opts ...Option) *Table {
+	t := &Table{store: store, logger: slog.Default(), now: time.Now, recent: map[int64][]Action{}, maxKeep: 256}
+	if r, ok := store.(storage.Rooted); ok {
+		t.root = path.Clean(strings.ReplaceAll(r.Root(), "\\", "/"))
+		if r.Root() == "" {
+			t.root = ""
+		}
+	}
+	for _, o := range opts {
+		o(t)
+	}
+	return t
+}
+
+// Store returns the table's store.
+func (t *Table) Store() storage.Store { return t.store }
+
+// Snapshot loads the latest snapshot.
+func (t *Table) Snapshot(ctx context.Context) (*Snapshot, error) {
+	l, err := listLog(ctx, t.store)
+	if err != nil {
+		return nil, err
+	}
+	return t.snapshotFrom(ctx, l, l.latestVersion())
+}
+
+// SnapshotAt loads the snapshot at version.
+func (t *Table) SnapshotAt(ctx context.Context, version int64) (*Snapshot, error) {
+	l, err := listLog(ctx, t.store)
+	if err != nil {
+		return nil, err
+	}
+	if version < 0 || version > l.latestVersion() {
+		return nil, fmt.Errorf("%w: version %d (latest is %d)", ErrVersionNotFound, version, l.latestVersion())
+	}
+	if err := l.stat(ctx, version); err != nil {
+		return nil, err
+	}
+	return t.snapshotFrom(ctx, l, version)
+}
+
+// snapshotFrom loads version v, reusing the cached snapshot when it is the
+// same version or an older one that the listing can extend.
+func (t *Table) snapshotFrom(ctx context.Context, l *logListing, v int64) (*Snapshot, error) {
+	t.mu.Lock()
+	cached := t.latest
+	t.mu.Unlock()
+	if cached != nil && cached.version == v {
+		return cached, nil
+	}
+	var s *Snapshot
+	var err error
+	if cached != nil && cached.version < v && !newerCheckpoint(l, cached.version, v) && hasCommits(l, cached.version+1, v) {
+		s, err = t.extend(ctx, l, cached, v)
+	} else {
+		s, err = t.load(ctx, l, v)
+	}
+	if err != nil {
+		return nil, err
+	}
+	t.mu.Lock()
+	if t.latest == nil || s.version > t.latest.version {
+		t.latest = s
+	}
+	if t.head == nil || s.version > t.head.version {
+		t.head = &tableHead{version: s.version, protocol: s.protocol, metadata: s.metadata}
+	}
+	t.mu.Unlock()
+	return s, nil
+}
+
+func newerCheckpoint(l *logListing, after, upTo int64) bool {
+	for _, c := range l.checkpoints {
+		if c.version > after && c.version <= upTo {
+			return true
+		}
+	}
+	return false
+}
+
+func hasCommits(l *logListing, from, to int64) bool {
+	for v := from; v <= to; v++ {
+		if _, ok := l.commits[v]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// extend applies commits after base up to v to a copy of base.
+func (t *Table) extend(ctx context.Context, l *logListing, base *Snapshot, v int64) (*Snapshot, error) {
+	commits, err := t.commitsRange(ctx, base.version+1, v)
+	if err != nil {
+		return nil, err
+	}
+	st := newReplayState(t.root)
+	p, m := base.protocol, base.metadata
+	st.protocol, st.metadata = &p, &m
+	st.files = make(map[string]*Add, len(base.files)+len(commits))
+	for k, a := range base.files {
+		st.files[k] = a
+	}
+	st.tombs = make(map[string]*Remove, len(base.tombs))
+	for k, r := range base.tombs {
+		st.tombs[k] = r
+	}
+	for k, x := range base.txns {
+		st.txns[k] = x
+	}
+	for _, c := range commits {
+		st.applyCommit(c)
+	}
+	s, err := st.snapshot(v)
+	if err != nil {
+		return nil, err
+	}
+	s.checkpointVersion = base.checkpointVersion
+	s.timestamp, err = t.commitTimestamp(ctx, l, &s.metadata, v, commits[len(commits)-1])
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// commitsRange reads commits [from, to], using the recent-commit cache.
+func (t *Table) commitsRange(ctx context.Context, from, to int64) ([][]Action, error) {
+	out := make([][]Action, 0, to-from+1)
+	t.mu.Lock()
+	for v := from; v <= to; v++ {
+		c, ok := t.recent[v]
+		if !ok {
+			break
+		}
+		out = append(out, c)
+	}
+	t.mu.Unlock()
+	if int64(len(out)) == to-from+1 {
+		return out, nil
+	}
+	rest, err := readCommits(ctx, t.store, from+int64(len(out)), to)
+	if err != nil {
+		return nil, err
+	}
+	return append(out, rest...), nil
+}
+
+// remember caches a parsed commit for conflict checks and snapshot updates.
+func (t *Table) remember(v int64, acts []Action) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.recent[v] = acts
+	if len(t.recent) > t.maxKeep {
+		for k := range t.recent {
+			if k < v-int64(t.maxKeep)/2 {
+				delete(t.recent, k)
+			}
+		}
+	}
+}
+
+// load reconstructs version v from the newest usable checkpoint at or
+// before v and the commits after it.
+func (t *Table) load(ctx context.Context, l *logListing, v int64) (*Snapshot, error) {
+	// The listing is authoritative: the newest complete checkpoint at or
+	// before v wins, so a missing, empty or wrong _last_checkpoint changes
+	// nothing. An unreadable checkpoint falls back to the next older one.
+	var cands []checkpointRef
+	for i := len(l.checkpoints) - 1; i >= 0; i-- {
+		c := l.checkpoints[i]
+		if c.version <= v && hasCommits(l, c.version+1, v) {
+			cands = append(cands, c)
+		}
+	}
+	for _, c := range cands {
+		st := newReplayState(t.root)
+		acts, err := t.readCheckpoint(ctx, c)
+		if err != nil {
+			t.logger.Warn("delta: skipping unreadable checkpoint", "version", c.version, "err", err)
+			continue
+		}
+		st.applyCommit(acts)
+		return t.finishLoad(ctx, l, st, c.version, v)
+	}
+	if _, ok := l.commits[0]; !ok || !hasCommits(l, 0, v) {
+		return nil, fmt.Errorf("%w: version %d cannot be reconstructed: no usable checkpoint at or before it and the commits from 0 are missing", ErrVersionNotFound, v)
+	}
+	return t.finishLoad(ctx, l, newReplayState(t.root), -1, v)
+}
+
+func (t *Table) finishLoad(ctx context.Context, l *logListing, st *replayState, cpVersion, v int64) (*Snapshot, error) {
+	commits, err := readCommits(ctx, t.store, cpVersion+1, v)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range commits {
+		st.applyCommit(c)
+	}
+	s, err := st.snapshot(v)
+	if err != nil {
+		return nil, fmt.Errorf("delta: snapshot at version %d: %w", v, err)
+	}
+	s.checkpointVersion = cpVersion
+	var last []Action
+	if len(commits) > 0 {
+		last = commits[len(commits)-1]
+	}
+	s.timestamp, err = t.commitTimestamp(ctx, l, &s.metadata, v, last)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// readCheckpoint reads every action of a checkpoint, following sidecars.
+func (t *Table) readCheckpoint(ctx context.Context, c checkpointRef) ([]Action, error) {
+	var acts []Action
+	for _, f := range c.files {
+		var part []Action
+		var err error
+		if strings.HasSuffix(f.Path, ".json") {
+			var b []byte
+			b, err = t.store.ReadFile(ctx, f.Path)
+			if err == nil {
+				part, err = ParseActions(b)
+			}
+		} else {
+			part, err = readParquetActions(ctx, t.store, f.Path)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("checkpoint %s: %w", f.Path, err)
+		}
+		acts = append(acts, part...)
+	}
+	var sidecars []Action
+	for _, a := range acts {
+		if a.Sidecar != nil {
+			name := CanonicalPath(a.Sidecar.Path, "")
+			name = name[strings.LastIndex(name, "/")+1:]
+			sc, err := readParquetActions(ctx, t.store, sidecarDir+"/"+name)
+			if err != nil {
+				return nil, fmt.Errorf("checkpoint %d sidecar %s: %w", c.version, name, err)
+			}
+			sidecars = append(sidecars, sc...)
+		}
+	}
+	return append(acts, sidecars...), nil
+}
+
+// commitTimestamp is the timestamp of version v: its in-commit timestamp
+// when the table has them, else the commit file's modification time (or
+// the checkpoint's, when the commit file is gone).
+func (t *Table) commitTimestamp(ctx context.Context, l *logListing, m *Metadata, v int64, acts []Action) (time.Time, error) {
+	if ictEnabled(m) && v >= ictEnablementVersion(m) {
+		if acts == nil {
+			var err error
+			acts, err = readCommit(ctx, t.store, v)
+			if err != nil && !errors.Is(err, ErrVersionNotFound) {
+				return time.Time{}, err
+			}
+		}
+		for _, a := range acts {
+			if a.CommitInfo != nil && a.CommitInfo.InCommitTimestamp != nil {
+				return millisTime(*a.CommitInfo.InCommitTimestamp), nil
+			}
+		}
+	}
+	if fi, ok := l.commits[v]; ok {
+		return fi.ModTime.UTC(), nil
+	}
+	for _, c := range l.checkpoints {
+		if c.version == v {
+			return c.files[0].ModTime.UTC(), nil
+		}
+	}
+	return time.Time{}, nil
+}

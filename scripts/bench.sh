@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# bench.sh runs every component's benchmark report: each prints its Markdown table and writes it to
+# bench/results/<component>.md. Benchmarks start their own brokers; run them on an idle machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=$(pwd)/bench/results
+mkdir -p "$out"
+
+run() { echo "=== bench $1"; shift; "$@"; }
+
+run delta (cd delta && go test -p 1 -count=1 -run '^TestBenchReport$' -bench-report "$out/delta.md" -timeout 20m .)
+cat "$out/delta.md"
