@@ -10,3 +10,6 @@ run() { echo "=== bench $1"; shift; "$@"; }
 
 run delta (cd delta && go test -p 1 -count=1 -run '^TestBenchReport$' -bench-report "$out/delta.md" -timeout 20m .)
 cat "$out/delta.md"
+
+run delta-parquet (cd delta && go test -run '^$' -bench . -benchmem -count 3 -cpu 1 -p 1 ./datafile/ ./reader/ -args -bench-md="$out/delta-parquet.md")
+cat "$out/delta-parquet.md"

@@ -1,0 +1,191 @@
+package datafile_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/schema"
+
+	"github.com/plantlake/plantlake/delta/datafile"
+	"github.com/plantlake/plantlake/delta/datafile/datafiletest"
+	"github.com/plantlake/plantlake/delta/storage"
+)
+
+// concat joins record batches of one schema into one.
+func concat(t *testing.T, recs ...arrow.RecordBatch) arrow.RecordBatch {
+	t.Helper()
+	sc := recs[0].Schema()
+	cols := make([]arrow.Array, sc.NumFields())
+	var n int64
+	for _, r := range recs {
+		n += r.NumRows()
+	}
+	for i := range cols {
+		parts := make([]arrow.Array, len(recs))
+		for j, r := range recs {
+			parts[j] = r.Column(i)
+		}
+		c, err := array.Concatenate(parts, memory.DefaultAllocator)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Release()
+		cols[i] = c
+	}
+	return array.NewRecordBatch(sc, cols, n)
+}
+
+func TestSplitAndWriteRawRows(t *testing.T) {
+	ctx := context.Background()
+	st, err := storage.NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	day1 := time.Date(2024, 5, 6, 23, 59, 59, 999_999_000, time.UTC)
+	day2 := day1.Add(time.Microsecond)
+	a := datafiletest.RawBatch(nil, 300, 0, day1)
+	b := datafiletest.RawBatch(nil, 200, 300, day2)
+	c := datafiletest.RawBatch(nil, 100, 500, day1)
+	defer a.Release()
+	defer b.Release()
+	defer c.Release()
+	all := concat(t, a, b, c)
+	defer all.Release()
+
+	parts, err := datafile.SplitByPartition(ctx, nil, all, datafiletest.RawPartitionColumns)
+	if err != nil {
+		t.Fatalf("SplitByPartition: %v", err)
+	}
+	if len(parts) != 2 {
+		t.Fatalf("%d partitions, want 2", len(parts))
+	}
+	wantRows := map[string]int64{"2024-05-06": 400, "2024-05-07": 200}
+	for _, p := range parts {
+		defer p.Record.Release()
+		day := p.Values["ingest_date"]
+		if p.Record.NumRows() != wantRows[day] {
+			t.Errorf("partition %q: %d rows, want %d", day, p.Record.NumRows(), wantRows[day])
+		}
+		if len(p.Record.Schema().FieldIndices("ingest_date")) != 0 {
+			t.Errorf("partition %q still holds the partition column", day)
+		}
+		add, err := datafile.Write(ctx, st, datafile.Options{PartitionColumns: datafiletest.RawPartitionColumns, PartitionValues: p.Values}, p.Record)
+		if err != nil {
+			t.Fatalf("Write: %v", err)
+		}
+		dir := "ingest_date=" + day + "/"
+		if !strings.HasPrefix(add.Path, dir) || !strings.HasSuffix(add.Path, ".snappy.parquet") {
+			t.Errorf("path %q, want %s...snappy.parquet", add.Path, dir)
+		}
+		fi, err := st.Stat(ctx, add.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Size != add.Size || fi.ModTime.UnixMilli() != add.ModificationTime || !add.DataChange {
+			t.Errorf("add %+v does not describe file %+v", add, fi)
+		}
+		if add.PartitionValues["ingest_date"] != day {
+			t.Errorf("partitionValues %v", add.PartitionValues)
+		}
+		var stats struct {
+			NumRecords int64
+			MinValues  map[string]any
+			MaxValues  map[string]any
+			NullCount  map[string]any
+		}
+		if err := json.Unmarshal([]byte(add.Stats), &stats); err != nil {
+			t.Fatalf("stats %q: %v", add.Stats, err)
+		}
+		if stats.NumRecords != wantRows[day] {
+			t.Errorf("numRecords %d, want %d", stats.NumRecords, wantRows[day])
+		}
+		if day == "2024-05-06" {
+			// Offsets 0..299 and 500..599; every 10th has no bridge_ts, every 50th no key.
+			if stats.MinValues["kafka_offset"] != 0.0 || stats.MaxValues["kafka_offset"] != 599.0 {
+				t.Errorf("kafka_offset bounds %v..%v", stats.MinValues["kafka_offset"], stats.MaxValues["kafka_offset"])
+			}
+			if stats.NullCount["bridge_ts"] != 40.0 || stats.NullCount["kafka_key"] != 8.0 {
+				t.Errorf("null counts %v", stats.NullCount)
+			}
+			if stats.MaxValues["ingest_ts"] != "2024-05-07T00:00:00.000Z" || stats.MinValues["ingest_ts"] != "2024-05-06T23:59:59.999Z" {
+				t.Errorf("ingest_ts bounds %v..%v (the max must round up)", stats.MinValues["ingest_ts"], stats.MaxValues["ingest_ts"])
+			}
+		}
+		for _, col := range []string{"raw_payload", "headers"} {
+			if _, ok := stats.MinValues[col]; ok {
+				t.Errorf("min of %s in stats", col)
+			}
+		}
+		checkParquetTypes(t, st, add.Path)
+	}
+}
+
+// checkParquetTypes checks the physical layout Delta readers need.
+func checkParquetTypes(t *testing.T, st storage.Store, p string) {
+	t.Helper()
+	f, err := st.Open(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	pf, err := file.NewParquetReader(io.NewSectionReader(f, 0, f.Size()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pf.Close()
+	sc := pf.MetaData().Schema
+	for i := 0; i < sc.NumColumns(); i++ {
+		col := sc.Column(i)
+		if strings.HasSuffix(col.Path(), "_ts") || col.Path() == "kafka_timestamp" {
+			lt, ok := col.LogicalType().(schema.TimestampLogicalType)
+			if !ok || !lt.IsAdjustedToUTC() || lt.TimeUnit() != schema.TimeUnitMicros {
+				t.Errorf("column %s: logical type %v, want TIMESTAMP(MICROS, UTC)", col.Path(), col.LogicalType())
+			}
+		}
+		if col.Path() == "ingest_date" {
+			t.Errorf("partition column stored in the file")
+		}
+	}
+	cc, err := pf.MetaData().RowGroup(0).ColumnChunk(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cc.Compression().String(); got != "SNAPPY" {
+		t.Errorf("codec %s, want SNAPPY", got)
+	}
+}
+
+func TestWriteRefusesUnsignedAndEmpty(t *testing.T) {
+	st, err := storage.NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := arrow.NewSchema([]arrow.Field{{Name: "u", Type: arrow.PrimitiveTypes.Uint32}}, nil)
+	b := array.NewRecordBuilder(memory.DefaultAllocator, sc)
+	defer b.Release()
+	b.Field(0).(*array.Uint32Builder).Append(1)
+	rec := b.NewRecordBatch()
+	defer rec.Release()
+	empty := rec.NewSlice(0, 0)
+	defer empty.Release()
+	i64 := arrow.NewSchema([]arrow.Field{{Name: "x", Type: arrow.PrimitiveTypes.Int64}}, nil)
+	eb := array.NewRecordBuilder(memory.DefaultAllocator, i64)
+	defer eb.Release()
+	none := eb.NewRecordBatch()
+	defer none.Release()
+	for name, r := range map[string]arrow.RecordBatch{"unsigned": rec, "no rows": none} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := datafile.Write(context.Background(), st, datafile.Options{}, r); err == nil {
+				t.Fatal("Write succeeded")
+			}
+		})
+	}
+}

@@ -1,0 +1,259 @@
+package datafile
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/compress"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	pqschema "github.com/apache/arrow-go/v18/parquet/schema"
+	"github.com/google/uuid"
+
+	"github.com/plantlake/plantlake/delta"
+	"github.com/plantlake/plantlake/delta/storage"
+)
+
+// Compression names a Parquet codec Delta readers all understand.
+type Compression int
+
+// Codecs.
+const (
+	// Snappy is Spark's default: fast, moderate ratio.
+	Snappy Compression = iota
+	// Zstd compresses better at some CPU cost.
+	Zstd
+)
+
+func (c Compression) codec() compress.Compression {
+	if c == Zstd {
+		return compress.Codecs.Zstd
+	}
+	return compress.Codecs.Snappy
+}
+
+func (c Compression) suffix() string {
+	if c == Zstd {
+		return "zstd"
+	}
+	return "snappy"
+}
+
+// ErrInvalidBatch is returned for a record batch that cannot become a Delta data file: an
+// unsigned integer column, a partition column value that is not one value per file, and the like.
+var ErrInvalidBatch = errors.New("datafile: invalid record batch")
+
+// Options says how to write one data file.
+type Options struct {
+	// PartitionColumns are the table's partition columns in table order; empty for an
+	// unpartitioned table. Columns of that name in the batch are not written to the file.
+	PartitionColumns []string
+	// PartitionValues are the file's serialized partition values (see FormatPartitionValue);
+	// "" or a missing key is null.
+	PartitionValues map[string]string
+	// Compression is the Parquet codec; Snappy when zero.
+	Compression Compression
+	// StringPrefix is how many characters of strings go into min/max stats; 32 when zero.
+	StringPrefix int
+	// RowGroupRows caps a Parquet row group's rows; 1,048,576 when zero.
+	RowGroupRows int64
+	// Allocator is used for Parquet encoding; memory.DefaultAllocator when nil.
+	Allocator memory.Allocator
+	// Tags are copied into add.tags.
+	Tags map[string]string
+}
+
+// Write writes the rows of recs (which share one schema) as one Parquet file in store, under
+// the partition's directory, and returns the add action that names it: its exact size and
+// modification time, dataChange=true, the partition values and the stats of the rows.
+// An empty recs or recs without rows is an error: Delta has no use for an empty file.
+func Write(ctx context.Context, store storage.Store, opts Options, recs ...arrow.RecordBatch) (delta.Add, error) {
+	data, stats, err := Encode(opts, recs...)
+	if err != nil {
+		return delta.Add{}, err
+	}
+	name := fmt.Sprintf("part-00000-%s-c000.%s.parquet", uuid.NewString(), opts.Compression.suffix())
+	rel := name
+	if len(opts.PartitionColumns) > 0 {
+		rel = PartitionDir(opts.PartitionColumns, opts.PartitionValues) + "/" + name
+	}
+	if err := store.WriteFile(ctx, rel, data); err != nil {
+		return delta.Add{}, fmt.Errorf("datafile: write %s: %w", rel, err)
+	}
+	fi, err := store.Stat(ctx, rel)
+	if err != nil {
+		return delta.Add{}, fmt.Errorf("datafile: stat %s: %w", rel, err)
+	}
+	if fi.Size != int64(len(data)) {
+		return delta.Add{}, fmt.Errorf("datafile: %s has %d bytes after writing %d", rel, fi.Size, len(data))
+	}
+	statsJSON, err := stats.JSON()
+	if err != nil {
+		return delta.Add{}, err
+	}
+	pv := map[string]string{}
+	for _, c := range opts.PartitionColumns {
+		pv[c] = opts.PartitionValues[c]
+	}
+	add := delta.Add{
+		Path:             delta.EncodePath(rel),
+		PartitionValues:  pv,
+		Size:             int64(len(data)),
+		ModificationTime: fi.ModTime.UnixMilli(),
+		DataChange:       true,
+		Stats:            statsJSON,
+	}
+	if len(opts.Tags) > 0 {
+		add.Tags = opts.Tags
+	}
+	return add, nil
+}
+
+// Encode returns recs as the bytes of one Parquet file, partition columns left out, and the
+// Delta stats of the rows written.
+func Encode(opts Options, recs ...arrow.RecordBatch) ([]byte, *Stats, error) {
+	if len(recs) == 0 {
+		return nil, nil, fmt.Errorf("%w: no record batches", ErrInvalidBatch)
+	}
+	var rows int64
+	for _, r := range recs {
+		rows += r.NumRows()
+	}
+	if rows == 0 {
+		return nil, nil, fmt.Errorf("%w: no rows", ErrInvalidBatch)
+	}
+	mem := opts.Allocator
+	if mem == nil {
+		mem = memory.DefaultAllocator
+	}
+	keep, schema, err := dataColumns(recs[0].Schema(), opts.PartitionColumns)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, r := range recs[1:] {
+		if !r.Schema().Equal(recs[0].Schema()) {
+			return nil, nil, fmt.Errorf("%w: batches have different schemas: %s and %s", ErrInvalidBatch, recs[0].Schema(), r.Schema())
+		}
+	}
+	rgRows := opts.RowGroupRows
+	if rgRows <= 0 {
+		rgRows = 1 << 20
+	}
+	popts := []parquet.WriterProperty{
+		parquet.WithAllocator(mem),
+		parquet.WithCompression(opts.Compression.codec()),
+		parquet.WithMaxRowGroupLength(rgRows),
+		parquet.WithCreatedBy("plantlake delta/datafile (arrow-go v18)"),
+		parquet.WithStats(true),
+	}
+	arrProps := pqarrow.NewArrowWriterProperties(pqarrow.WithAllocator(mem))
+	// Dictionary encoding costs a hash insert per value and pays only for repeated values:
+	// strings (topics, keys, names) keep it; numbers, timestamps and binary payloads, mostly
+	// distinct, are written plain. Binary columns get no Parquet min/max (Delta readers skip
+	// files by the log's stats, which have none for binary either).
+	popts = append(popts, parquet.WithDictionaryDefault(false))
+	if pqs, err := pqarrow.ToParquet(schema, parquet.NewWriterProperties(popts...), arrProps); err == nil {
+		for i := 0; i < pqs.NumColumns(); i++ {
+			col := pqs.Column(i)
+			if col.PhysicalType() != parquet.Types.ByteArray {
+				continue
+			}
+			if col.LogicalType().Equals(pqschema.StringLogicalType{}) {
+				popts = append(popts, parquet.WithDictionaryPath(col.ColumnPath(), true))
+			} else {
+				popts = append(popts, parquet.WithStatsPath(col.ColumnPath(), false))
+			}
+		}
+	}
+	props := parquet.NewWriterProperties(popts...)
+	var buf bytes.Buffer
+	fw, err := pqarrow.NewFileWriter(schema, &buf, props, arrProps)
+	if err != nil {
+		return nil, nil, fmt.Errorf("datafile: parquet writer for %s: %w", schema, err)
+	}
+	sc := newStatsCollector(schema, opts.StringPrefix)
+	for _, r := range recs {
+		if r.NumRows() == 0 {
+			continue
+		}
+		proj := project(r, keep, schema)
+		sc.add(proj)
+		err := fw.WriteBuffered(proj)
+		proj.Release()
+		if err != nil {
+			fw.Close()
+			return nil, nil, fmt.Errorf("datafile: encode parquet: %w", err)
+		}
+	}
+	if err := fw.Close(); err != nil {
+		return nil, nil, fmt.Errorf("datafile: finish parquet: %w", err)
+	}
+	return buf.Bytes(), sc.result(), nil
+}
+
+// dataColumns returns the indices and schema of the columns stored in the file (all but the
+// partition columns) and checks that each has a Delta type.
+func dataColumns(sc *arrow.Schema, partitionCols []string) ([]int, *arrow.Schema, error) {
+	part := map[string]bool{}
+	for _, c := range partitionCols {
+		part[strings.ToLower(c)] = true
+	}
+	var keep []int
+	var fields []arrow.Field
+	for i, f := range sc.Fields() {
+		if part[strings.ToLower(f.Name)] {
+			continue
+		}
+		if err := checkDeltaType(f.Type); err != nil {
+			return nil, nil, fmt.Errorf("%w: column %q: %w", ErrInvalidBatch, f.Name, err)
+		}
+		keep = append(keep, i)
+		fields = append(fields, f)
+	}
+	if len(fields) == 0 {
+		return nil, nil, fmt.Errorf("%w: no data columns besides the partition columns", ErrInvalidBatch)
+	}
+	md := sc.Metadata()
+	return keep, arrow.NewSchema(fields, &md), nil
+}
+
+// checkDeltaType refuses Arrow types Delta has no type for.
+func checkDeltaType(t arrow.DataType) error {
+	switch t := t.(type) {
+	case *arrow.Uint8Type, *arrow.Uint16Type, *arrow.Uint32Type, *arrow.Uint64Type:
+		return fmt.Errorf("unsigned integer %s has no Delta type", t)
+	case *arrow.Float16Type:
+		return fmt.Errorf("%s has no Delta type", t)
+	case *arrow.StructType:
+		if t.NumFields() == 0 {
+			return errors.New("empty struct")
+		}
+		for _, f := range t.Fields() {
+			if err := checkDeltaType(f.Type); err != nil {
+				return fmt.Errorf("field %q: %w", f.Name, err)
+			}
+		}
+	case *arrow.ListType:
+		return checkDeltaType(t.Elem())
+	case *arrow.MapType:
+		if err := checkDeltaType(t.KeyType()); err != nil {
+			return err
+		}
+		return checkDeltaType(t.ItemType())
+	}
+	return nil
+}
+
+func project(r arrow.RecordBatch, keep []int, schema *arrow.Schema) arrow.RecordBatch {
+	cols := make([]arrow.Array, len(keep))
+	for i, k := range keep {
+		cols[i] = r.Column(k)
+	}
+	return array.NewRecordBatch(schema, cols, r.NumRows())
+}
