@@ -13,3 +13,6 @@ cat "$out/delta.md"
 
 run delta-parquet (cd delta && go test -run '^$' -bench . -benchmem -count 3 -cpu 1 -p 1 ./datafile/ ./reader/ -args -bench-md="$out/delta-parquet.md")
 cat "$out/delta-parquet.md"
+
+run bridge (cd services/bridge && go run ./bench -out "$out/bridge.md")
+cat "$out/bridge.md"

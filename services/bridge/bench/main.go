@@ -1,0 +1,701 @@
+// Command bench measures the bridge against two baselines on one Mosquitto,
+// one Kafka and one publisher, in one run:
+//
+//   - ceiling: a paho subscriber that only acknowledges (MQTT's own limit);
+//   - pipe: `mosquitto_sub -q 1 -v | kcat -P`, which acknowledges on receipt
+//     and so guarantees nothing;
+//   - bridge: the bridge binary, which acknowledges after Kafka stored the
+//     reading.
+//
+// For each it reports readings/s (publish start to the last reading in
+// Kafka, or received by the ceiling subscriber) and CPU per reading of the
+// path's own processes (utime+stime from /proc, librdkafka threads
+// included). Then it publishes at a fixed rate (default 10,000/s) through
+// the bridge and the pipe and reports publish → Kafka latency percentiles,
+// using topics that stamp LogAppendTime, i.e. when Kafka stored the record.
+// It prints a Markdown table and writes it to -out.
+//
+// `bench ceiling-sub` is the ceiling subscriber, run as a child process so
+// its CPU is measured on its own.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/plantlake/plantlake/devstack"
+	"github.com/plantlake/plantlake/services/bridge/internal/loadtest"
+)
+
+func main() {
+	var err error
+	if len(os.Args) > 1 && os.Args[1] == "ceiling-sub" {
+		err = ceilingSub(os.Args[2:])
+	} else {
+		err = run(context.Background(), os.Args[1:])
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+type settings struct {
+	n          int
+	workers    int
+	rate       float64
+	latencyN   int
+	partitions int
+	rounds     int
+	out        string
+	bridgeArgs string
+	only       string
+}
+
+func run(ctx context.Context, args []string) error {
+	var s settings
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.IntVar(&s.n, "n", 200_000, "readings per throughput run")
+	fs.IntVar(&s.workers, "publishers", 4, "publisher goroutines (one MQTT client each)")
+	fs.Float64Var(&s.rate, "latency-rate", 10_000, "readings/s of the latency runs")
+	fs.IntVar(&s.latencyN, "latency-n", 100_000, "readings per latency run")
+	fs.IntVar(&s.partitions, "partitions", 6, "partitions of the Kafka topics")
+	fs.IntVar(&s.rounds, "rounds", 2, "throughput rounds per path (the best counts)")
+	fs.StringVar(&s.out, "out", "", "write the Markdown result here too")
+	fs.StringVar(&s.bridgeArgs, "bridge-args", "", "extra flags for the bridge, space-separated (e.g. --kafka-config=linger.ms=10)")
+	fs.StringVar(&s.only, "only", "", "run only these throughput paths, comma-separated (ceiling,pipe,bridge)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	kcat, err := devstack.KcatPath(ctx, log) // installs Debian's kcat if missing
+	if err != nil {
+		return err
+	}
+
+	tmp, err := os.MkdirTemp("", "bridge-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	bridgeBin := filepath.Join(tmp, "bridge")
+	if out, err := exec.Command("go", "build", "-o", bridgeBin, "./cmd/bridge").CombinedOutput(); err != nil {
+		return fmt.Errorf("build the bridge (run from services/bridge): %w\n%s", err, out)
+	}
+
+	log.Info("starting Kafka and Mosquitto")
+	kb, err := devstack.StartKafka(ctx, devstack.KafkaConfig{Dir: filepath.Join(tmp, "kafka"), Log: log})
+	if err != nil {
+		return err
+	}
+	defer kb.Stop()
+	mb, err := devstack.StartMosquitto(ctx, devstack.MosquittoConfig{Dir: filepath.Join(tmp, "mosquitto"), AutosaveInterval: 60 * time.Second, Log: log})
+	if err != nil {
+		return err
+	}
+	defer mb.Stop()
+	// devstack installs mosquitto-clients with Mosquitto.
+	mosquittoSub, err := exec.LookPath("mosquitto_sub")
+	if err != nil {
+		return fmt.Errorf("mosquitto_sub: %w", err)
+	}
+	b := &bench{s: s, kafka: kb.Brokers(), mqtt: mb.URL(), tmp: tmp, log: log, bridgeBin: bridgeBin, self: self,
+		kcat: kcat, mosquittoSub: mosquittoSub, loadStart: loadavg()}
+
+	// Rounds alternate the order, and each path's best round counts: the
+	// machine is shared, and the best round is the one least disturbed.
+	starters := map[string]func(ctx context.Context, name, topic string) (*path, error){
+		"ceiling": b.startCeiling, "pipe": b.startPipe, "bridge": b.startBridge,
+	}
+	order := []string{"ceiling", "pipe", "bridge"}
+	best := make(map[string]throughputResult)
+	for round := range s.rounds {
+		for i := range order {
+			name := order[i]
+			if round%2 == 1 {
+				name = order[len(order)-1-i]
+			}
+			if s.only != "" && !slices.Contains(strings.Split(s.only, ","), name) {
+				continue
+			}
+			r, err := b.throughput(ctx, name, fmt.Sprintf("%s-%d", name, round), starters[name])
+			if err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			b.rounds = append(b.rounds, r)
+			if prev, seen := best[name]; !seen || r.perSecond() > prev.perSecond() {
+				best[name] = r
+			}
+		}
+	}
+	ceiling, pipe, bridge := best["ceiling"], best["pipe"], best["bridge"]
+	var bridgeLat, pipeLat latencyResult
+	if s.latencyN > 0 {
+		if bridgeLat, err = b.latency(ctx, "bridge", b.startBridge); err != nil {
+			return fmt.Errorf("bridge latency: %w", err)
+		}
+		if pipeLat, err = b.latency(ctx, "pipe", b.startPipe); err != nil {
+			return fmt.Errorf("pipe latency: %w", err)
+		}
+	}
+
+	report := b.report(ceiling, pipe, bridge, bridgeLat, pipeLat)
+	fmt.Print(report)
+	if s.out != "" {
+		if err := os.MkdirAll(filepath.Dir(s.out), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(s.out, []byte(report), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type bench struct {
+	s         settings
+	kafka     string
+	mqtt      string
+	tmp       string
+	log       *slog.Logger
+	bridgeBin string
+	self      string
+	rounds    []throughputResult
+	loadStart string
+
+	kcat, mosquittoSub string
+}
+
+// path is a running contestant: its processes, and how to tell that n
+// readings have arrived.
+type path struct {
+	procs   []*exec.Cmd
+	arrived func() (int, error)
+	stop    func()
+	// afterPublish, if set, runs once the publisher is done (the pipe uses
+	// it to push mosquitto_sub's last, partly filled stdout buffer out).
+	afterPublish func() error
+}
+
+type throughputResult struct {
+	name      string
+	n         int
+	elapsed   time.Duration
+	cpu       time.Duration
+	mosquitto time.Duration
+	peakRSS   int64 // KiB, summed over the path's processes
+}
+
+func (r throughputResult) perSecond() float64 { return float64(r.n) / r.elapsed.Seconds() }
+
+type latencyResult struct {
+	name          string
+	n             int
+	rate          float64
+	p50, p99, max time.Duration
+}
+
+// createTopics creates topics; a *_latency topic stamps LogAppendTime, the
+// moment Kafka stored the record.
+func (b *bench) createTopics(ctx context.Context, names ...string) error {
+	ac, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": b.kafka, "log_level": 0})
+	if err != nil {
+		return err
+	}
+	defer ac.Close()
+	var specs []kafka.TopicSpecification
+	for _, name := range names {
+		spec := kafka.TopicSpecification{Topic: name, NumPartitions: b.s.partitions, ReplicationFactor: 1}
+		if strings.HasSuffix(name, "_latency") {
+			spec.Config = map[string]string{"message.timestamp.type": "LogAppendTime"}
+		}
+		specs = append(specs, spec)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	res, err := ac.CreateTopics(cctx, specs)
+	if err != nil {
+		return fmt.Errorf("create topics: %w", err)
+	}
+	for _, r := range res {
+		if r.Error.Code() != kafka.ErrNoError && r.Error.Code() != kafka.ErrTopicAlreadyExists {
+			return fmt.Errorf("create %s: %w", r.Topic, r.Error)
+		}
+	}
+	return nil
+}
+
+// throughput publishes s.n readings as fast as the publishers go through
+// the path started by start, and measures until the last one arrived.
+func (b *bench) throughput(ctx context.Context, name, run string, start func(ctx context.Context, name, topic string) (*path, error)) (throughputResult, error) {
+	topic := "bench_" + run
+	if err := b.createTopics(ctx, topic); err != nil {
+		return throughputResult{}, err
+	}
+	p, err := start(ctx, run, topic)
+	if err != nil {
+		return throughputResult{}, err
+	}
+	defer p.stop()
+	cpu0 := cpuOf(p.procs...)
+	mosq0 := cpuOfPid(mosquittoPid(b))
+	b.log.Info("throughput run", "path", name, "readings", b.s.n)
+	t0 := time.Now()
+	pubErr := make(chan error, 1)
+	go func() {
+		pubErr <- loadtest.Publish(ctx, loadtest.PublishConfig{
+			Broker: b.mqtt, ClientPrefix: "pub-" + run, Count: b.s.n, Workers: b.s.workers, Window: 512,
+			Topic: func(id int) string { return fmt.Sprintf("bench/%s/line%d/press%02d/temperature", run, id%4, id%17) },
+		})
+	}()
+	var got int
+	deadline := time.Now().Add(5 * time.Minute)
+	published := false
+	for got < b.s.n {
+		if time.Now().After(deadline) {
+			return throughputResult{}, fmt.Errorf("only %d of %d arrived within 5 minutes", got, b.s.n)
+		}
+		select {
+		case err := <-pubErr:
+			if err != nil {
+				return throughputResult{}, err
+			}
+			published = true
+			if p.afterPublish != nil {
+				if err := p.afterPublish(); err != nil {
+					return throughputResult{}, err
+				}
+			}
+		case <-time.After(20 * time.Millisecond):
+		}
+		if n, err := p.arrived(); err == nil {
+			got = n
+		} else {
+			b.log.Warn("reading watermarks", "err", err)
+		}
+	}
+	elapsed := time.Since(t0)
+	if !published {
+		if err := <-pubErr; err != nil {
+			return throughputResult{}, err
+		}
+	}
+	var rss int64
+	for _, c := range p.procs {
+		rss += peakRSSKiB(c.Process.Pid)
+	}
+	r := throughputResult{name: name, n: b.s.n, elapsed: elapsed, cpu: cpuOf(p.procs...) - cpu0, peakRSS: rss,
+		mosquitto: cpuOfPid(mosquittoPid(b)) - mosq0}
+	b.log.Info("throughput", "path", name, "per_second", int(r.perSecond()), "cpu_ns_per_reading", r.cpu.Nanoseconds()/int64(r.n))
+	return r, nil
+}
+
+// latency publishes s.latencyN readings at s.rate/s through the path and
+// reads Kafka's LogAppendTime of each record.
+func (b *bench) latency(ctx context.Context, name string, start func(ctx context.Context, name, topic string) (*path, error)) (latencyResult, error) {
+	topic := "bench_" + name + "_latency"
+	if err := b.createTopics(ctx, topic); err != nil {
+		return latencyResult{}, err
+	}
+	p, err := start(ctx, name+"-lat", topic)
+	if err != nil {
+		return latencyResult{}, err
+	}
+	defer p.stop()
+	b.log.Info("latency run", "path", name, "readings", b.s.latencyN, "rate", b.s.rate)
+	if err := loadtest.Publish(ctx, loadtest.PublishConfig{
+		Broker: b.mqtt, ClientPrefix: "lat-" + name, Count: b.s.latencyN, Workers: b.s.workers, Rate: b.s.rate, Window: 512,
+		Topic: func(id int) string {
+			return fmt.Sprintf("bench/%s-lat/line%d/press%02d/temperature", name, id%4, id%17)
+		},
+	}); err != nil {
+		return latencyResult{}, err
+	}
+	if p.afterPublish != nil {
+		if err := p.afterPublish(); err != nil {
+			return latencyResult{}, err
+		}
+	}
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	res, err := loadtest.Collect(cctx, b.kafka, topic, 0, b.s.latencyN, nil)
+	if err != nil {
+		return latencyResult{}, err
+	}
+	lat := res.Latencies
+	slices.Sort(lat)
+	q := func(f float64) time.Duration { return lat[min(len(lat)-1, int(f*float64(len(lat))))] }
+	return latencyResult{name: name, n: b.s.latencyN, rate: b.s.rate, p50: q(0.50), p99: q(0.99), max: lat[len(lat)-1]}, nil
+}
+
+func (b *bench) startCeiling(ctx context.Context, name, _ string) (*path, error) {
+	cmd := exec.CommandContext(ctx, b.self, "ceiling-sub", "-broker", b.mqtt, "-filter", "bench/"+name+"/#", "-client-id", "ceiling-"+name)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	var count atomic.Int64
+	ready := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			line := sc.Text()
+			if line == "ready" {
+				close(ready)
+				continue
+			}
+			if n, err := strconv.ParseInt(line, 10, 64); err == nil {
+				count.Store(n)
+			}
+		}
+	}()
+	select {
+	case <-ready:
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		return nil, errors.New("ceiling subscriber not ready in 30s")
+	}
+	return &path{
+		procs:   []*exec.Cmd{cmd},
+		arrived: func() (int, error) { return int(count.Load()), nil },
+		stop:    func() { terminate(cmd) },
+	}, nil
+}
+
+func (b *bench) startPipe(ctx context.Context, name, topic string) (*path, error) {
+	sub := exec.CommandContext(ctx, b.mosquittoSub, "-h", hostOf(b.mqtt), "-p", portOf(b.mqtt),
+		"-q", "1", "-c", "-i", "pipe-"+name, "-t", "bench/"+name+"/#", "-v")
+	prod := exec.CommandContext(ctx, b.kcat, "-P", "-b", b.kafka, "-t", topic, "-K", " ")
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	sub.Stdout, prod.Stdin = w, r
+	sub.Stderr, prod.Stderr = os.Stderr, os.Stderr
+	if err := prod.Start(); err != nil {
+		return nil, err
+	}
+	if err := sub.Start(); err != nil {
+		_ = prod.Process.Kill()
+		return nil, err
+	}
+	w.Close()
+	r.Close()
+	time.Sleep(time.Second) // subscribed by then; mosquitto_sub has no readiness signal
+	wm, err := newWatermarks(b.kafka, topic)
+	if err != nil {
+		return nil, err
+	}
+	return &path{
+		procs:   []*exec.Cmd{sub, prod},
+		arrived: wm.sum,
+		stop: func() {
+			terminate(sub)
+			terminate(prod)
+			wm.close()
+		},
+		// mosquitto_sub's stdout is a pipe, so stdio buffers it in 4 KiB
+		// blocks (the fastest way to run the pipe); filler readings push
+		// the last block out. They carry no id, so no check counts them.
+		afterPublish: func() error {
+			return loadtest.Publish(ctx, loadtest.PublishConfig{
+				Broker: b.mqtt, ClientPrefix: "filler-" + name, Count: 64,
+				Topic:   func(int) string { return "bench/" + name + "/filler" },
+				Payload: func(int, time.Time) []byte { return []byte(strings.Repeat("f", 120)) },
+			})
+		},
+	}, nil
+}
+
+func (b *bench) startBridge(ctx context.Context, name, topic string) (*path, error) {
+	grpcAddr := freeAddr()
+	args := []string{"--mqtt-broker", b.mqtt, "--kafka-brokers", b.kafka,
+		"--mqtt-client-id", "bridge-" + name, "--mqtt-topic-filter", "bench/" + name + "/#",
+		"--kafka-topic", topic, "--grpc-addr", grpcAddr, "--metrics-addr", "",
+		"--log-level", "warn"}
+	cmd := exec.CommandContext(ctx, b.bridgeBin, append(args, strings.Fields(b.s.bridgeArgs)...)...)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	if err := waitHealthy(grpcAddr, 60*time.Second); err != nil {
+		terminate(cmd)
+		return nil, err
+	}
+	wm, err := newWatermarks(b.kafka, topic)
+	if err != nil {
+		return nil, err
+	}
+	return &path{
+		procs:   []*exec.Cmd{cmd},
+		arrived: wm.sum,
+		stop: func() {
+			terminate(cmd)
+			wm.close()
+		},
+	}, nil
+}
+
+func (b *bench) report(ceiling, pipe, bridge throughputResult, bridgeLat, pipeLat latencyResult) string {
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "# Bridge benchmark\n\n")
+	fmt.Fprintf(&sb, "%s, %d cores, %s. One Mosquitto (devstack: persistence on, unlimited in-flight), one single-node Kafka, "+
+		"one publisher (%d paho clients, QoS 1, 512 publishes in flight each), %d readings per run, %d partitions.\n\n",
+		time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), runtime.Version(), b.s.workers, b.s.n, b.s.partitions)
+	fmt.Fprintf(&sb, "| path | readings/s | vs ceiling | vs pipe | CPU per reading (path's processes) | Mosquitto CPU per reading | peak RSS (path's processes) |\n")
+	fmt.Fprintf(&sb, "|---|---:|---:|---:|---:|---:|---:|\n")
+	row := func(label string, r throughputResult) {
+		fmt.Fprintf(&sb, "| %s | %.0f | %.2f× | %.2f× | %.1f µs | %.1f µs | %.1f MiB |\n", label, r.perSecond(),
+			r.perSecond()/ceiling.perSecond(), r.perSecond()/pipe.perSecond(),
+			float64(r.cpu.Nanoseconds())/1000/float64(r.n), float64(r.mosquitto.Nanoseconds())/1000/float64(r.n),
+			float64(r.peakRSS)/1024)
+	}
+	row("paho subscriber, ack only (ceiling)", ceiling)
+	row("`mosquitto_sub -q 1 -v \\| kcat -P` (pipe)", pipe)
+	row("**bridge** (ack after Kafka stored it)", bridge)
+	fmt.Fprintf(&sb, "\nEvery round (readings/s): ")
+	for i, r := range b.rounds {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		fmt.Fprintf(&sb, "%s %.0f", r.name, r.perSecond())
+	}
+	fmt.Fprintf(&sb, ". Load average (1/5/15 min) at start %s, at end %s.\n", b.loadStart, loadavg())
+	fmt.Fprintf(&sb, "\nTargets: bridge ≥ 1.0× pipe (%s), ≥ 0.8× ceiling (%s).\n\n",
+		verdict(bridge.perSecond() >= pipe.perSecond()), verdict(bridge.perSecond() >= 0.8*ceiling.perSecond()))
+	fmt.Fprintf(&sb, "Publish → stored in Kafka (record LogAppendTime minus publish time in the payload; 1 ms resolution):\n\n")
+	fmt.Fprintf(&sb, "| path | rate | readings | p50 | p99 | max |\n|---|---:|---:|---:|---:|---:|\n")
+	for _, l := range []latencyResult{bridgeLat, pipeLat} {
+		fmt.Fprintf(&sb, "| %s | %.0f/s | %d | %v | %v | %v |\n", l.name, l.rate, l.n, l.p50, l.p99, l.max)
+	}
+	return sb.String()
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "NOT met"
+}
+
+// watermarks sums the high watermarks of a topic's partitions.
+type watermarks struct {
+	c     *kafka.Consumer
+	topic string
+	parts []int32
+}
+
+func newWatermarks(brokers, topic string) (*watermarks, error) {
+	c, err := kafka.NewConsumer(&kafka.ConfigMap{"bootstrap.servers": brokers, "group.id": "bench-wm", "log_level": 0})
+	if err != nil {
+		return nil, err
+	}
+	md, err := c.GetMetadata(&topic, false, 10000)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	w := &watermarks{c: c, topic: topic}
+	for _, p := range md.Topics[topic].Partitions {
+		w.parts = append(w.parts, p.ID)
+	}
+	return w, nil
+}
+
+func (w *watermarks) sum() (int, error) {
+	total := 0
+	for _, p := range w.parts {
+		_, high, err := w.c.QueryWatermarkOffsets(w.topic, p, 5000)
+		if err != nil {
+			return 0, err
+		}
+		total += int(high)
+	}
+	return total, nil
+}
+
+func (w *watermarks) close() { w.c.Close() }
+
+// cpuOf returns the user+system CPU the processes used so far.
+func cpuOf(cmds ...*exec.Cmd) time.Duration {
+	var total time.Duration
+	for _, c := range cmds {
+		total += cpuOfPid(c.Process.Pid)
+	}
+	return total
+}
+
+// cpuOfPid reads utime+stime (all threads) from /proc/<pid>/stat.
+func cpuOfPid(pid int) time.Duration {
+	if pid <= 0 {
+		return 0
+	}
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name, which is in parentheses.
+	s := string(data)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	utime, _ := strconv.ParseInt(fields[11], 10, 64)
+	stime, _ := strconv.ParseInt(fields[12], 10, 64)
+	const clkTck = 100 // USER_HZ on Linux
+	return time.Duration(utime+stime) * time.Second / clkTck
+}
+
+func mosquittoPid(b *bench) int {
+	out, err := exec.Command("pgrep", "-f", filepath.Join(b.tmp, "mosquitto")).Output()
+	if err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(strings.Fields(string(out))[0])
+	return pid
+}
+
+func terminate(cmd *exec.Cmd) {
+	if cmd.Process == nil {
+		return
+	}
+	_ = cmd.Process.Signal(os.Interrupt)
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+	}
+}
+
+func freeAddr() string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func hostOf(url string) string {
+	h, _, _ := net.SplitHostPort(strings.TrimPrefix(url, "tcp://"))
+	return h
+}
+
+func portOf(url string) string {
+	_, p, _ := net.SplitHostPort(strings.TrimPrefix(url, "tcp://"))
+	return p
+}
+
+// ceilingSub subscribes at QoS 1, lets paho acknowledge each reading as it
+// arrives, and prints "ready" once subscribed and then the running count
+// every 10 ms while it changes.
+func ceilingSub(args []string) error {
+	fs := flag.NewFlagSet("ceiling-sub", flag.ContinueOnError)
+	broker := fs.String("broker", "", "MQTT broker URL")
+	filter := fs.String("filter", "", "topic filter")
+	clientID := fs.String("client-id", "ceiling", "client id")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var count atomic.Int64
+	opts := mqtt.NewClientOptions().AddBroker(*broker).SetClientID(*clientID).SetCleanSession(false).
+		SetDefaultPublishHandler(func(mqtt.Client, mqtt.Message) { count.Add(1) })
+	c := mqtt.NewClient(opts)
+	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		return fmt.Errorf("connect: %v", tok.Error())
+	}
+	if tok := c.Subscribe(*filter, 1, nil); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		return fmt.Errorf("subscribe: %v", tok.Error())
+	}
+	out := bufio.NewWriter(os.Stdout)
+	fmt.Fprintln(out, "ready")
+	out.Flush()
+	var last int64 = -1
+	for {
+		if n := count.Load(); n != last {
+			last = n
+			fmt.Fprintln(out, n)
+			if err := out.Flush(); errors.Is(err, io.ErrClosedPipe) {
+				return nil
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// waitHealthy polls the bridge's gRPC health service until it says SERVING.
+func waitHealthy(addr string, timeout time.Duration) error {
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	hc := healthpb.NewHealthClient(conn)
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		r, err := hc.Check(ctx, &healthpb.HealthCheckRequest{})
+		cancel()
+		if err == nil && r.GetStatus() == healthpb.HealthCheckResponse_SERVING {
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("bridge at %s not SERVING within %v", addr, timeout)
+}
+
+// loadavg returns the first three fields of /proc/loadavg.
+func loadavg() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(data))
+	return strings.Join(f[:3], "/")
+}
+
+// peakRSSKiB reads VmHWM, the peak resident set, from /proc/<pid>/status.
+func peakRSSKiB(pid int) int64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			if f := strings.Fields(rest); len(f) > 0 {
+				kb, _ := strconv.ParseInt(f[0], 10, 64)
+				return kb
+			}
+		}
+	}
+	return 0
+}

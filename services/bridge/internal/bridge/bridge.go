@@ -1,0 +1,626 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/url"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"crypto/tls"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/plantlake/plantlake/servicekit/kafkatrace"
+)
+
+// Errors callers branch on.
+var (
+	// ErrNotRunning is returned by calls that need the Kafka producer before
+	// [Bridge.Run] has created it or after it has closed it.
+	ErrNotRunning = errors.New("bridge is not running")
+	// ErrKafkaFatal wraps a fatal producer error (for example a broken
+	// idempotence sequence). The bridge stops: unacknowledged readings are
+	// redelivered by the broker to the next process.
+	ErrKafkaFatal = errors.New("fatal Kafka producer error")
+)
+
+// tracerName is the instrumentation scope of the bridge's spans.
+const tracerName = "github.com/plantlake/plantlake/services/bridge"
+
+// Options are the collaborators of a Bridge; nil fields get working
+// defaults (a discarding logger, no tracing, a private registry, W3C trace
+// context).
+type Options struct {
+	Logger         *slog.Logger
+	Registerer     prometheus.Registerer
+	TracerProvider trace.TracerProvider
+	Propagator     propagation.TextMapPropagator
+}
+
+// Bridge moves readings from an MQTT subscription to Kafka. Create it with
+// [New], run it with [Bridge.Run]; the other methods are safe to call from
+// any goroutine while it runs.
+type Bridge struct {
+	cfg     Config
+	log     *slog.Logger
+	mapper  *mapper
+	tracer  trace.Tracer
+	prop    propagation.TextMapPropagator
+	latency prometheus.Histogram
+	rates   rates
+
+	counters counters
+
+	// queue hands readings from paho's handler goroutines to the pump.
+	queue chan *reading
+	// slots holds one token per reading produced and not yet settled.
+	slots chan struct{}
+	// retries carries readings whose delivery failed to the retry loop.
+	retries chan *reading
+	// stopping is closed when Run begins to shut down.
+	stopping chan struct{}
+	stopOnce sync.Once
+	// fatal receives the first fatal producer error.
+	fatal chan error
+
+	// gen is the MQTT connection generation; see doc.go.
+	gen        atomic.Uint64
+	connected  atomic.Uint64 // successful connections so far
+	mqttUp     atomic.Bool
+	kafkaUp    atomic.Bool
+	kafkaOKAt  atomic.Int64 // unix nanos of the last successful delivery
+	pausedFlag atomic.Bool
+	startedAt  time.Time
+	flushes    atomic.Uint64
+
+	pauseMu sync.Mutex
+	wake    chan struct{} // closed and replaced when the paused state changes
+
+	producerMu sync.RWMutex
+	producer   *kafka.Producer
+
+	errMu     sync.Mutex
+	lastErr   string
+	lastErrAt time.Time
+}
+
+// reading is one MQTT message on its way through the bridge.
+type reading struct {
+	msg      mqtt.Message
+	gen      uint64
+	kmsg     *kafka.Message
+	sentAt   time.Time // last Produce call
+	attempts int
+	diverted bool
+	span     trace.Span
+}
+
+// New checks cfg and prepares a Bridge; nothing connects until Run.
+func New(cfg Config, opts Options) (*Bridge, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Registerer == nil {
+		opts.Registerer = prometheus.NewRegistry()
+	}
+	if opts.TracerProvider == nil {
+		opts.TracerProvider = noop.NewTracerProvider()
+	}
+	if opts.Propagator == nil {
+		opts.Propagator = propagation.TraceContext{}
+	}
+	b := &Bridge{
+		cfg:    cfg,
+		log:    opts.Logger,
+		mapper: newMapper(cfg),
+		tracer: opts.TracerProvider.Tracer(tracerName),
+		prop:   opts.Propagator,
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "plantlake", Subsystem: "bridge", Name: "produce_latency_seconds",
+			Help:    "Time from Produce to Kafka's successful delivery report.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16), // 0.5 ms … 16 s
+		}),
+		queue:     make(chan *reading, cfg.QueueSize),
+		slots:     make(chan struct{}, cfg.MaxInFlight),
+		retries:   make(chan *reading, cfg.MaxInFlight),
+		stopping:  make(chan struct{}),
+		fatal:     make(chan error, 1),
+		wake:      make(chan struct{}),
+		startedAt: time.Now(),
+	}
+	if err := b.registerMetrics(opts.Registerer); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// Run connects to Kafka and MQTT and forwards readings until ctx ends or
+// the producer fails fatally. On the way out it stops taking readings,
+// waits up to ShutdownTimeout for the deliveries in flight (acknowledging
+// each stored one), and disconnects. A Bridge runs once.
+func (b *Bridge) Run(ctx context.Context) error {
+	producer, err := kafka.NewProducer(b.producerConfig())
+	if err != nil {
+		return fmt.Errorf("create Kafka producer: %w", err)
+	}
+	b.producerMu.Lock()
+	b.producer = producer
+	b.producerMu.Unlock()
+
+	deliveryDone := make(chan struct{})
+	go func() { // owner: Run, which waits on deliveryDone; ends when the producer closes its channels
+		defer close(deliveryDone)
+		logsDone := make(chan struct{})
+		go func() { defer close(logsDone); b.logLoop(producer.Logs()) }()
+		b.deliveryLoop(producer)
+		<-logsDone
+	}()
+	var loops sync.WaitGroup
+	loopCtx, stopLoops := context.WithCancel(context.Background())
+	loops.Add(2)
+	go func() { defer loops.Done(); b.retryLoop(loopCtx, producer) }()
+	go func() { defer loops.Done(); b.monitorLoop(loopCtx, producer) }()
+
+	// Connect first: while Kafka is away the readings wait unacknowledged
+	// in this session's in-flight window rather than in the broker's
+	// offline queue, which max_queued_messages may cap.
+	client := mqtt.NewClient(b.mqttOptions())
+	// With ConnectRetry the token completes only once connected (or on
+	// Disconnect); progress is visible in Status, so do not wait here.
+	client.Connect()
+	b.log.Info("bridge started", "mqtt", b.cfg.MQTTBroker, "client_id", b.cfg.ClientID,
+		"subscriptions", b.cfg.subscribeFilters(), "kafka", b.cfg.KafkaBrokers, "topic", b.cfg.KafkaTopic)
+	runErr := b.ensureTopics(ctx, producer)
+	if runErr == nil {
+		runErr = b.pump(ctx, producer)
+	}
+
+	b.shutdown(client, producer)
+	stopLoops()
+	loops.Wait()
+	// Whatever is still queued in librdkafka is not acknowledged; purging
+	// keeps Close from waiting for a Kafka that may be gone.
+	b.producerMu.Lock()
+	b.producer = nil
+	b.producerMu.Unlock()
+	producer.Purge(kafka.PurgeQueue | kafka.PurgeInFlight | kafka.PurgeNonBlocking)
+	producer.Close()
+	<-deliveryDone
+	b.log.Info("bridge stopped", "received", b.counters.received.Load(), "acked", b.counters.acked.Load(),
+		"in_flight_abandoned", len(b.slots))
+	if errors.Is(runErr, context.Canceled) && ctx.Err() != nil {
+		return nil
+	}
+	return runErr
+}
+
+// shutdown stops taking input and waits, bounded, for in-flight deliveries
+// to settle, then disconnects from MQTT so the last PUBACKs go out first.
+func (b *Bridge) shutdown(client mqtt.Client, producer *kafka.Producer) {
+	b.stopOnce.Do(func() { close(b.stopping) })
+	deadline := time.Now().Add(b.cfg.ShutdownTimeout)
+	for len(b.slots) > 0 && time.Now().Before(deadline) {
+		producer.Flush(100)
+	}
+	if n := len(b.slots); n > 0 {
+		b.log.Warn("stopping with deliveries in flight; the broker redelivers them", "in_flight", n)
+	}
+	if client != nil {
+		client.Disconnect(500)
+	}
+	b.mqttUp.Store(false)
+}
+
+// producerConfig assembles librdkafka's settings; the README explains each.
+func (b *Bridge) producerConfig() *kafka.ConfigMap {
+	cm := kafka.ConfigMap{
+		"bootstrap.servers":            b.cfg.KafkaBrokers,
+		"client.id":                    "plantlake-bridge-" + b.cfg.ClientID,
+		"linger.ms":                    5,
+		"message.timeout.ms":           0, // infinite: never fail a record because Kafka is away
+		"queue.buffering.max.messages": b.cfg.MaxInFlight,
+		"queue.buffering.max.kbytes":   262144, // 256 MiB
+		"message.max.bytes":            producerMessageMaxBytes(b.cfg.MaxPayloadBytes),
+		"partitioner":                  "murmur2_random", // same partition per key as Java clients
+		"retry.backoff.max.ms":         1000,
+		"reconnect.backoff.max.ms":     1000,
+		"go.delivery.report.fields":    "none", // the reading keeps its own record
+		"go.logs.channel.enable":       true,   // librdkafka logs go to slog, not stderr
+	}
+	for k, v := range b.cfg.KafkaConfig {
+		cm[k] = v
+	}
+	// The no-loss guarantee rests on these; they cannot be overridden.
+	cm["enable.idempotence"] = true
+	cm["acks"] = "all"
+	cm["go.delivery.reports"] = true
+	return &cm
+}
+
+// ensureTopics creates the topics the bridge writes when they are missing,
+// retrying while Kafka is unreachable, until ctx ends.
+func (b *Bridge) ensureTopics(ctx context.Context, producer *kafka.Producer) error {
+	admin, err := kafka.NewAdminClientFromProducer(producer)
+	if err != nil {
+		return fmt.Errorf("create Kafka admin client: %w", err)
+	}
+	defer admin.Close()
+	specs := make([]kafka.TopicSpecification, 0, 3)
+	for _, t := range b.cfg.topics() {
+		specs = append(specs, kafka.TopicSpecification{
+			Topic:             t,
+			NumPartitions:     b.cfg.KafkaPartitions,
+			ReplicationFactor: -1, // the broker's default.replication.factor
+			Config: map[string]string{
+				"max.message.bytes": strconv.Itoa(producerMessageMaxBytes(b.cfg.MaxPayloadBytes)),
+			},
+		})
+	}
+	backoff := 250 * time.Millisecond
+	for {
+		err := b.createTopics(ctx, admin, specs)
+		if err == nil {
+			return nil
+		}
+		b.setError(err)
+		b.log.Warn("cannot create Kafka topics yet; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("ensure Kafka topics: %w", ctx.Err())
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+func (b *Bridge) createTopics(ctx context.Context, admin *kafka.AdminClient, specs []kafka.TopicSpecification) error {
+	opCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	results, err := admin.CreateTopics(opCtx, specs, kafka.SetAdminOperationTimeout(5*time.Second))
+	if err != nil {
+		return fmt.Errorf("create topics: %w", err)
+	}
+	for _, r := range results {
+		switch r.Error.Code() {
+		case kafka.ErrNoError:
+			b.log.Info("created Kafka topic", "topic", r.Topic, "partitions", b.cfg.KafkaPartitions)
+		case kafka.ErrTopicAlreadyExists:
+		default:
+			return fmt.Errorf("create topic %s: %w", r.Topic, r.Error)
+		}
+	}
+	return nil
+}
+
+// mqttOptions configures paho for at-least-once: fixed client id, persistent
+// session, manual acks, unordered handlers, automatic reconnects.
+func (b *Bridge) mqttOptions() *mqtt.ClientOptions {
+	opts := mqtt.NewClientOptions()
+	if batchable(b.cfg.MQTTBroker) {
+		opts.SetCustomOpenConnectionFn(openBatchedConn)
+	}
+	return opts.
+		AddBroker(b.cfg.MQTTBroker).
+		SetClientID(b.cfg.ClientID).
+		SetCleanSession(false).
+		SetStore(discardStore{}).
+		SetAutoAckDisabled(true).
+		SetOrderMatters(false).
+		SetResumeSubs(false).
+		SetAutoReconnect(true).
+		SetConnectRetry(true).
+		SetConnectRetryInterval(time.Second).
+		SetMaxReconnectInterval(5 * time.Second).
+		SetConnectTimeout(10 * time.Second).
+		SetKeepAlive(b.cfg.KeepAlive).
+		SetPingTimeout(10 * time.Second).
+		SetWriteTimeout(10 * time.Second).
+		// Queued readings of a persistent session arrive right after
+		// CONNACK, before any Subscribe returns: the default handler takes them.
+		SetDefaultPublishHandler(b.onMessage).
+		SetConnectionAttemptHandler(b.onConnectAttempt).
+		SetOnConnectHandler(b.onConnect).
+		SetConnectionLostHandler(b.onConnectionLost)
+}
+
+// onConnectAttempt runs synchronously before each network connection, so a
+// new generation starts before the new connection delivers anything.
+func (b *Bridge) onConnectAttempt(_ *url.URL, cfg *tls.Config) *tls.Config {
+	b.gen.Add(1)
+	return cfg
+}
+
+// onConnect subscribes (again) on every connection. It runs in its own
+// goroutine, started by paho.
+func (b *Bridge) onConnect(c mqtt.Client) {
+	if b.connected.Add(1) > 1 {
+		b.counters.reconnects.Add(1)
+	}
+	filters := make(map[string]byte)
+	for _, f := range b.cfg.subscribeFilters() {
+		filters[f] = 1
+	}
+	for attempt := 1; c.IsConnectionOpen(); attempt++ {
+		tok := c.SubscribeMultiple(filters, nil)
+		if tok.WaitTimeout(10*time.Second) && tok.Error() == nil {
+			b.mqttUp.Store(true)
+			b.log.Info("MQTT connected and subscribed", "filters", b.cfg.subscribeFilters(), "generation", b.gen.Load())
+			return
+		}
+		err := tok.Error()
+		if err == nil {
+			err = errors.New("no SUBACK within 10s")
+		}
+		b.setError(fmt.Errorf("subscribe %v (attempt %d): %w", b.cfg.subscribeFilters(), attempt, err))
+		select {
+		case <-b.stopping:
+			return
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (b *Bridge) onConnectionLost(_ mqtt.Client, err error) {
+	b.mqttUp.Store(false)
+	b.setError(fmt.Errorf("MQTT connection lost: %w", err))
+	b.log.Warn("MQTT connection lost; paho reconnects", "err", err)
+}
+
+// onMessage is paho's handler. It runs in a goroutine of its own per
+// message, so blocking on a full queue holds back only this reading.
+func (b *Bridge) onMessage(_ mqtt.Client, m mqtt.Message) {
+	r := &reading{msg: m, gen: b.gen.Load()}
+	b.counters.received.Add(1)
+	select {
+	case b.queue <- r:
+	case <-b.stopping: // not acknowledged: the broker redelivers it
+	}
+}
+
+// pump takes readings from the queue and produces them, until ctx ends or
+// a fatal producer error. While paused it leaves the queue alone.
+func (b *Bridge) pump(ctx context.Context, producer *kafka.Producer) error {
+	for {
+		b.pauseMu.Lock()
+		paused, wake := b.pausedFlag.Load(), b.wake
+		b.pauseMu.Unlock()
+		in := b.queue
+		if paused {
+			in = nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-b.fatal:
+			return err
+		case <-wake:
+		case r := <-in:
+			if r.gen != b.gen.Load() {
+				// Came on a connection that is gone; the broker redelivers it.
+				b.counters.stale.Add(1)
+				continue
+			}
+			select {
+			case b.slots <- struct{}{}:
+			case <-ctx.Done():
+				return ctx.Err()
+			case err := <-b.fatal:
+				return err
+			}
+			b.start(r)
+			b.produce(producer, r)
+		}
+	}
+}
+
+// start builds the Kafka record for a reading and, for a sampled one,
+// starts its span and writes the traceparent header.
+func (b *Bridge) start(r *reading) {
+	kmsg, oversized := b.mapper.record(inbound{
+		topic:    r.msg.Topic(),
+		qos:      r.msg.Qos(),
+		retained: r.msg.Retained(),
+		dup:      r.msg.Duplicate(),
+		payload:  r.msg.Payload(),
+	}, time.Now())
+	if oversized {
+		r.diverted = true
+		b.counters.oversized.Add(1)
+	}
+	if b.cfg.TraceSampleRatio > 0 && rand.Float64() < b.cfg.TraceSampleRatio {
+		ctx, span := b.tracer.Start(context.Background(), "bridge forward",
+			trace.WithSpanKind(trace.SpanKindProducer),
+			trace.WithAttributes(
+				attribute.String("messaging.system", "kafka"),
+				attribute.String("messaging.destination.name", *kmsg.TopicPartition.Topic),
+				attribute.String("mqtt.topic", r.msg.Topic()),
+				attribute.Int("messaging.message.body.size", len(r.msg.Payload())),
+				attribute.Bool("mqtt.dup", r.msg.Duplicate()),
+			))
+		b.prop.Inject(ctx, kafkatrace.HeaderCarrier{Headers: &kmsg.Headers})
+		r.span = span
+	}
+	kmsg.Opaque = r
+	r.kmsg = kmsg
+}
+
+// produce hands a reading's record to librdkafka. A full local queue is
+// waited out; a record too large for the producer is diverted; any other
+// immediate error is treated like a failed delivery.
+func (b *Bridge) produce(producer *kafka.Producer, r *reading) {
+	for {
+		r.attempts++
+		r.sentAt = time.Now()
+		err := producer.Produce(r.kmsg, nil)
+		if err == nil {
+			return
+		}
+		var kerr kafka.Error
+		if errors.As(err, &kerr) && kerr.Code() == kafka.ErrQueueFull {
+			select {
+			case <-b.stopping:
+				b.abandon(r, err)
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+			continue
+		}
+		b.settle(r, err)
+		return
+	}
+}
+
+// Pause stops taking readings: the pump leaves the handoff queue alone, the
+// handlers block, and Mosquitto keeps the rest in the session. Deliveries
+// already in flight still settle and are acknowledged.
+func (b *Bridge) Pause() { b.setPaused(true) }
+
+// Resume undoes Pause.
+func (b *Bridge) Resume() { b.setPaused(false) }
+
+func (b *Bridge) setPaused(p bool) {
+	b.pauseMu.Lock()
+	defer b.pauseMu.Unlock()
+	if b.pausedFlag.Load() == p {
+		return
+	}
+	b.pausedFlag.Store(p)
+	close(b.wake)
+	b.wake = make(chan struct{})
+	b.log.Info("bridge pause state changed", "paused", p)
+}
+
+// Flush asks librdkafka to send everything it holds now, ignoring
+// linger.ms, and waits until its queue is empty or ctx ends. It returns how
+// many records were still outstanding.
+func (b *Bridge) Flush(ctx context.Context) (int, error) {
+	b.producerMu.RLock()
+	defer b.producerMu.RUnlock()
+	if b.producer == nil {
+		return 0, ErrNotRunning
+	}
+	for {
+		n := b.producer.Flush(100)
+		if n == 0 {
+			b.flushes.Add(1)
+			return 0, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return n, fmt.Errorf("flush Kafka producer: %w", err)
+		}
+	}
+}
+
+func (b *Bridge) setError(err error) {
+	b.errMu.Lock()
+	defer b.errMu.Unlock()
+	b.lastErr = err.Error()
+	b.lastErrAt = time.Now()
+}
+
+// Healthy reports whether the bridge can forward readings now: the MQTT
+// session is up and subscribed and Kafka answers.
+func (b *Bridge) Healthy() bool { return b.mqttUp.Load() && b.kafkaUp.Load() }
+
+// Status is a point-in-time view of the bridge for the control API.
+type Status struct {
+	ClientID  string
+	StartedAt time.Time
+	Stopping  bool
+	// NewestDelivery is when Kafka last acknowledged a record (zero if never).
+	NewestDelivery time.Time
+	Flushes        uint64
+	MQTTConnected  bool
+	KafkaReachable bool
+	Paused         bool
+	Subscriptions  []string
+	InFlight       int
+	Queued         int
+	Received       uint64
+	Produced       uint64
+	Acked          uint64
+	Failed         uint64
+	Retried        uint64
+	Oversized      uint64
+	StaleAcks      uint64
+	Reconnects     uint64
+	Rates          Rates
+	LastError      string
+	LastErrorAt    time.Time
+}
+
+// Status returns the current counters, rates and state.
+func (b *Bridge) Status() Status {
+	s := b.counters.snapshot(time.Now())
+	b.errMu.Lock()
+	lastErr, lastErrAt := b.lastErr, b.lastErrAt
+	b.errMu.Unlock()
+	var newest time.Time
+	if ns := b.kafkaOKAt.Load(); ns > 0 {
+		newest = time.Unix(0, ns)
+	}
+	return Status{
+		ClientID:       b.cfg.ClientID,
+		StartedAt:      b.startedAt,
+		Stopping:       b.isStopping(),
+		NewestDelivery: newest,
+		Flushes:        b.flushes.Load(),
+		MQTTConnected:  b.mqttUp.Load(),
+		KafkaReachable: b.kafkaUp.Load(),
+		Paused:         b.pausedFlag.Load(),
+		Subscriptions:  b.cfg.subscribeFilters(),
+		InFlight:       len(b.slots),
+		Queued:         len(b.queue),
+		Received:       s.received,
+		Produced:       s.produced,
+		Acked:          s.acked,
+		Failed:         s.failed,
+		Retried:        s.retried,
+		Oversized:      s.oversized,
+		StaleAcks:      s.stale,
+		Reconnects:     b.counters.reconnects.Load(),
+		Rates:          b.rates.get(),
+		LastError:      lastErr,
+		LastErrorAt:    lastErrAt,
+	}
+}
+
+// monitorLoop samples the counters for the rates and checks that Kafka
+// answers when no delivery has succeeded lately.
+func (b *Bridge) monitorLoop(ctx context.Context, producer *kafka.Producer) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		b.rates.add(b.counters.snapshot(time.Now()))
+		if time.Since(time.Unix(0, b.kafkaOKAt.Load())) > 2*time.Second {
+			_, err := producer.GetMetadata(nil, false, 1500)
+			up := err == nil
+			if b.kafkaUp.Swap(up) != up {
+				b.log.Info("Kafka reachability changed", "reachable", up, "err", err)
+			}
+			if err != nil {
+				b.setError(fmt.Errorf("Kafka metadata request: %w", err))
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}

@@ -1,0 +1,182 @@
+package bridge
+
+import (
+	"bufio"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"sync"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+)
+
+// paho reads every packet with at least three read system calls (type byte,
+// length bytes, body) and writes every PUBACK with one write. At tens of
+// thousands of readings per second those calls are most of the client's
+// CPU. batchedConn buffers the reads and coalesces the writes: the flusher
+// gathers small writes for gatherDelay, then writes them with one call.
+
+// maxPendingWrite bounds the bytes waiting to be written; Write blocks
+// beyond it, which holds paho's writer as a slow socket would.
+const maxPendingWrite = 1 << 20
+
+// gatherDelay is how long the flusher lets small writes gather before it
+// writes them. Acks come in bursts (one Kafka delivery report settles a
+// whole batch) but reach paho's writer one by one; without the pause most
+// writes would carry one 4-byte PUBACK. 200 µs is nothing next to the
+// Kafka round trip every ack already waited for.
+const gatherDelay = 200 * time.Microsecond
+
+// gatherBelow is the pending size under which the flusher waits
+// gatherDelay; a larger batch is written at once.
+const gatherBelow = 16 << 10
+
+// batchedConn wraps a connection for paho.
+type batchedConn struct {
+	net.Conn
+	r *bufio.Reader
+
+	mu      sync.Mutex
+	cond    *sync.Cond // signalled when pending is taken or err is set
+	pending []byte
+	err     error // first write error; later writes return it
+	closing bool
+	kick    chan struct{}
+	done    chan struct{} // closed when the flusher has exited
+}
+
+// newBatchedConn starts the flusher goroutine, which Close stops.
+func newBatchedConn(c net.Conn) *batchedConn {
+	bc := &batchedConn{
+		Conn: c,
+		r:    bufio.NewReaderSize(c, 64<<10),
+		kick: make(chan struct{}, 1),
+		done: make(chan struct{}),
+	}
+	bc.cond = sync.NewCond(&bc.mu)
+	go bc.flusher() // owner: bc; Close waits for it
+	return bc
+}
+
+// Read reads through the buffer; paho reads from one goroutine only.
+func (c *batchedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// Write queues p for the flusher and returns; an earlier write error is
+// returned instead, so paho notices a broken connection.
+func (c *batchedConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	for c.err == nil && !c.closing && len(c.pending) >= maxPendingWrite {
+		c.cond.Wait()
+	}
+	switch {
+	case c.err != nil:
+		err := c.err
+		c.mu.Unlock()
+		return 0, err
+	case c.closing:
+		c.mu.Unlock()
+		return 0, net.ErrClosed
+	}
+	c.pending = append(c.pending, p...)
+	select { // under mu, so Close cannot close kick in between
+	case c.kick <- struct{}{}:
+	default:
+	}
+	c.mu.Unlock()
+	return len(p), nil
+}
+
+// flusher writes whatever is pending, one write per wake-up.
+func (c *batchedConn) flusher() {
+	defer close(c.done)
+	var spare []byte
+	for {
+		_, open := <-c.kick
+		if open {
+			c.mu.Lock()
+			small := len(c.pending) < gatherBelow
+			c.mu.Unlock()
+			if small {
+				time.Sleep(gatherDelay)
+			}
+		}
+		c.mu.Lock()
+		batch := c.pending
+		c.pending = spare[:0]
+		c.cond.Broadcast()
+		c.mu.Unlock()
+		if len(batch) > 0 {
+			if _, err := c.Conn.Write(batch); err != nil {
+				c.mu.Lock()
+				if c.err == nil {
+					c.err = err
+				}
+				c.cond.Broadcast()
+				c.mu.Unlock()
+			}
+		}
+		if !open {
+			return
+		}
+		spare = batch
+	}
+}
+
+// Close writes what is still pending (paho's DISCONNECT is usually the
+// last packet), stops the flusher and closes the connection.
+func (c *batchedConn) Close() error {
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closing = true
+	c.cond.Broadcast()
+	close(c.kick) // the flusher writes the rest, then exits
+	c.mu.Unlock()
+	_ = c.Conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	<-c.done
+	return c.Conn.Close()
+}
+
+// openBatchedConn is paho's OpenConnectionFunc for the tcp and tls schemes.
+func openBatchedConn(uri *url.URL, opts mqtt.ClientOptions) (net.Conn, error) {
+	dialer := opts.Dialer
+	if dialer == nil {
+		dialer = &net.Dialer{Timeout: 30 * time.Second}
+	}
+	var conn net.Conn
+	var err error
+	switch uri.Scheme {
+	case "tcp", "mqtt":
+		conn, err = dialer.Dial("tcp", uri.Host)
+	case "ssl", "tls", "mqtts", "mqtt+ssl", "tcps":
+		conn, err = tls.DialWithDialer(dialer, "tcp", uri.Host, opts.TLSConfig)
+	default:
+		return nil, fmt.Errorf("%w: scheme %q", errUnbatchedScheme, uri.Scheme)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("dial MQTT broker %s: %w", uri.Host, err)
+	}
+	return newBatchedConn(conn), nil
+}
+
+// errUnbatchedScheme reports a scheme openBatchedConn does not dial; paho's
+// own dialer handles those (websockets).
+var errUnbatchedScheme = errors.New("scheme not dialled by the batching connection")
+
+// batchable reports whether openBatchedConn can dial broker.
+func batchable(broker string) bool {
+	u, err := url.Parse(broker)
+	if err != nil {
+		return false
+	}
+	switch u.Scheme {
+	case "tcp", "mqtt", "ssl", "tls", "mqtts", "mqtt+ssl", "tcps":
+		return true
+	}
+	return false
+}

@@ -1,0 +1,113 @@
+package bridge
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"testing"
+	"time"
+)
+
+// tcpPair returns both ends of a loopback TCP connection.
+func tcpPair(t *testing.T) (client, server net.Conn) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := l.Accept()
+		accepted <- c
+	}()
+	client, err = net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server = <-accepted
+	t.Cleanup(func() { client.Close(); server.Close() })
+	return client, server
+}
+
+func TestBatchedConnKeepsOrderAndFlushesOnClose(t *testing.T) {
+	client, server := tcpPair(t)
+	bc := newBatchedConn(client)
+	var want bytes.Buffer
+	for i := range 10000 {
+		p := []byte{0x40, 0x02, byte(i >> 8), byte(i)} // a PUBACK
+		want.Write(p)
+		if n, err := bc.Write(p); n != len(p) || err != nil {
+			t.Fatalf("Write %d: %d, %v", i, n, err)
+		}
+	}
+	if err := bc.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	got, err := io.ReadAll(server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want.Bytes()) {
+		t.Fatalf("peer got %d bytes, want %d, equal prefix %v", len(got), want.Len(), bytes.HasPrefix(want.Bytes(), got))
+	}
+	if _, err := bc.Write([]byte{1}); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Write after Close = %v, want net.ErrClosed", err)
+	}
+}
+
+func TestBatchedConnReportsWriteErrors(t *testing.T) {
+	client, server := tcpPair(t)
+	bc := newBatchedConn(client)
+	defer bc.Close()
+	server.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := bc.Write(make([]byte, 1024)); err != nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("writes to a closed peer kept succeeding")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestBatchedConnReads(t *testing.T) {
+	client, server := tcpPair(t)
+	bc := newBatchedConn(client)
+	defer bc.Close()
+	want := bytes.Repeat([]byte("0123456789"), 20000)
+	go func() {
+		for p := want; len(p) > 0; p = p[min(len(p), 777):] {
+			_, _ = server.Write(p[:min(len(p), 777)])
+		}
+	}()
+	got := make([]byte, len(want))
+	if _, err := io.ReadFull(bc, got); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("read bytes differ from those sent")
+	}
+}
+
+func TestBatchable(t *testing.T) {
+	tests := []struct {
+		broker string
+		want   bool
+	}{
+		{"tcp://localhost:1883", true},
+		{"mqtt://localhost:1883", true},
+		{"ssl://broker:8883", true},
+		{"ws://broker/mqtt", false},
+		{"wss://broker/mqtt", false},
+		{"::bad", false},
+	}
+	for _, tc := range tests {
+		if got := batchable(tc.broker); got != tc.want {
+			t.Errorf("batchable(%q) = %v, want %v", tc.broker, got, tc.want)
+		}
+	}
+}

@@ -1,0 +1,28 @@
+// Package bridge forwards MQTT readings to Kafka at least once.
+//
+// A [Bridge] holds a persistent MQTT session (fixed client id, clean session
+// off, manual acks) and an idempotent Kafka producer (acks=all). Each reading
+// travels this way:
+//
+//	paho handler goroutine ──► bounded handoff queue ──► pump: map + Produce
+//	                                                         │
+//	MQTT PUBACK ◄── settle (ack.go) ◄── delivery report ◄────┘
+//
+// The PUBACK for a reading is sent in exactly one place, [Bridge.settle], and
+// only when Kafka's delivery report says the record is stored. A reading whose
+// produce failed is produced again (or, if the MQTT connection it came on is
+// gone, left for the broker to redeliver); it is never acknowledged without a
+// stored record, so no component failure loses it. Duplicates are possible
+// (at least once): downstream stages remove them.
+//
+// Backpressure: paho runs each handler in its own goroutine
+// (SetOrderMatters(false)), so a full queue blocks only that goroutine, never
+// paho's reader or its keep-alive. The number of unacknowledged readings is
+// bounded by the broker's max_inflight_messages for the session; beyond it
+// Mosquitto queues readings in the session until the bridge acknowledges.
+//
+// Acks do not cross reconnects (paho.mqtt.golang#505): every connection
+// attempt starts a new generation, and a reading from an older generation is
+// neither acknowledged nor produced again; the broker redelivers it on the
+// new connection.
+package bridge

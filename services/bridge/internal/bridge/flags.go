@@ -1,0 +1,91 @@
+package bridge
+
+import (
+	"flag"
+	"strings"
+)
+
+// RegisterFlags adds the bridge's own flags to fs, with c's current values
+// as defaults. The shared ones (--mqtt-broker, --kafka-brokers,
+// --kafka-config, --kafka-partitions, --shutdown-timeout) come from the
+// service kit and are copied into c by the caller. Each flag's environment
+// default is PLANTLAKE_ + its name in upper snake case.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.ClientID, "mqtt-client-id", c.ClientID,
+		"MQTT client id; stable across restarts and different for every replica (the persistent session is keyed by it)")
+	fs.StringVar(&c.ShareGroup, "mqtt-share-group", c.ShareGroup,
+		"subscribe as $share/<group>/<filter> so replicas split the load (empty: plain subscription)")
+	fs.Var(&filterFlag{dst: &c.TopicFilters}, "mqtt-topic-filter",
+		"MQTT topic filter to subscribe at QoS 1 (repeatable or comma-separated)")
+	fs.DurationVar(&c.KeepAlive, "mqtt-keepalive", c.KeepAlive, "MQTT keep-alive interval")
+	fs.StringVar(&c.KafkaTopic, "kafka-topic", c.KafkaTopic, "Kafka topic for readings no --kafka-topic-map entry matches")
+	fs.Var((*routeList)(&c.Routes), "kafka-topic-map",
+		"filter=topic: readings whose MQTT topic matches filter go to topic (repeatable; first match wins; the filter is subscribed too)")
+	fs.StringVar(&c.OversizedTopic, "kafka-oversized-topic", c.OversizedTopic, "Kafka topic for payloads over --max-payload-bytes, cut to fit")
+	fs.IntVar(&c.MaxPayloadBytes, "max-payload-bytes", c.MaxPayloadBytes,
+		"largest payload forwarded whole; a larger one is cut so its whole record fits in this many bytes and goes to the oversized topic")
+	fs.Float64Var(&c.TraceSampleRatio, "trace-sample-ratio", c.TraceSampleRatio,
+		"fraction of readings that get a span and a W3C traceparent header (0 … 1)")
+	fs.IntVar(&c.QueueSize, "queue-size", c.QueueSize, "capacity of the handoff queue between the MQTT handlers and the producer")
+	fs.IntVar(&c.MaxInFlight, "max-in-flight", c.MaxInFlight,
+		"readings produced to Kafka and not yet acknowledged, at most (also librdkafka's queue.buffering.max.messages)")
+}
+
+// filterFlag is a repeatable, comma-separated list flag. The first Set
+// replaces the default; later ones append.
+type filterFlag struct {
+	dst     *[]string
+	touched bool
+}
+
+// String is the flag.Value form: the filters, comma-separated.
+func (f *filterFlag) String() string {
+	if f == nil || f.dst == nil {
+		return ""
+	}
+	return strings.Join(*f.dst, ",")
+}
+
+// Set adds the comma-separated filters of one flag value.
+func (f *filterFlag) Set(v string) error {
+	if !f.touched {
+		*f.dst = nil
+		f.touched = true
+	}
+	for _, part := range strings.Split(v, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			*f.dst = append(*f.dst, part)
+		}
+	}
+	return nil
+}
+
+// routeList is the repeatable filter=topic flag.
+type routeList []Route
+
+// String is the flag.Value form: filter=topic pairs, comma-separated.
+func (l *routeList) String() string {
+	if l == nil {
+		return ""
+	}
+	parts := make([]string, len(*l))
+	for i, r := range *l {
+		parts[i] = r.Filter + "=" + r.Topic
+	}
+	return strings.Join(parts, ",")
+}
+
+// Set adds the filter=topic pairs of one flag value.
+func (l *routeList) Set(v string) error {
+	for _, part := range strings.Split(v, ",") {
+		if strings.TrimSpace(part) == "" {
+			continue
+		}
+		r, err := ParseRoute(part)
+		if err != nil {
+			return err
+		}
+		*l = append(*l, r)
+	}
+	return nil
+}
