@@ -16,3 +16,6 @@ cat "$out/delta-parquet.md"
 
 run bridge (cd services/bridge && go run ./bench -out "$out/bridge.md")
 cat "$out/bridge.md"
+
+run catalog (cd services/catalog && go test -p 1 -count=1 -run '^$' -bench BenchmarkCatalogReport -benchtime 1x -timeout 30m ./internal/service/)
+cat "$out/catalog.md"

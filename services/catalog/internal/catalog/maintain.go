@@ -1,0 +1,483 @@
+package catalog
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+
+	"github.com/plantlake/plantlake/delta"
+	"github.com/plantlake/plantlake/delta/datafile"
+	"github.com/plantlake/plantlake/delta/storage"
+	"github.com/plantlake/plantlake/services/catalog/internal/maintenance"
+)
+
+// Checkpoint writes a checkpoint of the table's latest version and, if
+// cleanupLog is set, deletes the log files older than the log retention that
+// it makes unnecessary. It returns the version and the number of log files
+// deleted.
+func (c *Catalog) Checkpoint(ctx context.Context, name string, cleanupLog bool) (int64, int64, error) {
+	t, err := c.table(ctx, name, "table")
+	if err != nil {
+		return 0, 0, err
+	}
+	t.opMu.Lock()
+	defer t.opMu.Unlock()
+	v, err := t.checkpoint(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	if !cleanupLog {
+		return v, 0, nil
+	}
+	deleted, err := t.dt.CleanupMetadata(ctx)
+	if err != nil {
+		return v, int64(len(deleted)), fmt.Errorf("log cleanup of %s: %w", t.name, err)
+	}
+	return v, int64(len(deleted)), nil
+}
+
+// checkpoint checkpoints the latest version; the caller holds t.opMu.
+func (t *table) checkpoint(ctx context.Context) (int64, error) {
+	t.mu.RLock()
+	v := t.st.version
+	t.mu.RUnlock()
+	res, err := t.dt.Checkpoint(ctx, v)
+	if err != nil {
+		return 0, fmt.Errorf("checkpoint %s at %d: %w", t.name, v, err)
+	}
+	t.mu.Lock()
+	t.st.lastCheckpoint = max(t.st.lastCheckpoint, res.Version)
+	t.mu.Unlock()
+	t.log.Info("checkpoint written", "version", res.Version, "actions", res.NumActions, "bytes", res.SizeInBytes)
+	return res.Version, nil
+}
+
+// VacuumResult lists what a vacuum deleted (or would delete).
+type VacuumResult struct {
+	Files []string
+	Bytes int64
+}
+
+// Vacuum deletes data files no version within the retention references.
+// retention nil means the table's delta.deletedFileRetentionDuration.
+func (c *Catalog) Vacuum(ctx context.Context, name string, retention *time.Duration, dryRun bool) (VacuumResult, error) {
+	t, err := c.table(ctx, name, "table")
+	if err != nil {
+		return VacuumResult{}, err
+	}
+	if retention != nil && *retention < c.cfg.MinVacuumRetention {
+		return VacuumResult{}, badField("retention", "%v is below the catalog's minimum %v: files of commits in flight could be deleted (--min-vacuum-retention)",
+			*retention, c.cfg.MinVacuumRetention)
+	}
+	t.opMu.Lock()
+	defer t.opMu.Unlock()
+	return t.vacuum(ctx, retention, dryRun)
+}
+
+// maxVacuumFiles bounds the files one vacuum deletes; the next run goes on.
+const maxVacuumFiles = 10000
+
+func (t *table) vacuum(ctx context.Context, retention *time.Duration, dryRun bool) (VacuumResult, error) {
+	opts := delta.VacuumOptions{DryRun: true}
+	if retention != nil {
+		opts.Retention = *retention
+		if *retention == 0 {
+			// VacuumOptions reads 0 as "the table's retention"; the
+			// smallest positive duration is what the caller meant.
+			opts.Retention = time.Nanosecond
+		}
+	}
+	// List with the library's rules, then delete a bounded number here, so
+	// that one call does bounded work and the sizes can be reported.
+	candidates, err := t.dt.Vacuum(ctx, opts)
+	if err != nil {
+		return VacuumResult{}, fmt.Errorf("vacuum %s: %w", t.name, err)
+	}
+	if len(candidates) > maxVacuumFiles {
+		candidates = candidates[:maxVacuumFiles]
+	}
+	var res VacuumResult
+	for _, p := range candidates {
+		t.mu.RLock()
+		_, live := t.st.files[p]
+		t.mu.RUnlock()
+		if live {
+			continue // committed after the snapshot vacuum listed against
+		}
+		fi, err := t.store.Stat(ctx, p)
+		if errors.Is(err, storage.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return res, fmt.Errorf("vacuum %s: %w", t.name, err)
+		}
+		if !dryRun {
+			if err := t.store.Delete(ctx, p); err != nil && !errors.Is(err, storage.ErrNotExist) {
+				return res, fmt.Errorf("vacuum %s: delete %s: %w", t.name, p, err)
+			}
+		}
+		res.Files = append(res.Files, p)
+		res.Bytes += fi.Size
+	}
+	if !dryRun && len(res.Files) > 0 {
+		t.log.Info("vacuum deleted files", "files", len(res.Files), "bytes", res.Bytes)
+	}
+	return res, nil
+}
+
+// OptimizeRequest asks for compaction of small files.
+type OptimizeRequest struct {
+	Table string
+	// TargetFileSize is the size to aim for (0: the table's policy).
+	TargetFileSize int64
+	// MaxFiles bounds the input files of this call (0: the catalog's bound).
+	MaxFiles int
+	// PartitionFilters restrict compaction to matching partitions; only
+	// partition columns, compared as partition value strings.
+	PartitionFilters []Filter
+	// minFiles is the least number of small files a partition needs to be
+	// compacted (2 for explicit calls; the policy's for automatic ones).
+	minFiles int
+}
+
+// OptimizeResult says what a compaction did.
+type OptimizeResult struct {
+	Version                  int64
+	Committed                bool
+	FilesRemoved, FilesAdded int64
+	BytesRemoved, BytesAdded int64
+}
+
+// Optimize compacts small files (below half the target size) of each
+// partition into files near the target size, reading at most MaxFiles
+// files, and commits the result as one OPTIMIZE version (dataChange=false,
+// so concurrent appends do not conflict with it).
+func (c *Catalog) Optimize(ctx context.Context, req OptimizeRequest) (OptimizeResult, error) {
+	t, err := c.table(ctx, req.Table, "table")
+	if err != nil {
+		return OptimizeResult{}, err
+	}
+	switch {
+	case req.TargetFileSize < 0:
+		return OptimizeResult{}, badField("target_file_size", "must be >= 0")
+	case req.MaxFiles < 0:
+		return OptimizeResult{}, badField("max_files", "must be >= 0")
+	}
+	if req.MaxFiles == 0 || req.MaxFiles > c.cfg.MaxOptimizeFiles {
+		req.MaxFiles = c.cfg.MaxOptimizeFiles
+	}
+	if req.minFiles < 2 {
+		req.minFiles = 2
+	}
+	t.opMu.Lock()
+	defer t.opMu.Unlock()
+	return c.optimize(ctx, t, req)
+}
+
+func (c *Catalog) optimize(ctx context.Context, t *table, req OptimizeRequest) (OptimizeResult, error) {
+	snap := t.latestSnapshot()
+	pol, _ := maintenance.PolicyFrom(snap.Properties)
+	target := req.TargetFileSize
+	if target == 0 {
+		target = pol.OptimizeTargetSize
+	}
+	match, err := partitionMatcher(snap.PartitionColumns, req.PartitionFilters)
+	if err != nil {
+		return OptimizeResult{}, err
+	}
+	bins := planCompaction(snap.Files, snap.PartitionColumns, target, req.MaxFiles, c.cfg.MaxOptimizeBytes, req.minFiles, match)
+	if len(bins) == 0 {
+		return OptimizeResult{}, nil
+	}
+	dataSchema, err := dataArrowSchema(snap.Schema, snap.PartitionColumns)
+	if err != nil {
+		return OptimizeResult{}, fmt.Errorf("optimize %s: %w", t.name, err)
+	}
+	var res OptimizeResult
+	var adds []delta.Add
+	var removes []delta.Remove
+	for _, bin := range bins {
+		recs, used, err := t.readFiles(ctx, dataSchema, bin)
+		if err != nil {
+			releaseAll(recs)
+			return OptimizeResult{}, err
+		}
+		if len(used) < 2 {
+			releaseAll(recs)
+			continue
+		}
+		add, err := datafile.Write(ctx, t.store, datafile.Options{
+			PartitionColumns: snap.PartitionColumns, PartitionValues: used[0].PartitionValues,
+		}, recs...)
+		releaseAll(recs)
+		if err != nil {
+			return OptimizeResult{}, fmt.Errorf("optimize %s: write compacted file: %w", t.name, err)
+		}
+		add.DataChange = false
+		adds = append(adds, add)
+		res.FilesAdded++
+		res.BytesAdded += add.Size
+		for _, f := range used {
+			size := f.Size
+			removes = append(removes, delta.Remove{Path: delta.EncodePath(f.Path), DataChange: false,
+				PartitionValues: f.PartitionValues, Size: &size})
+			res.FilesRemoved++
+			res.BytesRemoved += f.Size
+		}
+	}
+	if len(adds) == 0 {
+		return OptimizeResult{}, nil
+	}
+	cr, err := c.Commit(ctx, &CommitRequest{
+		Table: t.name.String(), ReadVersion: snap.Version, Operation: "OPTIMIZE",
+		OperationParameters: map[string]string{"predicate": "[]", "zOrderBy": "[]", "targetSize": strconv.FormatInt(target, 10)},
+		Adds:                adds, Removes: removes,
+	})
+	if err != nil {
+		// The files written are orphans now; vacuum deletes them later.
+		return OptimizeResult{}, fmt.Errorf("optimize %s: commit: %w", t.name, err)
+	}
+	res.Version, res.Committed = cr.Version, true
+	t.log.Info("compacted files", "version", cr.Version, "removed", res.FilesRemoved, "added", res.FilesAdded)
+	return res, nil
+}
+
+// planCompaction groups the small files of each matching partition into
+// bins of about target bytes, taking at most maxFiles files and maxBytes
+// bytes in all, from the partitions with the most small files first.
+func planCompaction(files []delta.Add, partCols []string, target int64, maxFiles int, maxBytes int64, minFiles int, match func(map[string]string) bool) [][]delta.Add {
+	byPart := map[string][]delta.Add{}
+	for _, f := range files {
+		if f.Size >= target/2 || len(f.DeletionVector) > 0 || strings.HasPrefix(f.Path, "/") || strings.Contains(f.Path, "://") {
+			continue
+		}
+		if !match(f.PartitionValues) {
+			continue
+		}
+		k := partitionKey(partCols, f.PartitionValues)
+		byPart[k] = append(byPart[k], f)
+	}
+	keys := make([]string, 0, len(byPart))
+	for k, fs := range byPart {
+		if len(fs) >= minFiles {
+			keys = append(keys, k)
+		}
+	}
+	slices.SortFunc(keys, func(a, b string) int {
+		return cmp.Or(cmp.Compare(len(byPart[b]), len(byPart[a])), cmp.Compare(a, b))
+	})
+	var bins [][]delta.Add
+	budget, bytesLeft := maxFiles, maxBytes
+	for _, k := range keys {
+		fs := byPart[k]
+		slices.SortFunc(fs, func(a, b delta.Add) int { return cmp.Or(cmp.Compare(a.Size, b.Size), cmp.Compare(a.Path, b.Path)) })
+		var bin []delta.Add
+		var size int64
+		for _, f := range fs {
+			if budget == 0 || f.Size > bytesLeft {
+				budget = 0
+				break
+			}
+			if size+f.Size > target && len(bin) >= 2 {
+				bins = append(bins, bin)
+				bin, size = nil, 0
+			}
+			bin = append(bin, f)
+			size += f.Size
+			budget--
+			bytesLeft -= f.Size
+		}
+		if len(bin) >= 2 {
+			bins = append(bins, bin)
+		}
+		if budget == 0 {
+			break
+		}
+	}
+	return bins
+}
+
+// partitionMatcher evaluates partition filters on partition value strings.
+func partitionMatcher(partCols []string, filters []Filter) (func(map[string]string) bool, error) {
+	type cond struct {
+		col, op, val string
+	}
+	var conds []cond
+	for i, f := range filters {
+		field := "partition_filters[" + strconv.Itoa(i) + "]"
+		if !slices.Contains(partCols, f.Column) {
+			return nil, badField(field+".column", "%q is not a partition column", f.Column)
+		}
+		op := strings.ToUpper(f.Op)
+		switch op {
+		case "=", "!=", "IS NULL", "IS NOT NULL":
+		default:
+			return nil, badField(field+".op", "only =, !=, IS NULL and IS NOT NULL are supported on partitions")
+		}
+		conds = append(conds, cond{f.Column, op, f.Value})
+	}
+	return func(pv map[string]string) bool {
+		for _, c := range conds {
+			v := pv[c.col]
+			ok := false
+			switch c.op {
+			case "=":
+				ok = v != "" && v == c.val
+			case "!=":
+				ok = v != "" && v != c.val
+			case "IS NULL":
+				ok = v == ""
+			case "IS NOT NULL":
+				ok = v != ""
+			}
+			if !ok {
+				return false
+			}
+		}
+		return true
+	}, nil
+}
+
+// dataArrowSchema is the Arrow schema of the columns stored in data files.
+func dataArrowSchema(schema *delta.StructType, partCols []string) (*arrow.Schema, error) {
+	full, err := datafile.ArrowSchema(schema)
+	if err != nil {
+		return nil, err
+	}
+	var fields []arrow.Field
+	for _, f := range full.Fields() {
+		if !slices.ContainsFunc(partCols, func(p string) bool { return strings.EqualFold(p, f.Name) }) {
+			fields = append(fields, f)
+		}
+	}
+	return arrow.NewSchema(fields, nil), nil
+}
+
+// readFiles reads whole data files whose stored schema is exactly the
+// table's; a file written under an older schema is left out (compacting it
+// would need the reader's schema evolution). It returns the batches and the
+// files they came from.
+func (t *table) readFiles(ctx context.Context, want *arrow.Schema, files []delta.Add) ([]arrow.RecordBatch, []delta.Add, error) {
+	var recs []arrow.RecordBatch
+	var used []delta.Add
+	for _, f := range files {
+		got, err := readWholeFile(ctx, t, f.Path, want)
+		if errors.Is(err, errSchemaDiffers) {
+			t.log.Debug("not compacting a file with an older schema", "path", f.Path)
+			continue
+		}
+		if err != nil {
+			return recs, nil, err
+		}
+		recs = append(recs, got...)
+		used = append(used, f)
+	}
+	return recs, used, nil
+}
+
+var errSchemaDiffers = errors.New("file schema differs from the table's")
+
+func readWholeFile(ctx context.Context, t *table, path string, want *arrow.Schema) ([]arrow.RecordBatch, error) {
+	f, err := t.store.Open(ctx, path)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	defer f.Close()
+	pf, err := file.NewParquetReader(io.NewSectionReader(f, 0, f.Size()))
+	if err != nil {
+		return nil, fmt.Errorf("parquet footer of %s: %w", path, err)
+	}
+	defer pf.Close()
+	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: 64 << 10}, memory.DefaultAllocator)
+	if err != nil {
+		return nil, fmt.Errorf("parquet schema of %s: %w", path, err)
+	}
+	got, err := fr.Schema()
+	if err != nil || got.NumFields() != want.NumFields() {
+		return nil, errSchemaDiffers
+	}
+	for i, wf := range want.Fields() {
+		gf := got.Field(i)
+		if gf.Name != wf.Name || !arrow.TypeEqual(gf.Type, wf.Type) {
+			return nil, errSchemaDiffers
+		}
+	}
+	rr, err := fr.GetRecordReader(ctx, nil, nil)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	defer rr.Release()
+	var out []arrow.RecordBatch
+	for rr.Next() {
+		rec := rr.RecordBatch()
+		out = append(out, array.NewRecordBatch(want, rec.Columns(), rec.NumRows()))
+	}
+	if err := rr.Err(); err != nil && !errors.Is(err, io.EOF) {
+		releaseAll(out)
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	return out, nil
+}
+
+func releaseAll(recs []arrow.RecordBatch) {
+	for _, r := range recs {
+		r.Release()
+	}
+}
+
+// maintain does the maintenance a table's policy says is due. It is the
+// scheduler's job: never run twice at once for one table, off the commit
+// path.
+func (c *Catalog) maintain(ctx context.Context, name string) error {
+	t, err := c.table(ctx, name, "table")
+	if err != nil {
+		return err
+	}
+	info := t.info()
+	pol, err := maintenance.PolicyFrom(info.Properties)
+	if err != nil {
+		t.log.Warn("bad maintenance properties; using defaults", "err", err)
+	}
+	t.opMu.Lock()
+	defer t.opMu.Unlock()
+	var errs []error
+	t.mu.RLock()
+	version, lastCP := t.st.version, t.st.lastCheckpoint
+	t.mu.RUnlock()
+	if version-max(lastCP, 0) >= pol.CheckpointInterval {
+		if _, err := t.checkpoint(ctx); err != nil {
+			errs = append(errs, err)
+		} else if pol.ExpiredLogCleanup {
+			if _, err := t.dt.CleanupMetadata(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("log cleanup of %s: %w", name, err))
+			}
+		}
+	}
+	if pol.OptimizeMinFiles > 0 {
+		if _, err := c.optimize(ctx, t, OptimizeRequest{
+			Table: name, TargetFileSize: pol.OptimizeTargetSize, MaxFiles: c.cfg.MaxOptimizeFiles, minFiles: pol.OptimizeMinFiles,
+		}); err != nil && !errors.Is(err, ErrConflict) {
+			errs = append(errs, err)
+		}
+	}
+	if pol.VacuumInterval > 0 && time.Since(t.lastVacuum) >= pol.VacuumInterval {
+		ret := max(pol.DeletedFileRetention, c.cfg.MinVacuumRetention)
+		if _, err := t.vacuum(ctx, &ret, false); err != nil {
+			errs = append(errs, err)
+		}
+		t.lastVacuum = time.Now()
+	}
+	return errors.Join(errs...)
+}

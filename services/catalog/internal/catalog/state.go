@@ -1,0 +1,222 @@
+package catalog
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/plantlake/plantlake/delta"
+	"github.com/plantlake/plantlake/delta/storage"
+)
+
+// maxSummaries bounds the per-table memory of recent commits kept for
+// conflict checks; older winners are read back from the log.
+const maxSummaries = 1024
+
+// tableState is the latest version of a table as the catalog, its only
+// writer, knows it. It is built from the log once and then advanced by
+// applying each commit the catalog makes.
+type tableState struct {
+	version   int64
+	timestamp time.Time
+	protocol  delta.Protocol
+	metadata  delta.Metadata
+	schema    *delta.StructType
+	// files are the live files by canonical path.
+	files map[string]delta.Add
+	txns  map[string]int64
+	// summaries are the conflict-relevant facts of the most recent versions,
+	// consecutive and ending at version.
+	summaries []summary
+	// lastCheckpoint is the version of the newest checkpoint (-1 if none).
+	lastCheckpoint int64
+	// sorted caches the live files sorted by path for the current version;
+	// nil after a change.
+	sorted atomic.Pointer[[]delta.Add]
+}
+
+// summary is what a later transaction's conflict check needs to know about
+// one committed version.
+type summary struct {
+	version          int64
+	metadataChanged  bool
+	protocolChanged  bool
+	txnApps          []string
+	removed          map[string]bool
+	dataAdded        bool
+	addedPartitions  map[string]bool // partition keys of data-changing adds
+	operation        string
+	numAdded, numRem int
+}
+
+// partitionKey identifies a partition by its values in column order.
+func partitionKey(cols []string, values map[string]string) string {
+	if len(cols) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	for i, c := range cols {
+		if i > 0 {
+			b.WriteByte('/')
+		}
+		b.WriteString(c)
+		b.WriteByte('=')
+		b.WriteString(values[c])
+	}
+	return b.String()
+}
+
+// summarize extracts the conflict-relevant facts of a version's actions;
+// partitionCols are the table's partition columns at that version.
+func summarize(version int64, actions []delta.Action, partitionCols []string) summary {
+	s := summary{version: version, removed: map[string]bool{}, addedPartitions: map[string]bool{}}
+	for _, a := range actions {
+		switch {
+		case a.Add != nil:
+			s.numAdded++
+			if a.Add.DataChange {
+				s.dataAdded = true
+				s.addedPartitions[partitionKey(partitionCols, a.Add.PartitionValues)] = true
+			}
+		case a.Remove != nil:
+			s.numRem++
+			s.removed[delta.CanonicalPath(a.Remove.Path, "")] = true
+		case a.Txn != nil:
+			s.txnApps = append(s.txnApps, a.Txn.AppID)
+		case a.MetaData != nil:
+			s.metadataChanged = true
+		case a.Protocol != nil:
+			s.protocolChanged = true
+		case a.CommitInfo != nil:
+			s.operation = a.CommitInfo.Operation
+		}
+	}
+	return s
+}
+
+// loadState reads a table's latest snapshot from its log.
+func loadState(ctx context.Context, store storage.Store) (*tableState, error) {
+	snap, err := delta.Open(store).Snapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return stateFromSnapshot(ctx, store, snap)
+}
+
+func stateFromSnapshot(ctx context.Context, store storage.Store, snap *delta.Snapshot) (*tableState, error) {
+	md := snap.Metadata()
+	schema, err := snap.Schema()
+	if err != nil {
+		return nil, fmt.Errorf("schema: %w", err)
+	}
+	st := &tableState{
+		version:        snap.Version(),
+		timestamp:      snap.Timestamp(),
+		protocol:       snap.Protocol(),
+		metadata:       md,
+		schema:         schema,
+		files:          map[string]delta.Add{},
+		txns:           map[string]int64{},
+		lastCheckpoint: lastCheckpointVersion(ctx, store),
+	}
+	for _, x := range snap.Txns() {
+		st.txns[x.AppID] = x.Version
+	}
+	for _, f := range snap.Files() {
+		st.files[f.Path] = f // already canonical
+	}
+	return st, nil
+}
+
+// lastCheckpointVersion reads _delta_log/_last_checkpoint; -1 if absent or
+// unreadable (then maintenance writes one at the next chance).
+func lastCheckpointVersion(ctx context.Context, store storage.Store) int64 {
+	b, err := store.ReadFile(ctx, delta.LogDir+"/_last_checkpoint")
+	if err != nil {
+		return -1
+	}
+	var lc struct {
+		Version int64 `json:"version"`
+	}
+	if json.Unmarshal(b, &lc) != nil {
+		return -1
+	}
+	return lc.Version
+}
+
+// apply advances the state by one committed version.
+func (st *tableState) apply(version int64, ts time.Time, actions []delta.Action) error {
+	if version != st.version+1 {
+		return fmt.Errorf("apply version %d on top of %d", version, st.version)
+	}
+	for _, a := range actions {
+		switch {
+		case a.Add != nil:
+			add := *a.Add
+			add.Path = delta.CanonicalPath(add.Path, "")
+			st.files[add.Path] = add
+		case a.Remove != nil:
+			delete(st.files, delta.CanonicalPath(a.Remove.Path, ""))
+		case a.Txn != nil:
+			st.txns[a.Txn.AppID] = a.Txn.Version
+		case a.MetaData != nil:
+			schema, err := a.MetaData.Schema()
+			if err != nil {
+				return fmt.Errorf("new metadata: %w", err)
+			}
+			st.metadata = *a.MetaData
+			st.schema = schema
+		case a.Protocol != nil:
+			st.protocol = *a.Protocol
+		}
+	}
+	st.version = version
+	st.timestamp = ts
+	st.sorted.Store(nil)
+	st.summaries = append(st.summaries, summarize(version, actions, st.metadata.PartitionColumns))
+	if n := len(st.summaries); n > maxSummaries {
+		st.summaries = slices.Clone(st.summaries[n-maxSummaries/2:])
+	}
+	return nil
+}
+
+// winners returns the summaries of versions (after, st.version], from memory
+// where possible and from the log otherwise.
+func (st *tableState) winners(ctx context.Context, store storage.Store, after int64) ([]summary, error) {
+	if after >= st.version {
+		return nil, nil
+	}
+	first := st.version - int64(len(st.summaries)) + 1 // oldest version in memory
+	var out []summary
+	for v := after + 1; v < first; v++ {
+		b, err := store.ReadFile(ctx, delta.CommitPath(v))
+		if errors.Is(err, storage.ErrNotExist) {
+			return nil, &ConflictError{WinnerVersion: v, Reason: "read version is older than the log's retention; re-read the table"}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read commit %d: %w", v, err)
+		}
+		actions, err := delta.ParseActions(b)
+		if err != nil {
+			return nil, fmt.Errorf("parse commit %d: %w", v, err)
+		}
+		out = append(out, summarize(v, actions, st.metadata.PartitionColumns))
+	}
+	from := max(after+1, first)
+	return append(out, st.summaries[from-first:]...), nil
+}
+
+// sortedTxns returns the txn versions in app id order.
+func (st *tableState) sortedTxns() []delta.Txn {
+	out := make([]delta.Txn, 0, len(st.txns))
+	for _, app := range slices.Sorted(maps.Keys(st.txns)) {
+		out = append(out, delta.Txn{AppID: app, Version: st.txns[app]})
+	}
+	return out
+}
