@@ -19,3 +19,6 @@ cat "$out/bridge.md"
 
 run catalog (cd services/catalog && go test -p 1 -count=1 -run '^$' -bench BenchmarkCatalogReport -benchtime 1x -timeout 30m ./internal/service/)
 cat "$out/catalog.md"
+
+run ingest (cd services/ingest && go run ./bench)
+cat "$out/ingest.md"

@@ -1,0 +1,119 @@
+// Package config is ingest's one typed configuration, read from flags whose
+// defaults come from PLANTLAKE_* environment variables.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/plantlake/plantlake/servicekit/config"
+)
+
+// Defaults of ingest's own settings.
+const (
+	DefaultGRPCAddr      = ":7003"
+	DefaultMetricsAddr   = ":9103"
+	DefaultTopics        = "plant_sensor_readings_raw,plant_sensor_readings_oversized"
+	DefaultGroup         = "plantlake-ingest"
+	DefaultBatchMaxRows  = 500_000
+	DefaultBatchMaxBytes = 16 << 20
+	// DefaultMemoryLimit is the Go heap's soft limit: with it the garbage
+	// collector works harder instead of letting the heap double past the
+	// batch in flight, keeping the process under 256 MiB with librdkafka's
+	// buffers.
+	DefaultMemoryLimit = 100 << 20
+	DefaultBatchMaxAge = time.Second
+	// MaxBatchAge is the longest a batch may stay open (DESIGN: up to 15 minutes).
+	MaxBatchAge = 15 * time.Minute
+)
+
+// ErrInvalid is wrapped by every validation error of ingest's own flags.
+var ErrInvalid = errors.New("invalid setting")
+
+// Config is ingest's configuration.
+type Config struct {
+	// Shared are the settings every service has (addresses, Kafka, catalog, logging).
+	Shared config.Shared
+	// Topics are the Kafka topics to consume (--topics).
+	Topics []string
+	// Group is the Kafka consumer group (--group).
+	Group string
+	// BatchMaxRows, BatchMaxBytes and BatchMaxAge close a batch, whichever
+	// comes first (--batch-max-rows, --batch-max-bytes, --batch-max-age).
+	BatchMaxRows  int
+	BatchMaxBytes int
+	BatchMaxAge   time.Duration
+	// RunOnce ingests until caught up with the end offsets seen at start,
+	// commits and exits (--run-once).
+	RunOnce bool
+	// MemoryLimit is the Go runtime's soft memory limit in bytes
+	// (--memory-limit); 0, or GOMEMLIMIT in the environment, leaves the
+	// runtime's own setting.
+	MemoryLimit int64
+	// MaxTraceLinks caps the links to sampled records' spans on a commit's span (--max-trace-links).
+	MaxTraceLinks int
+}
+
+// Load parses args (without the program name) and the environment into a
+// Config and validates it. With -h it prints the usage to out and returns
+// an error wrapping flag.ErrHelp.
+func Load(args []string, out io.Writer) (Config, error) {
+	fs := flag.NewFlagSet("ingest", flag.ContinueOnError)
+	fs.SetOutput(out)
+	c := Config{Shared: config.Shared{GRPCAddr: DefaultGRPCAddr, MetricsAddr: DefaultMetricsAddr}}
+	c.Shared.Register(fs, config.Kafka, config.Catalog)
+	topics := fs.String("topics", DefaultTopics, "Kafka topics to ingest, comma-separated")
+	fs.StringVar(&c.Group, "group", DefaultGroup, "Kafka consumer group")
+	fs.IntVar(&c.BatchMaxRows, "batch-max-rows", DefaultBatchMaxRows, "close the batch at this many rows")
+	fs.IntVar(&c.BatchMaxBytes, "batch-max-bytes", DefaultBatchMaxBytes, "close the batch at this many bytes of records (payload, key, headers)")
+	fs.DurationVar(&c.BatchMaxAge, "batch-max-age", DefaultBatchMaxAge, "close the batch this long after its first record (at most 15m)")
+	fs.BoolVar(&c.RunOnce, "run-once", false, "ingest until caught up with the end offsets seen at start, commit, exit")
+	fs.Int64Var(&c.MemoryLimit, "memory-limit", DefaultMemoryLimit, "soft limit of the Go runtime's memory in bytes (0 or GOMEMLIMIT set: the runtime's default)")
+	fs.IntVar(&c.MaxTraceLinks, "max-trace-links", 128, "most links to sampled records' spans on one commit span")
+	if err := config.Parse(fs, args); err != nil {
+		return Config{}, err
+	}
+	for _, t := range strings.Split(*topics, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			c.Topics = append(c.Topics, t)
+		}
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// Validate returns every problem of c, each naming its flag.
+func (c *Config) Validate() error {
+	errs := []error{c.Shared.Validate()}
+	bad := func(name, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: --%s: %s", ErrInvalid, name, fmt.Sprintf(format, args...)))
+	}
+	if len(c.Topics) == 0 {
+		bad("topics", "no topic")
+	}
+	if strings.TrimSpace(c.Group) == "" {
+		bad("group", "empty")
+	}
+	if c.BatchMaxRows <= 0 {
+		bad("batch-max-rows", "%d is not positive", c.BatchMaxRows)
+	}
+	if c.BatchMaxBytes <= 0 {
+		bad("batch-max-bytes", "%d is not positive", c.BatchMaxBytes)
+	}
+	if c.BatchMaxAge <= 0 || c.BatchMaxAge > MaxBatchAge {
+		bad("batch-max-age", "%s is not in (0, %s]", c.BatchMaxAge, MaxBatchAge)
+	}
+	if c.MemoryLimit < 0 {
+		bad("memory-limit", "%d is negative", c.MemoryLimit)
+	}
+	if c.MaxTraceLinks < 0 {
+		bad("max-trace-links", "%d is negative", c.MaxTraceLinks)
+	}
+	return errors.Join(errs...)
+}
