@@ -129,8 +129,19 @@ func TestCanonicalPath(t *testing.T) {
 		{"../other/f.parquet", "/w/tbl", "/w/other/f.parquet"},
 		{"s3://bucket/a%20b/c", "", "s3://bucket/a b/c"},
 		{"./a//b.parquet", "", "a/b.parquet"},
+		{"a/./b.parquet", "/tbl", "a/b.parquet"},
+		{"a/../b.parquet", "/tbl", "b.parquet"},
+		{"a/b/", "", "a/b"},
+		{"..", "/w/tbl", "/w"},
+		{"day=2024-01-01/part-0.parquet", "/tbl", "day=2024-01-01/part-0.parquet"},
+		{"c:x", "", "c:x"},
+		{`a\b`, "", `a\b`},
 	}
 	for _, tc := range cases {
+		// The shortcut for plain paths must agree with the full rules.
+		if got := canonicalPath(tc.in, tc.root); got != tc.want {
+			t.Errorf("canonicalPath(%q, %q) = %q, want %q", tc.in, tc.root, got, tc.want)
+		}
 		if got := CanonicalPath(tc.in, tc.root); got != tc.want {
 			t.Errorf("CanonicalPath(%q, %q) = %q, want %q", tc.in, tc.root, got, tc.want)
 		}

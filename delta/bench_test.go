@@ -45,7 +45,8 @@ func buildBigTable(dir string, n int, cp bool) error {
 			addAction(fmt.Sprintf("day=2024-01-01/part-%05d-7f49f4e3-2c9c-4ea7-b6c3-42c9a6fc6070.parquet", v), "2024-01-01"),
 			{Txn: &Txn{AppID: fmt.Sprintf("ingest/topic/%d", v%6), Version: int64(v)}},
 		}
-		acts[1].Add.Stats = `{"numRecords":1000,"minValues":{"id":1},"maxValues":{"id":1000},"nullCount":{"id":0}}`
+		// Every file has its own stats, as real files do.
+		acts[1].Add.Stats = fmt.Sprintf(`{"numRecords":1000,"minValues":{"id":%d},"maxValues":{"id":%d},"nullCount":{"id":0}}`, v*1000, v*1000+999)
 		b, err := MarshalActions(acts)
 		if err != nil {
 			return err

@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -30,6 +32,9 @@ func skippedLeaf(path []string) bool {
 	return len(path) >= 2 && path[0] == "add" && (path[1] == "stats_parsed" || path[1] == "partitionValues_parsed")
 }
 
+// maxRowsPerByte bounds the rows a checkpoint of a given size may claim.
+const maxRowsPerByte = 16
+
 // readParquetActions reads the actions in a Parquet checkpoint or sidecar.
 func readParquetActions(ctx context.Context, store storage.Store, p string) ([]Action, error) {
 	f, err := store.Open(ctx, p)
@@ -46,7 +51,13 @@ func readParquetActions(ctx context.Context, store storage.Store, p string) ([]A
 
 // parquetActions decodes checkpoint rows into actions. A row with more than
 // one action column set yields one action per column.
-func parquetActions(ctx context.Context, r parquet.ReaderAtSeeker) (acts []Action, err error) {
+func parquetActions(ctx context.Context, r parquet.ReaderAtSeeker) ([]Action, error) {
+	return decodeParquetActions(ctx, r, true)
+}
+
+// decodeParquetActions is parquetActions; fast=false decodes every column
+// through Arrow (tests compare the two).
+func decodeParquetActions(ctx context.Context, r parquet.ReaderAtSeeker, fast bool) (acts []Action, err error) {
 	size, err := r.Seek(0, io.SeekEnd)
 	if err != nil {
 		return nil, err
@@ -68,20 +79,97 @@ func parquetActions(ctx context.Context, r parquet.ReaderAtSeeker) (acts []Actio
 	if err := checkChunkBounds(pf, size); err != nil {
 		return nil, err
 	}
-	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: 64 * 1024}, memory.DefaultAllocator)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidLog, err)
+	if n := pf.NumRows(); n > maxRowsPerByte*size+1024 {
+		// Every checkpoint row holds an action with a path or id of its
+		// own, so a file claiming far more rows than bytes is corrupt;
+		// decoding what it claims could take any time and memory.
+		return nil, fmt.Errorf("%w: %d rows in %d bytes", ErrInvalidLog, n, size)
 	}
 	sch := pf.MetaData().Schema
-	var leaves []int
+	var fileLeaves, otherLeaves []int
+	// Actions come out by top-level column: add and remove first (the
+	// bulk, so the few others append to them without a copy), then the
+	// others, each in schema order.
+	var fileOrder, order []string
 	for i := 0; i < sch.NumColumns(); i++ {
 		path := sch.Column(i).ColumnPath()
-		if len(path) > 0 && checkpointColumns[path[0]] && !skippedLeaf(path) {
-			leaves = append(leaves, i)
+		if len(path) == 0 || !checkpointColumns[path[0]] || skippedLeaf(path) {
+			continue
+		}
+		if path[0] == "add" || path[0] == "remove" {
+			if len(fileOrder) == 0 || fileOrder[len(fileOrder)-1] != path[0] {
+				fileOrder = append(fileOrder, path[0])
+			}
+			fileLeaves = append(fileLeaves, i)
+		} else {
+			if len(order) == 0 || order[len(order)-1] != path[0] {
+				order = append(order, path[0])
+			}
+			otherLeaves = append(otherLeaves, i)
 		}
 	}
-	if len(leaves) == 0 {
-		return nil, nil
+	order = append(fileOrder, order...)
+	// The columns decode straight from the column chunks (see
+	// fastFileActions and fastOtherActions); files with shapes those do not
+	// handle go through Arrow.
+	byColumn := map[string][]Action{}
+	leaves := otherLeaves
+	if len(fileLeaves) > 0 && !fast {
+		leaves = append(fileLeaves, otherLeaves...)
+		sort.Ints(leaves)
+	} else if len(fileLeaves) > 0 {
+		byColumn, err = fastFileActions(pf, fileLeaves)
+		if errors.Is(err, errNoFastPath) {
+			byColumn, leaves = map[string][]Action{}, append(fileLeaves, otherLeaves...)
+			sort.Ints(leaves)
+		} else if err != nil {
+			return nil, err
+		}
+	}
+	if fast && len(otherLeaves) > 0 && len(leaves) == len(otherLeaves) {
+		others := map[string][]Action{}
+		err := fastOtherActions(pf, otherLeaves, others)
+		switch {
+		case err == nil:
+			for k, v := range others {
+				byColumn[k] = v
+			}
+			leaves = nil
+		case !errors.Is(err, errNoFastPath):
+			return nil, err
+		}
+	}
+	if len(leaves) > 0 {
+		if err := arrowActions(ctx, pf, leaves, byColumn); err != nil {
+			return nil, err
+		}
+	}
+	n := 0
+	for _, as := range byColumn {
+		n += len(as)
+	}
+	for _, name := range order {
+		as := byColumn[name]
+		switch {
+		case len(as) == 0:
+		case acts == nil && cap(as) >= n:
+			acts = as // room for the rest: no copy of the bulk
+		case acts == nil:
+			acts = make([]Action, 0, n)
+			acts = append(acts, as...)
+		default:
+			acts = append(acts, as...)
+		}
+	}
+	return acts, nil
+}
+
+// arrowActions decodes the leaves of pf through Arrow into actions by
+// top-level column name.
+func arrowActions(ctx context.Context, pf *file.Reader, leaves []int, byColumn map[string][]Action) error {
+	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: 64 * 1024}, memory.DefaultAllocator)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidLog, err)
 	}
 	rowGroups := make([]int, pf.NumRowGroups())
 	for i := range rowGroups {
@@ -89,27 +177,20 @@ func parquetActions(ctx context.Context, r parquet.ReaderAtSeeker) (acts []Actio
 	}
 	tbl, err := fr.ReadRowGroups(ctx, leaves, rowGroups)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidLog, err)
+		return fmt.Errorf("%w: %v", ErrInvalidLog, err)
 	}
 	defer tbl.Release()
-	type col struct {
-		name   string
-		chunks []arrow.Array
-	}
-	var cols []col
 	for i := 0; i < int(tbl.NumCols()); i++ {
 		c := tbl.Column(i)
-		cols = append(cols, col{name: c.Name(), chunks: c.Data().Chunks()})
-	}
-	for _, c := range cols {
+		name := c.Name()
 		row := 0
-		for _, chunk := range c.chunks {
-			if st, ok := chunk.(*array.Struct); ok && (c.name == "add" || c.name == "remove") {
-				fast, err := fileActions(c.name, st)
+		for _, chunk := range c.Data().Chunks() {
+			if st, ok := chunk.(*array.Struct); ok && (name == "add" || name == "remove") {
+				fast, err := fileActions(name, st)
 				if err != nil {
-					return nil, err
+					return err
 				}
-				acts = append(acts, fast...)
+				byColumn[name] = append(byColumn[name], fast...)
 				row += chunk.Len()
 				continue
 			}
@@ -119,17 +200,17 @@ func parquetActions(ctx context.Context, r parquet.ReaderAtSeeker) (acts []Actio
 					continue
 				}
 				v := arrowValue(chunk, i, 0)
-				a, err := actionFromValue(c.name, v)
+				a, err := actionFromValue(name, v)
 				if err != nil {
-					return nil, fmt.Errorf("row %d: %w", row, err)
+					return fmt.Errorf("row %d: %w", row, err)
 				}
 				if a != nil {
-					acts = append(acts, *a)
+					byColumn[name] = append(byColumn[name], *a)
 				}
 			}
 		}
 	}
-	return acts, nil
+	return nil
 }
 
 // structFields indexes a struct array's children by name.

@@ -159,8 +159,8 @@ func (t *Table) validate(req *CommitRequest, h *tableHead) error {
 	for i, a := range req.Actions {
 		switch {
 		case a.Add != nil:
-			if err := checkDataPath(a.Add.Path); err != nil {
-				return fmt.Errorf("%w: actions[%d].add.path: %v", ErrInvalidCommit, i, err)
+			if _, err := DataPath(a.Add.Path); err != nil {
+				return fmt.Errorf("%w: actions[%d].add.path: %w", ErrInvalidCommit, i, err)
 			}
 			if len(a.Add.PartitionValues) != len(parts) {
 				return fmt.Errorf("%w: actions[%d].add.partitionValues: want values for %v", ErrInvalidCommit, i, meta.PartitionColumns)
@@ -179,8 +179,8 @@ func (t *Table) validate(req *CommitRequest, h *tableHead) error {
 			}
 			seenAdd[k] = true
 		case a.Remove != nil:
-			if err := checkDataPath(a.Remove.Path); err != nil {
-				return fmt.Errorf("%w: actions[%d].remove.path: %v", ErrInvalidCommit, i, err)
+			if _, err := DataPath(a.Remove.Path); err != nil {
+				return fmt.Errorf("%w: actions[%d].remove.path: %w", ErrInvalidCommit, i, err)
 			}
 			if req.BlindAppend {
 				return fmt.Errorf("%w: actions[%d]: a blind append cannot remove files", ErrInvalidCommit, i)
@@ -210,25 +210,6 @@ func (t *Table) validate(req *CommitRequest, h *tableHead) error {
 	return nil
 }
 
-// checkDataPath accepts a URI-encoded path relative to the table root that
-// stays inside it and is not in _delta_log.
-func checkDataPath(p string) error {
-	if p == "" {
-		return errors.New("empty")
-	}
-	if _, _, ok := splitScheme(p); ok {
-		return fmt.Errorf("%q has a scheme; paths must be relative to the table", p)
-	}
-	dec := decode(p)
-	if _, err := storage.CleanPath(dec); err != nil {
-		return fmt.Errorf("%q is not a clean relative path inside the table", p)
-	}
-	if dec == LogDir || strings.HasPrefix(dec, LogDir+"/") {
-		return fmt.Errorf("%q is inside %s", p, LogDir)
-	}
-	return nil
-}
-
 // checkWritable verifies this library may write a table with protocol p.
 func checkWritable(p *Protocol) error {
 	if p.MinWriterVersion > 7 || p.MinWriterVersion < 1 {
@@ -247,74 +228,6 @@ func checkWritable(p *Protocol) error {
 		return fmt.Errorf("%w: writer version %d implies features this library does not maintain", ErrUnsupportedProtocol, p.MinWriterVersion)
 	}
 	return nil
-}
-
-// conflictCheck decides whether winner (a commit after the read version)
-// invalidates req.
-type conflictCheck struct {
-	req       *CommitRequest
-	readApps  map[string]bool
-	readFiles map[string]bool // canonical paths read or removed
-	root      string
-}
-
-func newConflictCheck(req *CommitRequest, root string) *conflictCheck {
-	c := &conflictCheck{req: req, readApps: map[string]bool{}, readFiles: map[string]bool{}, root: root}
-	for _, id := range req.ReadAppIDs {
-		c.readApps[id] = true
-	}
-	for _, p := range req.ReadFiles {
-		c.readFiles[CanonicalPath(p, root)] = true
-	}
-	for _, a := range req.Actions {
-		if a.Txn != nil {
-			c.readApps[a.Txn.AppID] = true
-		}
-		if a.Remove != nil {
-			c.readFiles[CanonicalPath(a.Remove.Path, root)] = true
-		}
-	}
-	return c
-}
-
-// check applies the conflict rules (see doc.go) to one winning commit.
-func (c *conflictCheck) check(winner int64, acts []Action) error {
-	for _, a := range acts {
-		switch {
-		case a.Protocol != nil:
-			return &ConflictError{WinnerVersion: winner, Reason: "the protocol changed"}
-		case a.MetaData != nil:
-			return &ConflictError{WinnerVersion: winner, Reason: "the table metadata changed"}
-		case a.Txn != nil && c.readApps[a.Txn.AppID]:
-			return &ConflictError{WinnerVersion: winner, Reason: fmt.Sprintf("it wrote a txn for app id %q", a.Txn.AppID)}
-		case a.Remove != nil && c.readFiles[CanonicalPath(a.Remove.Path, c.root)]:
-			return &ConflictError{WinnerVersion: winner, Reason: fmt.Sprintf("it removed file %q that this commit read or removes", a.Remove.Path)}
-		case a.Add != nil && a.Add.DataChange && !c.req.BlindAppend && c.req.readsSomething() && c.addMatters(a.Add):
-			return &ConflictError{WinnerVersion: winner, Reason: fmt.Sprintf("it added file %q into what this commit read", a.Add.Path)}
-		}
-	}
-	return nil
-}
-
-// addMatters reports whether a concurrently added file falls into what the
-// transaction read.
-func (c *conflictCheck) addMatters(add *Add) bool {
-	if c.req.ReadWholeTable || len(c.req.ReadPartitions) == 0 {
-		return true
-	}
-	for _, p := range c.req.ReadPartitions {
-		match := true
-		for k, v := range p {
-			if add.PartitionValues[k] != v {
-				match = false
-				break
-			}
-		}
-		if match {
-			return true
-		}
-	}
-	return false
 }
 
 // orderActions returns the actions in the order Commit writes them:
@@ -360,7 +273,7 @@ func (t *Table) Commit(ctx context.Context, req CommitRequest) (int64, error) {
 		return -1, err
 	}
 	body := orderActions(req.Actions)
-	cc := newConflictCheck(&req, t.root)
+	cc := NewConflictChecker(&req, t.root)
 	maxAttempts := req.MaxAttempts
 	if maxAttempts <= 0 {
 		maxAttempts = 1000
@@ -372,7 +285,7 @@ func (t *Table) Commit(ctx context.Context, req CommitRequest) (int64, error) {
 			return -1, fmt.Errorf("delta: read concurrent commits: %w", err)
 		}
 		for i, w := range winners {
-			if err := cc.check(req.ReadVersion+1+int64(i), w); err != nil {
+			if err := cc.Check(req.ReadVersion+1+int64(i), w); err != nil {
 				return -1, err
 			}
 		}
@@ -398,7 +311,7 @@ func (t *Table) Commit(ctx context.Context, req CommitRequest) (int64, error) {
 		}
 		t.remember(v, winner)
 		h = t.advanceHead(h, v, winner)
-		if err := cc.check(v, winner); err != nil {
+		if err := cc.Check(v, winner); err != nil {
 			return -1, err
 		}
 		v++

@@ -21,7 +21,11 @@ func TestMain(m *testing.M) {
 	if spec := os.Getenv(writerEnv); spec != "" {
 		os.Exit(runWriterProcess(spec))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if bigRoot != "" {
+		os.RemoveAll(bigRoot) // the benchmarks' 10,000-commit tables
+	}
+	os.Exit(code)
 }
 
 // runWriterProcess commits blind appends and prints "path version" for each

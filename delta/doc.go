@@ -18,6 +18,14 @@
 // vectors and column mapping are refused with ErrUnsupportedFeature naming
 // the feature, never read wrongly.
 //
+// Table.FileList is a lenient replay for inspecting a log: it returns the
+// version and live files without requiring a protocol or metaData action
+// (which Snapshot requires) and without the checks rows need.
+//
+// Parquet checkpoints are decoded straight from their column chunks
+// (levels and values, no Arrow arrays); a file of a shape that decoder does
+// not handle, such as one with deletion vectors, is read through Arrow.
+//
 // Time travel by timestamp uses in-commit timestamps on tables that have
 // them, else commit file modification times (made monotonic as Delta Lake
 // does). As in Delta Lake, a timestamp before the earliest reconstructable

@@ -94,7 +94,7 @@ func (t *Table) SnapshotAsOf(ctx context.Context, ts time.Time) (*Snapshot, erro
 	if err := l.statAll(ctx); err != nil {
 		return nil, err
 	}
-	latestSnap, err := t.snapshotFrom(ctx, l, l.latestVersion())
+	latestSnap, err := t.snapshotFrom(ctx, l, l.latestVersion(), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -155,7 +155,7 @@ func (t *Table) SnapshotAsOf(ctx context.Context, ts time.Time) (*Snapshot, erro
 		return nil, searchErr
 	}
 	v := lo + int64(idx) - 1
-	return t.snapshotFrom(ctx, l, v)
+	return t.snapshotFrom(ctx, l, v, nil)
 }
 
 // History returns up to limit commits, newest first (limit <= 0: all

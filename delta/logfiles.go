@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -57,13 +58,19 @@ func parseVersion(s string) (int64, bool) {
 	if len(s) != 20 {
 		return 0, false
 	}
-	for _, c := range s {
+	var v int64
+	for i := 0; i < len(s); i++ {
+		c := s[i]
 		if c < '0' || c > '9' {
 			return 0, false
 		}
+		d := int64(c - '0')
+		if v > (math.MaxInt64-d)/10 {
+			return 0, false // overflows int64
+		}
+		v = v*10 + d
 	}
-	v, err := strconv.ParseInt(s, 10, 64)
-	return v, err == nil
+	return v, true
 }
 
 // parseLogName classifies a file name in _delta_log.
@@ -133,14 +140,16 @@ var ErrNotATable = errors.New("delta: not a Delta table")
 
 func listLog(ctx context.Context, store storage.Store) (*logListing, error) {
 	var infos []storage.FileInfo
+	var names []string // base names of infos, when listed by name
 	var err error
 	lazy := false
-	if nl, ok := store.(storage.NameLister); ok {
-		var names []string
+	if ul, ok := store.(storage.UnorderedNameLister); ok {
+		names, err = ul.ListNamesUnordered(ctx, LogDir)
+		infos = namedInfos(names)
+		lazy = true
+	} else if nl, ok := store.(storage.NameLister); ok {
 		names, err = nl.ListNames(ctx, LogDir)
-		for _, n := range names {
-			infos = append(infos, storage.FileInfo{Path: LogDir + "/" + n})
-		}
+		infos = namedInfos(names)
 		lazy = true
 	} else {
 		infos, err = store.List(ctx, LogDir)
@@ -153,11 +162,16 @@ func listLog(ctx context.Context, store storage.Store) (*logListing, error) {
 	}
 	l := &logListing{commits: make(map[int64]storage.FileInfo, len(infos)), minCommit: -1, maxCommit: -1, store: store, unstated: lazy}
 	parts := map[int64]map[int][]logFile{} // version → parts count → files
-	for _, fi := range infos {
+	for i, fi := range infos {
 		if fi.IsDir {
 			continue
 		}
-		lf := parseLogName(fi.Name())
+		var lf logFile
+		if names != nil {
+			lf = parseLogName(names[i])
+		} else {
+			lf = parseLogName(fi.Name())
+		}
 		lf.info = fi
 		switch lf.kind {
 		case kindCommit:
@@ -204,7 +218,10 @@ func listLog(ctx context.Context, store storage.Store) (*logListing, error) {
 		if a.version != b.version {
 			return a.version < b.version
 		}
-		return rank[a.kind] < rank[b.kind]
+		if rank[a.kind] != rank[b.kind] {
+			return rank[a.kind] < rank[b.kind]
+		}
+		return a.files[0].Path < b.files[0].Path // listings need not be sorted
 	})
 	if l.maxCommit < 0 && len(l.checkpoints) == 0 {
 		return nil, fmt.Errorf("%w: %s has no commits", ErrNotATable, LogDir)
@@ -221,6 +238,32 @@ func listLog(ctx context.Context, store storage.Store) (*logListing, error) {
 		}
 	}
 	return l, nil
+}
+
+// namedInfos returns a FileInfo with only the path for each name in the
+// log directory. The paths are substrings of one string: a long log lists
+// ten thousands of names.
+func namedInfos(names []string) []storage.FileInfo {
+	n := 0
+	for _, name := range names {
+		n += len(LogDir) + 1 + len(name)
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for _, name := range names {
+		b.WriteString(LogDir)
+		b.WriteByte('/')
+		b.WriteString(name)
+	}
+	all := b.String()
+	infos := make([]storage.FileInfo, len(names))
+	off := 0
+	for i, name := range names {
+		end := off + len(LogDir) + 1 + len(name)
+		infos[i].Path = all[off:end]
+		off = end
+	}
+	return infos
 }
 
 // stat fills in the metadata of entries at or after version floor.

@@ -19,6 +19,14 @@ import (
 // an absolute path ("/...") for other local files, or "scheme://host/path"
 // (path decoded) for files on other stores.
 func CanonicalPath(p, root string) string {
+	if plainRelative(p) {
+		return p
+	}
+	return canonicalPath(p, root)
+}
+
+// canonicalPath is CanonicalPath without the shortcut for plain paths.
+func canonicalPath(p, root string) string {
 	if scheme, rest, ok := splitScheme(p); ok {
 		if scheme == "file" {
 			u, err := url.Parse(p)
@@ -43,6 +51,33 @@ func CanonicalPath(p, root string) string {
 		return path.Clean(root + "/" + rel)
 	}
 	return rel
+}
+
+// plainRelative reports whether p is its own canonical form: a relative
+// slash path with no escapes, no scheme, and no empty, "." or ".." element
+// (what writers put in nearly every add action).
+func plainRelative(p string) bool {
+	if p == "" || p[0] == '/' || p[len(p)-1] == '/' {
+		return false
+	}
+	segStart := 0
+	for i := 0; i <= len(p); i++ {
+		if i < len(p) {
+			switch c := p[i]; c {
+			case '%', ':', '\\':
+				return false
+			case '/':
+			default:
+				continue
+			}
+		}
+		seg := p[segStart:i]
+		if seg == "" || seg == "." || seg == ".." {
+			return false
+		}
+		segStart = i + 1
+	}
+	return true
 }
 
 func canonicalAbs(p, root string) string {

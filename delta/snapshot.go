@@ -203,21 +203,39 @@ func newReplayState(root string) *replayState {
 	return &replayState{root: root, files: map[string]*Add{}, tombs: map[string]*Remove{}, txns: map[string]Txn{}}
 }
 
-// apply applies one action in log order.
-func (r *replayState) apply(a *Action) {
+// newReplayStateSized is newReplayState with room for about n files.
+func newReplayStateSized(root string, n int) *replayState {
+	return &replayState{root: root, files: make(map[string]*Add, n), tombs: map[string]*Remove{}, txns: map[string]Txn{}}
+}
+
+// apply applies one action in log order. owned says the caller hands over
+// the action's Add or Remove, which replay may then keep and change instead
+// of copying (actions read from a checkpoint are owned; commits may be
+// shared with the recent-commit cache and are not).
+func (r *replayState) apply(a *Action, owned bool) {
 	switch {
 	case a.Add != nil:
-		add := *a.Add
+		add := a.Add
+		if !owned {
+			c := *a.Add
+			add = &c
+		}
 		add.Path = CanonicalPath(add.Path, r.root)
 		k := fileKey(add.Path, add.DeletionVector)
-		r.files[k] = &add
-		delete(r.tombs, k)
+		r.files[k] = add
+		if len(r.tombs) > 0 {
+			delete(r.tombs, k)
+		}
 	case a.Remove != nil:
-		rm := *a.Remove
+		rm := a.Remove
+		if !owned {
+			c := *a.Remove
+			rm = &c
+		}
 		rm.Path = CanonicalPath(rm.Path, r.root)
 		k := fileKey(rm.Path, rm.DeletionVector)
 		delete(r.files, k)
-		r.tombs[k] = &rm
+		r.tombs[k] = rm
 	case a.Txn != nil:
 		r.txns[a.Txn.AppID] = *a.Txn
 	case a.Protocol != nil:
@@ -232,15 +250,20 @@ func (r *replayState) apply(a *Action) {
 // applyCommit applies one commit's actions. Within a commit, actions are
 // not ordered: an add and a remove of the same logical file in one commit
 // leave the file added.
-func (r *replayState) applyCommit(actions []Action) {
+func (r *replayState) applyCommit(actions []Action) { r.applyActions(actions, false) }
+
+// applyOwned is applyCommit for actions nobody else holds (a checkpoint's).
+func (r *replayState) applyOwned(actions []Action) { r.applyActions(actions, true) }
+
+func (r *replayState) applyActions(actions []Action, owned bool) {
 	for i := range actions {
 		if actions[i].Remove != nil {
-			r.apply(&actions[i])
+			r.apply(&actions[i], owned)
 		}
 	}
 	for i := range actions {
 		if actions[i].Remove == nil {
-			r.apply(&actions[i])
+			r.apply(&actions[i], owned)
 		}
 	}
 }

@@ -68,11 +68,61 @@ func (t *Table) Store() storage.Store { return t.store }
 
 // Snapshot loads the latest snapshot.
 func (t *Table) Snapshot(ctx context.Context) (*Snapshot, error) {
+	// The checkpoint _last_checkpoint names is read while the log is
+	// listed; the listing still decides which checkpoint replay uses.
+	pre := t.prefetchCheckpoint(ctx)
 	l, err := listLog(ctx, t.store)
 	if err != nil {
 		return nil, err
 	}
-	return t.snapshotFrom(ctx, l, l.latestVersion())
+	return t.snapshotFrom(ctx, l, l.latestVersion(), pre)
+}
+
+// checkpointPrefetch is a classic checkpoint being read ahead of the
+// listing of the log.
+type checkpointPrefetch struct {
+	version int64
+	path    string
+	done    chan struct{} // closed when acts and err are set
+	acts    []Action
+	err     error
+}
+
+// prefetchCheckpoint starts reading the classic checkpoint _last_checkpoint
+// names, when a snapshot load will likely replay from it (no cached
+// snapshot at or after it). It returns nil when there is nothing to read.
+func (t *Table) prefetchCheckpoint(ctx context.Context) *checkpointPrefetch {
+	lc, ok := readLastCheckpoint(ctx, t.store)
+	if !ok || lc.Parts != nil {
+		return nil
+	}
+	t.mu.Lock()
+	cached := t.latest
+	t.mu.Unlock()
+	if cached != nil && cached.version >= lc.Version {
+		return nil
+	}
+	p := &checkpointPrefetch{version: lc.Version, path: CheckpointPath(lc.Version), done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		ref := checkpointRef{version: lc.Version, kind: kindCheckpointClassic, files: []storage.FileInfo{{Path: p.path}}}
+		p.acts, p.err = t.readCheckpoint(ctx, ref)
+	}()
+	return p
+}
+
+// take returns the prefetched actions when c is the prefetched checkpoint
+// and it was read without error.
+func (p *checkpointPrefetch) take(ctx context.Context, c checkpointRef) ([]Action, bool) {
+	if p == nil || c.version != p.version || len(c.files) != 1 || c.files[0].Path != p.path {
+		return nil, false
+	}
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		return nil, false
+	}
+	return p.acts, p.err == nil
 }
 
 // SnapshotAt loads the snapshot at version.
@@ -87,12 +137,13 @@ func (t *Table) SnapshotAt(ctx context.Context, version int64) (*Snapshot, error
 	if err := l.stat(ctx, version); err != nil {
 		return nil, err
 	}
-	return t.snapshotFrom(ctx, l, version)
+	return t.snapshotFrom(ctx, l, version, nil)
 }
 
 // snapshotFrom loads version v, reusing the cached snapshot when it is the
-// same version or an older one that the listing can extend.
-func (t *Table) snapshotFrom(ctx context.Context, l *logListing, v int64) (*Snapshot, error) {
+// same version or an older one that the listing can extend. pre, if not
+// nil, is a checkpoint read ahead.
+func (t *Table) snapshotFrom(ctx context.Context, l *logListing, v int64, pre *checkpointPrefetch) (*Snapshot, error) {
 	t.mu.Lock()
 	cached := t.latest
 	t.mu.Unlock()
@@ -104,7 +155,7 @@ func (t *Table) snapshotFrom(ctx context.Context, l *logListing, v int64) (*Snap
 	if cached != nil && cached.version < v && !newerCheckpoint(l, cached.version, v) && hasCommits(l, cached.version+1, v) {
 		s, err = t.extend(ctx, l, cached, v)
 	} else {
-		s, err = t.load(ctx, l, v)
+		s, err = t.load(ctx, l, v, pre)
 	}
 	if err != nil {
 		return nil, err
@@ -211,7 +262,35 @@ func (t *Table) remember(v int64, acts []Action) {
 
 // load reconstructs version v from the newest usable checkpoint at or
 // before v and the commits after it.
-func (t *Table) load(ctx context.Context, l *logListing, v int64) (*Snapshot, error) {
+func (t *Table) load(ctx context.Context, l *logListing, v int64, pre *checkpointPrefetch) (*Snapshot, error) {
+	rp, err := t.replay(ctx, l, v, pre)
+	if err != nil {
+		return nil, err
+	}
+	s, err := rp.state.snapshot(v)
+	if err != nil {
+		return nil, fmt.Errorf("delta: snapshot at version %d: %w", v, err)
+	}
+	s.checkpointVersion = rp.cpVersion
+	s.timestamp, err = t.commitTimestamp(ctx, l, &s.metadata, v, rp.last)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// replayed is the outcome of log replay up to one version, before any check
+// of protocol or metadata.
+type replayed struct {
+	state     *replayState
+	cpVersion int64    // checkpoint replay started from, -1 if none
+	last      []Action // actions of the last commit read, nil if none
+}
+
+// replay applies the newest usable checkpoint at or before v and the
+// commits after it, up to v. It does not require protocol or metadata. pre,
+// if not nil, is a checkpoint read ahead.
+func (t *Table) replay(ctx context.Context, l *logListing, v int64, pre *checkpointPrefetch) (*replayed, error) {
 	// The listing is authoritative: the newest complete checkpoint at or
 	// before v wins, so a missing, empty or wrong _last_checkpoint changes
 	// nothing. An unreadable checkpoint falls back to the next older one.
@@ -223,22 +302,27 @@ func (t *Table) load(ctx context.Context, l *logListing, v int64) (*Snapshot, er
 		}
 	}
 	for _, c := range cands {
-		st := newReplayState(t.root)
-		acts, err := t.readCheckpoint(ctx, c)
+		acts, ok := pre.take(ctx, c)
+		var err error
+		if !ok {
+			acts, err = t.readCheckpoint(ctx, c)
+		}
 		if err != nil {
 			t.logger.Warn("delta: skipping unreadable checkpoint", "version", c.version, "err", err)
 			continue
 		}
-		st.applyCommit(acts)
-		return t.finishLoad(ctx, l, st, c.version, v)
+		st := newReplayStateSized(t.root, len(acts))
+		st.applyOwned(acts)
+		return t.replayCommits(ctx, st, c.version, v)
 	}
 	if _, ok := l.commits[0]; !ok || !hasCommits(l, 0, v) {
 		return nil, fmt.Errorf("%w: version %d cannot be reconstructed: no usable checkpoint at or before it and the commits from 0 are missing", ErrVersionNotFound, v)
 	}
-	return t.finishLoad(ctx, l, newReplayState(t.root), -1, v)
+	return t.replayCommits(ctx, newReplayState(t.root), -1, v)
 }
 
-func (t *Table) finishLoad(ctx context.Context, l *logListing, st *replayState, cpVersion, v int64) (*Snapshot, error) {
+// replayCommits applies the commits after cpVersion up to v to st.
+func (t *Table) replayCommits(ctx context.Context, st *replayState, cpVersion, v int64) (*replayed, error) {
 	commits, err := readCommits(ctx, t.store, cpVersion+1, v)
 	if err != nil {
 		return nil, err
@@ -246,20 +330,11 @@ func (t *Table) finishLoad(ctx context.Context, l *logListing, st *replayState, 
 	for _, c := range commits {
 		st.applyCommit(c)
 	}
-	s, err := st.snapshot(v)
-	if err != nil {
-		return nil, fmt.Errorf("delta: snapshot at version %d: %w", v, err)
-	}
-	s.checkpointVersion = cpVersion
-	var last []Action
+	rp := &replayed{state: st, cpVersion: cpVersion}
 	if len(commits) > 0 {
-		last = commits[len(commits)-1]
+		rp.last = commits[len(commits)-1]
 	}
-	s.timestamp, err = t.commitTimestamp(ctx, l, &s.metadata, v, last)
-	if err != nil {
-		return nil, err
-	}
-	return s, nil
+	return rp, nil
 }
 
 // readCheckpoint reads every action of a checkpoint, following sidecars.
@@ -280,7 +355,11 @@ func (t *Table) readCheckpoint(ctx context.Context, c checkpointRef) ([]Action, 
 		if err != nil {
 			return nil, fmt.Errorf("checkpoint %s: %w", f.Path, err)
 		}
-		acts = append(acts, part...)
+		if acts == nil {
+			acts = part // the common single file: no copy
+		} else {
+			acts = append(acts, part...)
+		}
 	}
 	var sidecars []Action
 	for _, a := range acts {

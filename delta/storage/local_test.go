@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 )
@@ -80,5 +81,53 @@ func TestPaths(t *testing.T) {
 	}
 	if _, err := Sub(l, "../escape"); !errors.Is(err, ErrInvalidPath) {
 		t.Errorf("Sub(../escape) = %v", err)
+	}
+}
+
+// TestListNames checks both name listings of Local and of a Sub store: the
+// same names, temporary files left out, sorted by ListNames only.
+func TestListNames(t *testing.T) {
+	ctx := context.Background()
+	l, err := NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := []string{"t/_delta_log/00000000000000000002.json", "t/_delta_log/00000000000000000000.json",
+		"t/_delta_log/.00000000000000000003.json.tmp", "t/_delta_log/00000000000000000001.checkpoint.parquet",
+		"t/_delta_log/_sidecars/x.parquet", "t/_delta_log/00000000000000000001.json"}
+	for _, f := range files {
+		if err := l.WriteFile(ctx, f, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []string{"00000000000000000000.json", "00000000000000000001.checkpoint.parquet",
+		"00000000000000000001.json", "00000000000000000002.json", "_sidecars"}
+	sub, err := Sub(l, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name  string
+		store Store
+		dir   string
+	}{
+		{"local", l, "t/_delta_log"},
+		{"sub", sub, "_delta_log"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			names, err := tc.store.(NameLister).ListNames(ctx, tc.dir)
+			if err != nil || !slices.Equal(names, want) {
+				t.Errorf("ListNames = %q, %v; want %q", names, err, want)
+			}
+			un, err := tc.store.(UnorderedNameLister).ListNamesUnordered(ctx, tc.dir)
+			slices.Sort(un)
+			if err != nil || !slices.Equal(un, want) {
+				t.Errorf("ListNamesUnordered = %q, %v; want %q in any order", un, err, want)
+			}
+			if _, err := tc.store.(UnorderedNameLister).ListNamesUnordered(ctx, "missing"); !errors.Is(err, ErrNotExist) {
+				t.Errorf("ListNamesUnordered of a missing folder: %v, want ErrNotExist", err)
+			}
+		})
 	}
 }

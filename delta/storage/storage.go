@@ -233,6 +233,27 @@ type NameLister interface {
 	ListNames(ctx context.Context, dir string) ([]string, error)
 }
 
+// UnorderedNameLister is implemented by stores that can list names in
+// whatever order the store keeps them, without the sort NameLister
+// implementations may do. The Delta library, which orders what it needs
+// itself, uses it for a long _delta_log.
+type UnorderedNameLister interface {
+	ListNamesUnordered(ctx context.Context, dir string) ([]string, error)
+}
+
+// ListNamesUnordered implements UnorderedNameLister; it falls back to
+// ListNames when the parent store lists in order only.
+func (s *subStore) ListNamesUnordered(ctx context.Context, dir string) ([]string, error) {
+	if ul, ok := s.parent.(UnorderedNameLister); ok {
+		f, err := s.full(dir)
+		if err != nil {
+			return nil, err
+		}
+		return ul.ListNamesUnordered(ctx, f)
+	}
+	return s.ListNames(ctx, dir)
+}
+
 // ListNames implements NameLister when the parent store does.
 func (s *subStore) ListNames(ctx context.Context, dir string) ([]string, error) {
 	f, err := s.full(dir)

@@ -33,6 +33,9 @@ func mustCreate(tb testing.TB, c *Catalog, name string) {
 	}
 }
 
+// testSchemaJSON is the schema mustCreate gives a table.
+const testSchemaJSON = `{"type":"struct","fields":[{"name":"id","type":"long","nullable":true,"metadata":{}},{"name":"day","type":"date","nullable":true,"metadata":{}}]}`
+
 // dataFile creates a file in the table and returns its add.
 func dataFile(tb testing.TB, c *Catalog, table, day, name string) delta.Add {
 	tb.Helper()
@@ -118,7 +121,9 @@ func TestGroupCommitKeepsTxnConflictsApart(t *testing.T) {
 
 // TestCompactionDoesNotConflictWithAppends: an OPTIMIZE-style commit
 // (dataChange=false) after concurrent appends into its partition lands; a
-// merge-style commit that read the partition does not.
+// merge-style commit that read the partition, a non-blind write that names
+// no read files (it read the whole table) and a compaction that also
+// changes the metadata do not.
 func TestCompactionDoesNotConflictWithAppends(t *testing.T) {
 	c := newTestCatalog(t)
 	mustCreate(t, c, "raw.o")
@@ -139,6 +144,12 @@ func TestCompactionDoesNotConflictWithAppends(t *testing.T) {
 	}{
 		{"merge that read the partition", &CommitRequest{Table: "raw.o", ReadVersion: 1, Operation: "MERGE",
 			Removes: []delta.Remove{{Path: f1.Path, DataChange: true}}, ReadFiles: []string{f1.Path}}, ErrConflict},
+		{"write that is not blind and names no read files", &CommitRequest{Table: "raw.o", ReadVersion: 1, Operation: "WRITE",
+			Adds: []delta.Add{dataFile(t, c, "raw.o", "2024-01-02", "w1")}}, ErrConflict},
+		// Rearranging files is not all this commit does (delta.ConflictChecker).
+		{"compaction that also changes metadata", &CommitRequest{Table: "raw.o", ReadVersion: 1, Operation: "OPTIMIZE",
+			Metadata: &delta.Metadata{SchemaString: testSchemaJSON, PartitionColumns: []string{"day"}},
+			Removes:  []delta.Remove{{Path: f1.Path}}, Adds: []delta.Add{compacted}}, ErrConflict},
 		{"compaction", &CommitRequest{Table: "raw.o", ReadVersion: 1, Operation: "OPTIMIZE",
 			Removes: []delta.Remove{{Path: f1.Path}}, Adds: []delta.Add{compacted}}, nil},
 	}

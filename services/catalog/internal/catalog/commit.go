@@ -59,10 +59,13 @@ type prepared struct {
 	removePaths []string // canonical
 	readFiles   []string // canonical
 	readApps    []string
-	groupable   bool
-	metadata    *delta.Metadata
-	rows        int64
-	result      chan commitOutcome
+	// conflict is the request as the delta conflict checker sees it: its
+	// actions and what it read, without the partitions (check adds those).
+	conflict  delta.CommitRequest
+	groupable bool
+	metadata  *delta.Metadata
+	rows      int64
+	result    chan commitOutcome
 }
 
 type commitOutcome struct {
@@ -222,7 +225,32 @@ func (t *table) prepare(ctx context.Context, req *CommitRequest) (*prepared, err
 		p.metadata = nm
 	}
 	p.groupable = req.BlindAppend && len(req.Removes) == 0 && req.Metadata == nil && allDataChange(req.Adds)
+	p.conflict = conflictView(req, p)
 	return p, nil
+}
+
+// conflictView is the request as a delta.CommitRequest carrying what the
+// conflict rules look at: the adds, removes and metadata change, the app ids
+// read (txns included) and the files read.
+func conflictView(req *CommitRequest, p *prepared) delta.CommitRequest {
+	acts := make([]delta.Action, 0, len(req.Adds)+len(req.Removes)+1)
+	if p.metadata != nil {
+		acts = append(acts, delta.Action{MetaData: p.metadata})
+	}
+	for i := range req.Removes {
+		acts = append(acts, delta.Action{Remove: &req.Removes[i]})
+	}
+	for i := range req.Adds {
+		acts = append(acts, delta.Action{Add: &req.Adds[i]})
+	}
+	return delta.CommitRequest{
+		ReadVersion: req.ReadVersion,
+		Operation:   req.Operation,
+		Actions:     acts,
+		BlindAppend: req.BlindAppend,
+		ReadAppIDs:  p.readApps,
+		ReadFiles:   req.ReadFiles,
+	}
 }
 
 func allDataChange(adds []delta.Add) bool {
@@ -428,34 +456,21 @@ func overlaps(set map[string]bool, apps []string) bool {
 	return false
 }
 
-// check applies the conflict rules of DESIGN.md section 4 against every
-// version after the request's read version, then checks that the files it
-// removes or read are live.
+// check checks that the files the request removes or read are live (or
+// were removed by a concurrent commit, which then conflicts), and applies
+// the conflict rules of DESIGN.md section 4 — delta.ConflictChecker — to
+// every version after the request's read version. What a request read, for
+// concurrent adds: the partitions of the files it read or removes; a
+// non-blind request that names no such file read the whole table.
 func (t *table) check(ctx context.Context, p *prepared) error {
 	st := t.st // only the writer goroutine replaces or mutates t.st
 	ws, err := st.winners(ctx, t.store, p.req.ReadVersion)
 	if err != nil {
 		return err
 	}
-	readParts, readAll := map[string]bool{}, len(p.readFiles) == 0 && len(p.removePaths) == 0
-	for _, w := range ws {
-		switch {
-		case w.protocolChanged:
-			return &ConflictError{WinnerVersion: w.version, Reason: "the protocol changed"}
-		case w.metadataChanged:
-			return &ConflictError{WinnerVersion: w.version, Reason: "the metadata changed"}
-		}
-		for _, app := range w.txnApps {
-			if slices.Contains(p.readApps, app) {
-				return &ConflictError{WinnerVersion: w.version, Reason: fmt.Sprintf("concurrent transaction for app id %q", app)}
-			}
-		}
-		for _, f := range slices.Concat(p.readFiles, p.removePaths) {
-			if w.removed[f] {
-				return &ConflictError{WinnerVersion: w.version, Reason: fmt.Sprintf("file %q was removed by a concurrent commit", f)}
-			}
-		}
-	}
+	read := p.conflict
+	read.ReadWholeTable = !p.req.BlindAppend && len(p.readFiles) == 0 && len(p.removePaths) == 0
+	parts := map[string]bool{}
 	for _, set := range []struct {
 		field string // with %d for the index
 		paths []string
@@ -463,27 +478,42 @@ func (t *table) check(ctx context.Context, p *prepared) error {
 		for i, f := range set.paths {
 			a, ok := st.files[f]
 			if !ok {
+				if removedBy(ws, f) {
+					continue // the conflict check below reports the winner
+				}
 				return badField(fmt.Sprintf(set.field, i), "%q is not a live file of the table", f)
 			}
-			readParts[partitionKey(st.metadata.PartitionColumns, a.PartitionValues)] = true
+			if k := partitionKey(st.metadata.PartitionColumns, a.PartitionValues); !parts[k] {
+				parts[k] = true
+				read.ReadPartitions = append(read.ReadPartitions, a.PartitionValues)
+			}
 		}
 	}
-	if !p.req.BlindAppend && !p.rearrangesOnly() {
-		for _, w := range ws {
-			if !w.dataAdded {
-				continue
+	if len(ws) == 0 {
+		return nil
+	}
+	cc := delta.NewConflictChecker(&read, "")
+	for i := range ws {
+		if err := cc.CheckSummary(&ws[i]); err != nil {
+			var ce *delta.ConflictError
+			if errors.As(err, &ce) {
+				return &ConflictError{WinnerVersion: ce.WinnerVersion, Reason: ce.Reason}
 			}
-			if readAll {
-				return &ConflictError{WinnerVersion: w.version, Reason: "concurrent append to the table this transaction read"}
-			}
-			for part := range w.addedPartitions {
-				if readParts[part] {
-					return &ConflictError{WinnerVersion: w.version, Reason: fmt.Sprintf("concurrent append into partition %q this transaction read", part)}
-				}
-			}
+			return err
 		}
 	}
 	return nil
+}
+
+// removedBy reports whether one of the winners removed the file at the
+// canonical path f.
+func removedBy(ws []delta.CommitSummary, f string) bool {
+	for i := range ws {
+		if slices.Contains(ws[i].Removed, f) {
+			return true
+		}
+	}
+	return false
 }
 
 // write commits a group as the next version and advances the state.
@@ -608,24 +638,4 @@ func (t *table) reload(ctx context.Context) error {
 	t.st = st
 	t.mu.Unlock()
 	return nil
-}
-
-// rearrangesOnly reports whether the commit changes no data (compaction):
-// every add and remove has dataChange=false. Such a commit does not depend
-// on files appended concurrently.
-func (p *prepared) rearrangesOnly() bool {
-	if len(p.req.Adds) == 0 && len(p.req.Removes) == 0 {
-		return false
-	}
-	for _, a := range p.req.Adds {
-		if a.DataChange {
-			return false
-		}
-	}
-	for _, r := range p.req.Removes {
-		if r.DataChange {
-			return false
-		}
-	}
-	return true
 }

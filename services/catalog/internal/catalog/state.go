@@ -33,26 +33,12 @@ type tableState struct {
 	txns  map[string]int64
 	// summaries are the conflict-relevant facts of the most recent versions,
 	// consecutive and ending at version.
-	summaries []summary
+	summaries []delta.CommitSummary
 	// lastCheckpoint is the version of the newest checkpoint (-1 if none).
 	lastCheckpoint int64
 	// sorted caches the live files sorted by path for the current version;
 	// nil after a change.
 	sorted atomic.Pointer[[]delta.Add]
-}
-
-// summary is what a later transaction's conflict check needs to know about
-// one committed version.
-type summary struct {
-	version          int64
-	metadataChanged  bool
-	protocolChanged  bool
-	txnApps          []string
-	removed          map[string]bool
-	dataAdded        bool
-	addedPartitions  map[string]bool // partition keys of data-changing adds
-	operation        string
-	numAdded, numRem int
 }
 
 // partitionKey identifies a partition by its values in column order.
@@ -72,32 +58,10 @@ func partitionKey(cols []string, values map[string]string) string {
 	return b.String()
 }
 
-// summarize extracts the conflict-relevant facts of a version's actions;
-// partitionCols are the table's partition columns at that version.
-func summarize(version int64, actions []delta.Action, partitionCols []string) summary {
-	s := summary{version: version, removed: map[string]bool{}, addedPartitions: map[string]bool{}}
-	for _, a := range actions {
-		switch {
-		case a.Add != nil:
-			s.numAdded++
-			if a.Add.DataChange {
-				s.dataAdded = true
-				s.addedPartitions[partitionKey(partitionCols, a.Add.PartitionValues)] = true
-			}
-		case a.Remove != nil:
-			s.numRem++
-			s.removed[delta.CanonicalPath(a.Remove.Path, "")] = true
-		case a.Txn != nil:
-			s.txnApps = append(s.txnApps, a.Txn.AppID)
-		case a.MetaData != nil:
-			s.metadataChanged = true
-		case a.Protocol != nil:
-			s.protocolChanged = true
-		case a.CommitInfo != nil:
-			s.operation = a.CommitInfo.Operation
-		}
-	}
-	return s
+// summarize extracts the conflict-relevant facts of a version's actions.
+// The catalog's paths are relative to the table, so no root is needed.
+func summarize(version int64, actions []delta.Action) delta.CommitSummary {
+	return delta.SummarizeCommit(version, actions, "")
 }
 
 // loadState reads a table's latest snapshot from its log.
@@ -179,7 +143,7 @@ func (st *tableState) apply(version int64, ts time.Time, actions []delta.Action)
 	st.version = version
 	st.timestamp = ts
 	st.sorted.Store(nil)
-	st.summaries = append(st.summaries, summarize(version, actions, st.metadata.PartitionColumns))
+	st.summaries = append(st.summaries, summarize(version, actions))
 	if n := len(st.summaries); n > maxSummaries {
 		st.summaries = slices.Clone(st.summaries[n-maxSummaries/2:])
 	}
@@ -188,12 +152,12 @@ func (st *tableState) apply(version int64, ts time.Time, actions []delta.Action)
 
 // winners returns the summaries of versions (after, st.version], from memory
 // where possible and from the log otherwise.
-func (st *tableState) winners(ctx context.Context, store storage.Store, after int64) ([]summary, error) {
+func (st *tableState) winners(ctx context.Context, store storage.Store, after int64) ([]delta.CommitSummary, error) {
 	if after >= st.version {
 		return nil, nil
 	}
 	first := st.version - int64(len(st.summaries)) + 1 // oldest version in memory
-	var out []summary
+	var out []delta.CommitSummary
 	for v := after + 1; v < first; v++ {
 		b, err := store.ReadFile(ctx, delta.CommitPath(v))
 		if errors.Is(err, storage.ErrNotExist) {
@@ -206,7 +170,7 @@ func (st *tableState) winners(ctx context.Context, store storage.Store, after in
 		if err != nil {
 			return nil, fmt.Errorf("parse commit %d: %w", v, err)
 		}
-		out = append(out, summarize(v, actions, st.metadata.PartitionColumns))
+		out = append(out, summarize(v, actions))
 	}
 	from := max(after+1, first)
 	return append(out, st.summaries[from-first:]...), nil

@@ -87,13 +87,16 @@ func (s *Scheduler) done(table string) {
 func (s *Scheduler) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	stop := context.AfterFunc(ctx, func() {
+	// Run returns only once ctx ended; this deferred call (run before
+	// wg.Wait) wakes the idle workers so that they return. A
+	// context.AfterFunc here raced: its stop, deferred, could cancel the
+	// wake-up before it ran and leave Run waiting forever.
+	defer func() {
 		s.mu.Lock()
 		s.stopped = true
 		s.mu.Unlock()
 		s.cond.Broadcast()
-	})
-	defer stop()
+	}()
 	for range s.workers {
 		wg.Go(func() {
 			for {

@@ -10,9 +10,10 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
+
+	"github.com/plantlake/plantlake/delta"
 )
 
 // ErrBadName is returned (wrapped) for a table name that is not `schema.table`
@@ -20,14 +21,15 @@ import (
 var ErrBadName = errors.New("bad table name")
 
 // ErrBadPath is returned (wrapped) for a data-file path that would leave its
-// table, point into the table's log, or is not a plain relative path.
-var ErrBadPath = errors.New("bad data file path")
+// table, point into the table's log, or is not a plain relative path. It is
+// delta.ErrBadDataPath: the delta library's check is the base of DataPath.
+var ErrBadPath = delta.ErrBadDataPath
 
 // maxIdentLen bounds each part of a table name; it keeps folder names sane.
 const maxIdentLen = 128
 
 // LogDir is the name of a Delta table's log folder.
-const LogDir = "_delta_log"
+const LogDir = delta.LogDir
 
 // Name is a validated table name.
 type Name struct {
@@ -81,43 +83,27 @@ func (n Name) Dir() string { return n.Schema + "/" + n.Table }
 
 // DataPath checks the path of a data file as it appears in an add or remove
 // action (relative to the table, URI-encoded as Delta requires) and returns
-// the decoded relative path to use with the table's store. It refuses
-// absolute paths, URIs with a scheme, `..` and `.` segments, empty segments,
-// backslashes, control characters, and anything inside the table's log.
+// the decoded relative path to use with the table's store. On top of
+// delta.DataPath (no schemes, absolute paths, `.`, `..` or empty segments,
+// backslashes, NUL, or anything inside the table's log) it refuses ':', '?'
+// and '#' anywhere, malformed escapes, and control characters.
 func DataPath(p string) (string, error) {
-	if p == "" {
-		return "", fmt.Errorf("%w: empty", ErrBadPath)
-	}
 	if i := strings.IndexAny(p, ":?#"); i >= 0 {
 		// A colon before any slash is a scheme (file:, s3:, abfss:); Delta
 		// writers never put ':' in a relative path unescaped either.
 		return "", fmt.Errorf("%w: %q: %q not allowed (no schemes, queries or fragments)", ErrBadPath, p, p[i])
 	}
-	dec, err := url.PathUnescape(p)
-	if err != nil {
+	if _, err := url.PathUnescape(p); err != nil {
 		return "", fmt.Errorf("%w: %q: %w", ErrBadPath, p, err)
 	}
-	if strings.HasPrefix(dec, "/") {
-		return "", fmt.Errorf("%w: %q: absolute", ErrBadPath, p)
+	dec, err := delta.DataPath(p)
+	if err != nil {
+		return "", err
 	}
 	for i, r := range dec {
-		if r < 0x20 || r == 0x7f || r == '\\' {
+		if r < 0x20 || r == 0x7f {
 			return "", fmt.Errorf("%w: %q: character %q at %d not allowed", ErrBadPath, p, r, i)
 		}
-	}
-	for _, seg := range strings.Split(dec, "/") {
-		switch seg {
-		case "":
-			return "", fmt.Errorf("%w: %q: empty path segment", ErrBadPath, p)
-		case ".", "..":
-			return "", fmt.Errorf("%w: %q: %q segment", ErrBadPath, p, seg)
-		}
-	}
-	if path.Clean(dec) != dec {
-		return "", fmt.Errorf("%w: %q: not a clean path", ErrBadPath, p)
-	}
-	if first, _, _ := strings.Cut(dec, "/"); first == LogDir {
-		return "", fmt.Errorf("%w: %q: inside %s", ErrBadPath, p, LogDir)
 	}
 	return dec, nil
 }
