@@ -213,13 +213,32 @@ func (e *Engine) ackOrReposition(ctx context.Context, reason string) (rawtable.C
 // commitInBackground finishes the commit in flight and starts committing
 // the batch without waiting for it. On failure it repositions.
 func (e *Engine) commitInBackground(ctx context.Context, reason string) {
+	if !e.settle(ctx) {
+		return
+	}
+	e.inflight = e.closeBatch(ctx, reason)
+}
+
+// settle finishes the commit in flight, if any, and reports whether it
+// succeeded; on failure it repositions.
+func (e *Engine) settle(ctx context.Context) bool {
 	if _, err := e.await(); err != nil {
 		if rerr := e.reposition(ctx); rerr != nil {
 			e.fatal = rerr
 		}
-		return
+		return false
 	}
-	e.inflight = e.closeBatch(ctx, reason)
+	return true
+}
+
+// settleIfDone acknowledges a background commit that has completed, so that
+// the status, the metrics and the group's offsets do not wait for the next
+// batch to close when records stop coming.
+func (e *Engine) settleIfDone(ctx context.Context) {
+	if e.inflight != nil && len(e.inflight.done) > 0 {
+		e.settle(ctx)
+		e.refreshStatus()
+	}
 }
 
 // dropBatch discards the rows being built; the partitions' next offsets

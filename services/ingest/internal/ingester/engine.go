@@ -304,6 +304,7 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 		if e.builder.Rows() > 0 && e.now.Sub(e.batchStart) >= e.cfg.BatchMaxAge {
 			e.commitInBackground(ctx, "age")
 		}
+		e.settleIfDone(ctx)
 		if e.now.Sub(lastRefresh) >= 500*time.Millisecond {
 			e.refreshStatus()
 			lastRefresh = e.now
