@@ -6,19 +6,18 @@ cd "$(dirname "$0")/.."
 out=$(pwd)/bench/results
 mkdir -p "$out"
 
-run() { echo "=== bench $1"; shift; "$@"; }
 
-run delta (cd delta && go test -p 1 -count=1 -run '^TestBenchReport$' -bench-report "$out/delta.md" -timeout 20m .)
+echo "=== bench delta"; (cd delta && go test -p 1 -count=1 -run '^TestBenchReport$' -bench-report "$out/delta.md" -timeout 20m .)
 cat "$out/delta.md"
 
-run delta-parquet (cd delta && go test -run '^$' -bench . -benchmem -count 3 -cpu 1 -p 1 ./datafile/ ./reader/ -args -bench-md="$out/delta-parquet.md")
+echo "=== bench delta-parquet"; (cd delta && go test -run '^$' -bench . -benchmem -count 3 -cpu 1 -p 1 ./datafile/ ./reader/ -args -bench-md="$out/delta-parquet.md")
 cat "$out/delta-parquet.md"
 
-run bridge (cd services/bridge && go run ./bench -out "$out/bridge.md")
+echo "=== bench bridge"; (cd services/bridge && go run ./bench -out "$out/bridge.md")
 cat "$out/bridge.md"
 
-run catalog (cd services/catalog && go test -p 1 -count=1 -run '^$' -bench BenchmarkCatalogReport -benchtime 1x -timeout 30m ./internal/service/)
+echo "=== bench catalog"; (cd services/catalog && go test -p 1 -count=1 -run '^$' -bench BenchmarkCatalogReport -benchtime 1x -timeout 30m ./internal/service/)
 cat "$out/catalog.md"
 
-run ingest (cd services/ingest && go run ./bench)
+echo "=== bench ingest"; (cd services/ingest && go run ./bench)
 cat "$out/ingest.md"
