@@ -442,13 +442,27 @@ func (a Action) MarshalJSON() ([]byte, error) {
 	case a.MetaData != nil:
 		key, v = "metaData", a.MetaData
 	case a.CommitInfo != nil:
-		key, v = "commitInfo", a.CommitInfo
+		// CommitInfo.MarshalJSON builds compact JSON from json.Marshal
+		// pieces; calling it directly skips json.Marshal's re-compaction
+		// (this runs on every commit).
+		b, err := a.CommitInfo.MarshalJSON()
+		if err != nil {
+			return nil, fmt.Errorf("delta: marshal commitInfo action: %w", err)
+		}
+		return wrapAction("commitInfo", b), nil
 	case a.CheckpointMetadata != nil:
 		key, v = "checkpointMetadata", a.CheckpointMetadata
 	case a.Sidecar != nil:
 		key, v = "sidecar", a.Sidecar
 	case len(a.Other) > 0:
-		return a.Other, nil
+		// Kept verbatim from a log file, which may have been pretty-printed:
+		// json.Marshal validates and compacts it so it stays one line of
+		// newline-delimited JSON.
+		b, err := json.Marshal(a.Other)
+		if err != nil {
+			return nil, fmt.Errorf("delta: marshal unknown action: %w", err)
+		}
+		return b, nil
 	default:
 		return nil, errors.New("delta: marshal empty action")
 	}
@@ -456,13 +470,18 @@ func (a Action) MarshalJSON() ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("delta: marshal %s action: %w", key, err)
 	}
+	return wrapAction(key, b), nil
+}
+
+// wrapAction returns {"key":b}.
+func wrapAction(key string, b []byte) []byte {
 	out := make([]byte, 0, len(b)+len(key)+5)
 	out = append(out, '{', '"')
 	out = append(out, key...)
 	out = append(out, '"', ':')
 	out = append(out, b...)
 	out = append(out, '}')
-	return out, nil
+	return out
 }
 
 // UnmarshalJSON decodes one action. An object whose only non-null key is not
@@ -566,8 +585,11 @@ func ParseActions(data []byte) ([]Action, error) {
 // each line ending in "\n".
 func MarshalActions(actions []Action) ([]byte, error) {
 	var buf bytes.Buffer
+	buf.Grow(512 * len(actions))
 	for i := range actions {
-		b, err := json.Marshal(actions[i])
+		// Action.MarshalJSON returns compact JSON; calling it directly skips
+		// json.Marshal's second pass over the bytes.
+		b, err := actions[i].MarshalJSON()
 		if err != nil {
 			return nil, fmt.Errorf("action %d: %w", i, err)
 		}

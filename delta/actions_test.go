@@ -150,3 +150,50 @@ func TestCanonicalPath(t *testing.T) {
 		}
 	}
 }
+
+// TestMarshalActionsCompactLines checks that MarshalActions, which calls
+// Action.MarshalJSON directly, writes each action as one compact line, byte
+// for byte what json.Marshal (which re-compacts) writes.
+func TestMarshalActionsCompactLines(t *testing.T) {
+	rv, blind, ict := int64(4), true, int64(1700000000001)
+	tests := []struct {
+		name string
+		a    Action
+	}{
+		{"commitInfo with extras", Action{CommitInfo: &CommitInfo{Timestamp: 1700000000000, InCommitTimestamp: &ict,
+			Operation: "WRITE", OperationParameters: map[string]string{"mode": "<Append> & more"}, ReadVersion: &rv,
+			IsolationLevel: "Serializable", IsBlindAppend: &blind, EngineInfo: "plantlake-delta",
+			Extra: map[string]json.RawMessage{"txnId": json.RawMessage(`"abc"`), "nested": json.RawMessage("{\n  \"a\": [1, 2],\n  \"b\": \"<x>\"\n}")}}}},
+		{"commitInfo empty", Action{CommitInfo: &CommitInfo{}}},
+		{"add with stats", func() Action {
+			a := addAction("day=2024-01-01/a b&c.parquet", "2024-01-01")
+			a.Add.Stats = `{"numRecords":1}`
+			return a
+		}()},
+		{"txn", Action{Txn: &Txn{AppID: "ingest/topic/0", Version: 7}}},
+		{"unknown, pretty-printed", Action{Other: json.RawMessage("{\n  \"future\": {\"x\": \"<y>\"}\n}")}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := MarshalActions([]Action{tt.a})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := json.Marshal(tt.a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, '\n')
+			if !bytes.Equal(got, want) {
+				t.Errorf("MarshalActions:\n%s\njson.Marshal:\n%s", got, want)
+			}
+			if bytes.Count(got, []byte("\n")) != 1 {
+				t.Errorf("want one line, got %q", got)
+			}
+			back, err := ParseActions(got)
+			if err != nil || len(back) != 1 || back[0].Kind() != tt.a.Kind() {
+				t.Errorf("ParseActions: %v, %d actions", err, len(back))
+			}
+		})
+	}
+}
