@@ -283,7 +283,7 @@ func PythonPath(ctx context.Context, log *slog.Logger) (string, error) {
 	venv := filepath.Join(cache, "venv")
 	py := filepath.Join(venv, "bin", "python3")
 	done := filepath.Join(venv, ".plantlake-requirements")
-	want := strings.Join(pythonRequirements(), "\n") + "\n"
+	want := strings.Join(pythonRequirements(), "\n") + "\n" + exitWorkaround
 	complete := func() bool {
 		b, err := os.ReadFile(done)
 		return err == nil && string(b) == want && fileExists(py)
@@ -308,6 +308,9 @@ func PythonPath(ctx context.Context, log *slog.Logger) (string, error) {
 		log.Info("installing Python packages", "packages", pythonRequirements())
 		args := append([]string{"-m", "pip", "install", "-q", "--disable-pip-version-check"}, pythonRequirements()...)
 		if err := run(ctx, log, nil, py, args...); err != nil {
+			return err
+		}
+		if err := installExitWorkaround(ctx, py); err != nil {
 			return err
 		}
 		return os.WriteFile(done, []byte(want), 0o644)
@@ -355,4 +358,56 @@ func orDiscard(log *slog.Logger) *slog.Logger {
 		return slog.New(slog.DiscardHandler)
 	}
 	return log
+}
+
+// exitWorkaround is the venv's sitecustomize.py. delta-rs can abort a Python
+// process at interpreter exit ("terminate called without an active
+// exception", delta-rs#2184) after a script has done all its work, which
+// would fail a test at random. The last atexit handler flushes the output
+// and ends the process with os._exit and the script's own exit status, so
+// the native destructors that abort never run.
+const exitWorkaround = `# Installed by plantlake's devstack: end the process with os._exit after
+# the script's atexit handlers, keeping its exit status (delta-rs#2184).
+import atexit, os, sys
+
+_status = [0]
+_sys_exit = sys.exit
+_excepthook = sys.excepthook
+
+
+def _exit(code=None):
+    _status[0] = 0 if code is None else (code if isinstance(code, int) else 1)
+    _sys_exit(code)
+
+
+def _hook(kind, value, tb):
+    _status[0] = 1
+    _excepthook(kind, value, tb)
+
+
+@atexit.register
+def _hard_exit():
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    finally:
+        os._exit(_status[0])
+
+
+sys.exit = _exit
+sys.excepthook = _hook
+`
+
+// installExitWorkaround writes exitWorkaround as sitecustomize.py into the
+// venv's site-packages.
+func installExitWorkaround(ctx context.Context, py string) error {
+	out, err := exec.CommandContext(ctx, py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])").Output()
+	if err != nil {
+		return fmt.Errorf("find the venv's site-packages: %w", err)
+	}
+	dir := strings.TrimSpace(string(out))
+	if err := os.WriteFile(filepath.Join(dir, "sitecustomize.py"), []byte(exitWorkaround), 0o644); err != nil {
+		return fmt.Errorf("write sitecustomize.py: %w", err)
+	}
+	return nil
 }
