@@ -205,14 +205,7 @@ func (l *Local) PutIfAbsent(ctx context.Context, p string, data []byte) error {
 // List implements Store. Temporary files of in-flight writes (names starting
 // with "." and ending in ".tmp") are not listed.
 func (l *Local) List(ctx context.Context, dir string) ([]FileInfo, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	a, err := l.abs(dir)
-	if err != nil {
-		return nil, err
-	}
-	d, err := os.Open(a)
+	d, err := l.openDir(ctx, dir)
 	if err != nil {
 		return nil, err
 	}
@@ -224,7 +217,7 @@ func (l *Local) List(ctx context.Context, dir string) ([]FileInfo, error) {
 	out := make([]FileInfo, 0, len(entries))
 	for _, e := range entries {
 		name := e.Name()
-		if strings.HasPrefix(name, ".") && strings.HasSuffix(name, ".tmp") {
+		if isTempName(name) {
 			continue
 		}
 		info, err := e.Info()
@@ -294,14 +287,7 @@ func (l *Local) ListNames(ctx context.Context, dir string) ([]string, error) {
 // ListNamesUnordered is ListNames in directory order, without the sort
 // (which costs more than the listing's parsing on a long _delta_log).
 func (l *Local) ListNamesUnordered(ctx context.Context, dir string) ([]string, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	a, err := l.abs(dir)
-	if err != nil {
-		return nil, err
-	}
-	d, err := os.Open(a)
+	d, err := l.openDir(ctx, dir)
 	if err != nil {
 		return nil, err
 	}
@@ -312,10 +298,28 @@ func (l *Local) ListNamesUnordered(ctx context.Context, dir string) ([]string, e
 	}
 	out := names[:0]
 	for _, n := range names {
-		if strings.HasPrefix(n, ".") && strings.HasSuffix(n, ".tmp") {
+		if isTempName(n) {
 			continue
 		}
 		out = append(out, n)
 	}
 	return out, nil
+}
+
+// openDir opens dir, relative to the store's root, for listing.
+func (l *Local) openDir(ctx context.Context, dir string) (*os.File, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	a, err := l.abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	return os.Open(a)
+}
+
+// isTempName reports whether name is the temporary file of a write in
+// flight (see tempName), which listings leave out.
+func isTempName(name string) bool {
+	return strings.HasPrefix(name, ".") && strings.HasSuffix(name, ".tmp")
 }

@@ -9,9 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-
 	pipelinev1 "github.com/plantlake/plantlake/proto/plantlake/pipeline/v1"
 
 	"github.com/plantlake/plantlake/services/ingest/internal/stack"
@@ -32,18 +29,7 @@ func TestControlAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Batches that never close by themselves: only TriggerCommit commits.
-	p, addr, metricsAddr := e.ingestServing("--batch-max-age", "15m", "--batch-max-rows", "1000000")
-	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	if err := stack.WaitServing(sctx, p, addr); err != nil {
-		t.Fatal(err)
-	}
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	api := pipelinev1.NewPipelineServiceClient(conn)
+	p, api, metricsAddr := e.pipelineServing("--batch-max-age", "15m", "--batch-max-rows", "1000000")
 
 	status := func() *pipelinev1.Status {
 		t.Helper()

@@ -5,9 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-
 	pipelinev1 "github.com/plantlake/plantlake/proto/plantlake/pipeline/v1"
 
 	"github.com/plantlake/plantlake/services/ingest/internal/stack"
@@ -24,18 +21,7 @@ func TestStatusAfterIdleCommit(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pr.Close()
-	p, addr, _ := e.ingestServing("--batch-max-age", "200ms")
-	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	if err := stack.WaitServing(sctx, p, addr); err != nil {
-		t.Fatal(err)
-	}
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	api := pipelinev1.NewPipelineServiceClient(conn)
+	p, api, _ := e.pipelineServing("--batch-max-age", "200ms")
 
 	if err := pr.ProduceTo(ctx, stack.TopicRaw, 0, 300, 0); err != nil {
 		t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/plantlake/plantlake/devstack"
 	catalogv1 "github.com/plantlake/plantlake/proto/plantlake/catalog/v1"
+	pipelinev1 "github.com/plantlake/plantlake/proto/plantlake/pipeline/v1"
 
 	"github.com/plantlake/plantlake/services/ingest/internal/rawtable"
 	"github.com/plantlake/plantlake/services/ingest/internal/stack"
@@ -74,12 +75,7 @@ func newEnv(t *testing.T) *env {
 		}
 		cat.Kill()
 	})
-	conn, err := grpc.NewClient(cat.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	e.client = catalogv1.NewCatalogServiceClient(conn)
+	e.client = catalogv1.NewCatalogServiceClient(dial(t, cat.Addr))
 	return e
 }
 
@@ -101,6 +97,31 @@ func (e *env) ingestServing(extra ...string) (p *stack.Process, grpcAddr, metric
 		e.t.Fatal(err)
 	}
 	return p, grpcAddr, metricsAddr
+}
+
+// pipelineServing starts an ingest process like ingestServing, waits until
+// its gRPC server answers, and returns a PipelineService client for it.
+func (e *env) pipelineServing(extra ...string) (p *stack.Process, api pipelinev1.PipelineServiceClient, metricsAddr string) {
+	e.t.Helper()
+	p, addr, metricsAddr := e.ingestServing(extra...)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := stack.WaitServing(ctx, p, addr); err != nil {
+		e.t.Fatal(err)
+	}
+	return p, pipelinev1.NewPipelineServiceClient(dial(e.t, addr)), metricsAddr
+}
+
+// dial connects to a gRPC server of the test; the connection is closed at
+// the end of the test.
+func dial(t *testing.T, addr string) *grpc.ClientConn {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
 }
 
 // start starts an ingest process with test-friendly settings plus extra
