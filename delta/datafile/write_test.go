@@ -12,6 +12,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	"github.com/apache/arrow-go/v18/parquet/schema"
 
 	"github.com/plantlake/plantlake/delta/datafile"
@@ -128,19 +129,26 @@ func TestSplitAndWriteRawRows(t *testing.T) {
 	}
 }
 
-// checkParquetTypes checks the physical layout Delta readers need.
-func checkParquetTypes(t *testing.T, st storage.Store, p string) {
+// openParquet opens data file p of st for reading; the test closes it.
+func openParquet(t *testing.T, st storage.Store, p string) *file.Reader {
 	t.Helper()
 	f, err := st.Open(context.Background(), p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	t.Cleanup(func() { f.Close() })
 	pf, err := file.NewParquetReader(io.NewSectionReader(f, 0, f.Size()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer pf.Close()
+	t.Cleanup(func() { pf.Close() })
+	return pf
+}
+
+// checkParquetTypes checks the physical layout Delta readers need.
+func checkParquetTypes(t *testing.T, st storage.Store, p string) {
+	t.Helper()
+	pf := openParquet(t, st, p)
 	sc := pf.MetaData().Schema
 	for i := 0; i < sc.NumColumns(); i++ {
 		col := sc.Column(i)
@@ -185,6 +193,94 @@ func TestWriteRefusesUnsignedAndEmpty(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			if _, err := datafile.Write(context.Background(), st, datafile.Options{}, r); err == nil {
 				t.Fatal("Write succeeded")
+			}
+		})
+	}
+}
+
+// TestEncodingChoices checks which string columns are dictionary-encoded, that one Write
+// makes one row group whether it gets one record batch or several, and that the rows read
+// back as written (the Snappy encoder is datafile's own).
+func TestEncodingChoices(t *testing.T) {
+	ctx := context.Background()
+	st, err := storage.NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	day := time.Date(2024, 5, 6, 12, 0, 0, 0, time.UTC)
+	a := datafiletest.RawBatch(nil, 300, 0, day)
+	b := datafiletest.RawBatch(nil, 200, 300, day)
+	defer a.Release()
+	defer b.Release()
+	both := concat(t, a, b)
+	defer both.Release()
+	values := map[string]string{"ingest_date": "2024-05-06"}
+	cases := []struct {
+		name  string
+		plain []string
+		recs  []arrow.RecordBatch
+		// dict is whether each string column has a dictionary page.
+		dict map[string]bool
+	}{
+		{"defaults, one batch", nil, []arrow.RecordBatch{both},
+			map[string]bool{"kafka_topic": true, "kafka_key": true, "headers.list.element.key": true}},
+		{"plain headers, two batches", []string{"HEADERS"}, []arrow.RecordBatch{a, b},
+			map[string]bool{"kafka_topic": true, "kafka_key": true, "headers.list.element.key": false}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := datafile.Options{PartitionColumns: datafiletest.RawPartitionColumns, PartitionValues: values, PlainColumns: tc.plain}
+			add, err := datafile.Write(ctx, st, opts, tc.recs...)
+			if err != nil {
+				t.Fatalf("Write: %v", err)
+			}
+			pf := openParquet(t, st, add.Path)
+			if n := pf.NumRowGroups(); n != 1 {
+				t.Errorf("%d row groups, want 1", n)
+			}
+			md := pf.MetaData()
+			seen := 0
+			for i := 0; i < md.Schema.NumColumns(); i++ {
+				want, ok := tc.dict[md.Schema.Column(i).Path()]
+				if !ok {
+					continue
+				}
+				seen++
+				cc, err := md.RowGroup(0).ColumnChunk(i)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := cc.HasDictionaryPage(); got != want {
+					t.Errorf("column %s: dictionary page %v, want %v", md.Schema.Column(i).Path(), got, want)
+				}
+			}
+			if seen != len(tc.dict) {
+				t.Errorf("found %d of the columns %v", seen, tc.dict)
+			}
+			fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{}, memory.DefaultAllocator)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := fr.ReadTable(ctx)
+			if err != nil {
+				t.Fatalf("read back: %v", err)
+			}
+			defer got.Release()
+			want := both.Column(0).Len()
+			if int(got.NumRows()) != want {
+				t.Fatalf("%d rows read back, want %d", got.NumRows(), want)
+			}
+			for i := 0; i < int(got.NumCols()); i++ {
+				name := got.Schema().Field(i).Name
+				wantCol := both.Column(both.Schema().FieldIndices(name)[0])
+				gotCol, err := array.Concatenate(got.Column(i).Data().Chunks(), memory.DefaultAllocator)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !array.Equal(gotCol, wantCol) {
+					t.Errorf("column %s differs after the round trip", name)
+				}
+				gotCol.Release()
 			}
 		})
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -67,6 +68,12 @@ type Options struct {
 	Allocator memory.Allocator
 	// Tags are copied into add.tags.
 	Tags map[string]string
+	// PlainColumns names top-level columns whose strings, nested ones included, are written
+	// without dictionary encoding. Strings are dictionary-encoded by default, which suits
+	// columns of few distinct values but costs a hash-table insert (and, in arrow-go, an
+	// allocation) per value; for a column read rarely, or of very many short repeated values
+	// that Snappy compresses anyway, plain encoding is the cheaper trade.
+	PlainColumns []string
 }
 
 // Write writes the rows of recs (which share one schema) as one Parquet file in store, under
@@ -74,10 +81,13 @@ type Options struct {
 // modification time, dataChange=true, the partition values and the stats of the rows.
 // An empty recs or recs without rows is an error: Delta has no use for an empty file.
 func Write(ctx context.Context, store storage.Store, opts Options, recs ...arrow.RecordBatch) (delta.Add, error) {
-	data, stats, err := Encode(opts, recs...)
+	buf := encodeBuffers.Get().(*bytes.Buffer)
+	defer putEncodeBuffer(buf)
+	stats, err := encodeTo(buf, opts, recs...)
 	if err != nil {
 		return delta.Add{}, err
 	}
+	data := buf.Bytes()
 	name := fmt.Sprintf("part-00000-%s-c000.%s.parquet", uuid.NewString(), opts.Compression.suffix())
 	rel := name
 	if len(opts.PartitionColumns) > 0 {
@@ -115,18 +125,44 @@ func Write(ctx context.Context, store storage.Store, opts Options, recs ...arrow
 	return add, nil
 }
 
+// encodeBuffers holds the buffers Write encodes files into: a file is a few megabytes, and a
+// buffer grown afresh for every file costs as much CPU in allocation and zeroing as Snappy.
+var encodeBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledBuffer is the largest buffer kept for the next file; a rare huge file's buffer is
+// left to the garbage collector.
+const maxPooledBuffer = 64 << 20
+
+func putEncodeBuffer(b *bytes.Buffer) {
+	if b.Cap() > maxPooledBuffer {
+		return
+	}
+	b.Reset()
+	encodeBuffers.Put(b)
+}
+
 // Encode returns recs as the bytes of one Parquet file, partition columns left out, and the
 // Delta stats of the rows written.
 func Encode(opts Options, recs ...arrow.RecordBatch) ([]byte, *Stats, error) {
+	var buf bytes.Buffer
+	stats, err := encodeTo(&buf, opts, recs...)
+	if err != nil {
+		return nil, nil, err
+	}
+	return buf.Bytes(), stats, nil
+}
+
+// encodeTo writes recs to buf as one Parquet file and returns the stats of the rows.
+func encodeTo(buf *bytes.Buffer, opts Options, recs ...arrow.RecordBatch) (*Stats, error) {
 	if len(recs) == 0 {
-		return nil, nil, fmt.Errorf("%w: no record batches", ErrInvalidBatch)
+		return nil, fmt.Errorf("%w: no record batches", ErrInvalidBatch)
 	}
 	var rows int64
 	for _, r := range recs {
 		rows += r.NumRows()
 	}
 	if rows == 0 {
-		return nil, nil, fmt.Errorf("%w: no rows", ErrInvalidBatch)
+		return nil, fmt.Errorf("%w: no rows", ErrInvalidBatch)
 	}
 	mem := opts.Allocator
 	if mem == nil {
@@ -134,67 +170,88 @@ func Encode(opts Options, recs ...arrow.RecordBatch) ([]byte, *Stats, error) {
 	}
 	keep, schema, err := dataColumns(recs[0].Schema(), opts.PartitionColumns)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	for _, r := range recs[1:] {
 		if !r.Schema().Equal(recs[0].Schema()) {
-			return nil, nil, fmt.Errorf("%w: batches have different schemas: %s and %s", ErrInvalidBatch, recs[0].Schema(), r.Schema())
+			return nil, fmt.Errorf("%w: batches have different schemas: %s and %s", ErrInvalidBatch, recs[0].Schema(), r.Schema())
 		}
 	}
 	rgRows := opts.RowGroupRows
 	if rgRows <= 0 {
 		rgRows = 1 << 20
 	}
-	popts := []parquet.WriterProperty{
-		parquet.WithAllocator(mem),
-		parquet.WithCompression(opts.Compression.codec()),
-		parquet.WithMaxRowGroupLength(rgRows),
-		parquet.WithCreatedBy("plantlake delta/datafile (arrow-go v18)"),
-		parquet.WithStats(true),
-	}
 	arrProps := pqarrow.NewArrowWriterProperties(pqarrow.WithAllocator(mem))
-	// Dictionary encoding costs a hash insert per value and pays only for repeated values:
-	// strings (topics, keys, names) keep it; numbers, timestamps and binary payloads, mostly
-	// distinct, are written plain. Binary columns get no Parquet min/max (Delta readers skip
-	// files by the log's stats, which have none for binary either).
-	popts = append(popts, parquet.WithDictionaryDefault(false))
-	if pqs, err := pqarrow.ToParquet(schema, parquet.NewWriterProperties(popts...), arrProps); err == nil {
-		for i := 0; i < pqs.NumColumns(); i++ {
-			col := pqs.Column(i)
-			if col.PhysicalType() != parquet.Types.ByteArray {
-				continue
-			}
-			if col.LogicalType().Equals(pqschema.StringLogicalType{}) {
-				popts = append(popts, parquet.WithDictionaryPath(col.ColumnPath(), true))
-			} else {
-				popts = append(popts, parquet.WithStatsPath(col.ColumnPath(), false))
-			}
-		}
-	}
-	props := parquet.NewWriterProperties(popts...)
-	var buf bytes.Buffer
-	fw, err := pqarrow.NewFileWriter(schema, &buf, props, arrProps)
+	props := writerProperties(schema, arrProps, opts, mem, rgRows)
+	fw, err := pqarrow.NewFileWriter(schema, buf, props, arrProps)
 	if err != nil {
-		return nil, nil, fmt.Errorf("datafile: parquet writer for %s: %w", schema, err)
+		return nil, fmt.Errorf("datafile: parquet writer for %s: %w", schema, err)
 	}
 	sc := newStatsCollector(schema, opts.StringPrefix)
+	// One batch is written straight to the output, a column at a time; several are buffered
+	// so that they share row groups.
+	write := fw.Write
+	if len(recs) > 1 {
+		write = fw.WriteBuffered
+	}
 	for _, r := range recs {
 		if r.NumRows() == 0 {
 			continue
 		}
 		proj := project(r, keep, schema)
 		sc.add(proj)
-		err := fw.WriteBuffered(proj)
+		err := write(proj)
 		proj.Release()
 		if err != nil {
 			fw.Close()
-			return nil, nil, fmt.Errorf("datafile: encode parquet: %w", err)
+			return nil, fmt.Errorf("datafile: encode parquet: %w", err)
 		}
 	}
 	if err := fw.Close(); err != nil {
-		return nil, nil, fmt.Errorf("datafile: finish parquet: %w", err)
+		return nil, fmt.Errorf("datafile: finish parquet: %w", err)
 	}
-	return buf.Bytes(), sc.result(), nil
+	return sc.result(), nil
+}
+
+// writerProperties returns the Parquet writer properties of a file of schema.
+//
+// Dictionary encoding costs a hash insert per value and pays only for repeated values:
+// strings (topics, keys, names) keep it unless opts.PlainColumns says otherwise; numbers,
+// timestamps and binary payloads, mostly distinct, are written plain. Binary columns get no
+// Parquet min/max (Delta readers skip files by the log's stats, which have none for binary
+// either).
+func writerProperties(schema *arrow.Schema, arrProps pqarrow.ArrowWriterProperties, opts Options, mem memory.Allocator, rgRows int64) *parquet.WriterProperties {
+	popts := []parquet.WriterProperty{
+		parquet.WithAllocator(mem),
+		parquet.WithCompression(opts.Compression.codec()),
+		parquet.WithMaxRowGroupLength(rgRows),
+		parquet.WithCreatedBy("plantlake delta/datafile (arrow-go v18)"),
+		parquet.WithStats(true),
+		parquet.WithDictionaryDefault(false),
+	}
+	plain := map[string]bool{}
+	for _, c := range opts.PlainColumns {
+		plain[strings.ToLower(c)] = true
+	}
+	pqs, err := pqarrow.ToParquet(schema, parquet.NewWriterProperties(popts...), arrProps)
+	if err != nil {
+		// NewFileWriter converts the schema again and reports the error.
+		return parquet.NewWriterProperties(popts...)
+	}
+	for i := 0; i < pqs.NumColumns(); i++ {
+		col := pqs.Column(i)
+		if col.PhysicalType() != parquet.Types.ByteArray {
+			continue
+		}
+		path := col.ColumnPath()
+		switch {
+		case !col.LogicalType().Equals(pqschema.StringLogicalType{}):
+			popts = append(popts, parquet.WithStatsPath(path, false))
+		case !plain[strings.ToLower(path[0])]:
+			popts = append(popts, parquet.WithDictionaryPath(path, true))
+		}
+	}
+	return parquet.NewWriterProperties(popts...)
 }
 
 // dataColumns returns the indices and schema of the columns stored in the file (all but the
