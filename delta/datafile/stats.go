@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -332,9 +333,11 @@ func (cs *columnStats) bounds(prefix int) (lo, hi any, okLo, okHi bool) {
 	case kindDecimal:
 		return json.Number(cs.minD.ToString(cs.scale)), json.Number(cs.maxD.ToString(cs.scale)), true, true
 	case kindString:
+		// The bounds are cloned: they may point into the record batch's buffers, which the
+		// caller may release (and its allocator reuse) before it serializes the stats.
 		l, okL := truncateMin(cs.minS, prefix)
 		h, okH := truncateMax(cs.maxS, prefix)
-		return l, h, okL, okH
+		return strings.Clone(l), strings.Clone(h), okL, okH
 	}
 	return nil, nil, false, false
 }

@@ -200,7 +200,7 @@ func TestWriteRefusesUnsignedAndEmpty(t *testing.T) {
 
 // TestEncodingChoices checks which string columns are dictionary-encoded, that one Write
 // makes one row group whether it gets one record batch or several, and that the rows read
-// back as written (the Snappy encoder is datafile's own).
+// back as written.
 func TestEncodingChoices(t *testing.T) {
 	ctx := context.Background()
 	st, err := storage.NewLocal(t.TempDir())

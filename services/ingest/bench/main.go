@@ -7,6 +7,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -47,6 +49,8 @@ type settings struct {
 	records   int
 	ingestCPU string
 	otherCPU  string
+	// runs is how many times each variant is measured; the median run is reported.
+	runs int
 	// variants are the extra ingest flags of each measured run.
 	variants [][]string
 }
@@ -65,11 +69,12 @@ func run(ctx context.Context) error {
 	out := flag.String("out", "", "where to write the Markdown table (default: <repo>/bench/results/ingest.md)")
 	keep := flag.Bool("keep", false, "keep the work folder")
 	var variants variantFlag
-	flag.Var(&variants, "variant", "extra ingest flags of one measured run, space-separated, after optional NAME=value environment variables (repeatable; default: one run with none)")
+	flag.Var(&variants, "variant", "extra ingest flags of one measured run, space-separated, after optional NAME=value environment variables and an optional leading @PATH of another ingest binary (repeatable; default: one run with none)")
 	ingestCPU := flag.String("ingest-cpus", "1", "taskset CPU list for ingest")
 	otherCPU := flag.String("other-cpus", "0", "taskset CPU list for Kafka and the catalog")
+	runs := flag.Int("runs", 3, "measured runs per variant, interleaved; the median by messages/s is reported")
 	flag.Parse()
-	s := settings{records: *records, ingestCPU: *ingestCPU, otherCPU: *otherCPU, variants: variants}
+	s := settings{records: *records, ingestCPU: *ingestCPU, otherCPU: *otherCPU, runs: max(*runs, 1), variants: variants}
 	if len(s.variants) == 0 {
 		s.variants = [][]string{nil}
 	}
@@ -120,13 +125,22 @@ func run(ctx context.Context) error {
 	if err := warmGroupCoordinator(ctx, kafka.Brokers()); err != nil {
 		return err
 	}
-	var results []result
-	for i, v := range s.variants {
-		res, err := measureVariant(ctx, s, i, v, dir, catalogBin, ingestBin, kafka.Brokers())
-		if err != nil {
-			return err
+	// Runs are interleaved (variant A, B, A, B, ...) so that a slow spell on
+	// the machine does not fall on one variant only.
+	measured := make([][]result, len(s.variants))
+	for r := range s.runs {
+		for i, v := range s.variants {
+			n := r*len(s.variants) + i
+			res, err := measureVariant(ctx, s, n, v, dir, catalogBin, ingestBin, kafka.Brokers())
+			if err != nil {
+				return err
+			}
+			measured[i] = append(measured[i], res)
 		}
-		results = append(results, res)
+	}
+	results := make([]result, len(measured))
+	for i, rs := range measured {
+		results[i] = median(rs)
 	}
 	table := render(s, results)
 	fmt.Print(table)
@@ -144,7 +158,13 @@ func measureVariant(ctx context.Context, s settings, i int, extra []string, dir,
 		return result{}, err
 	}
 	defer cat.Stop(10 * time.Second)
-	// Leading NAME=value words are environment variables for ingest.
+	// A leading @PATH word runs that ingest binary instead of the one built
+	// from this tree (to compare with another commit); leading NAME=value
+	// words are environment variables for ingest.
+	var label []string
+	if len(extra) > 0 && strings.HasPrefix(extra[0], "@") {
+		ingestBin, label, extra = extra[0][1:], extra[:1], extra[1:]
+	}
 	var env []string
 	for len(extra) > 0 && !strings.HasPrefix(extra[0], "-") && strings.Contains(extra[0], "=") {
 		env, extra = append(env, extra[0]), extra[1:]
@@ -155,8 +175,41 @@ func measureVariant(ctx context.Context, s settings, i int, extra []string, dir,
 	if err != nil {
 		return result{}, err
 	}
-	res.flags = strings.Join(append(env, extra...), " ")
+	res.flags = strings.Join(slices.Concat(label, env, extra), " ")
+	if res.dataBytes, err = parquetBytes(filepath.Join(dir, fmt.Sprintf("warehouse-%d", i))); err != nil {
+		return result{}, err
+	}
 	return res, verify(ctx, cat.Addr, s.records)
+}
+
+// parquetBytes is the size of every Parquet file under dir.
+func parquetBytes(dir string) (int64, error) {
+	var n int64
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".parquet") {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		n += fi.Size()
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("size of the data files: %w", err)
+	}
+	return n, nil
+}
+
+// median returns the run with the median wall time, with the range of all
+// runs' wall times in slowest and fastest.
+func median(rs []result) result {
+	sorted := slices.Clone(rs)
+	slices.SortFunc(sorted, func(a, b result) int { return cmp.Compare(a.wall, b.wall) })
+	m := sorted[len(sorted)/2]
+	m.fastest, m.slowest, m.runs = sorted[0].wall, sorted[len(sorted)-1].wall, len(sorted)
+	return m
 }
 
 // result of one measured run.
@@ -169,6 +222,11 @@ type result struct {
 	coreBusy  map[string]float64 // "cpu0" → fraction busy during the run
 	flags     string
 	pollWait  time.Duration // time ingest waited for records to arrive
+	dataBytes int64         // size of the table's Parquet files
+	// Of the variant's runs, when this is their median: how many, and the
+	// fastest and slowest wall time.
+	runs             int
+	fastest, slowest time.Duration
 }
 
 // measure runs ingest --run-once pinned to one core until it exits.
@@ -252,17 +310,21 @@ func render(s settings, results []result) string {
 		"start to its exit: group join, reading the table's offsets, every commit (Parquet written and fsynced, "+
 		"catalog commit) and the final one included. Targets: ≥ 200,000 messages/s, peak RSS < 256 MiB.\n\n",
 		s.records, stack.TopicRaw, rawtable.Name, s.ingestCPU, s.otherCPU)
-	fmt.Fprintf(&b, "| extra settings | wall time | messages/s | CPU time | CPU µs/message | waited for records | peak RSS (VmHWM) | commits | cpu%s busy | cpu%s busy |\n",
+	fmt.Fprintf(&b, "Each variant ran %d times, interleaved with the others; the row is the median run by wall time, "+
+		"with the range of all runs' messages/s.\n\n", s.runs)
+	fmt.Fprintf(&b, "| extra settings | wall time | messages/s | range of runs | CPU time | CPU µs/message | waited for records | peak RSS (VmHWM) | data bytes/message | commits | cpu%s busy | cpu%s busy |\n",
 		s.ingestCPU, s.otherCPU)
-	fmt.Fprintf(&b, "|---|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&b, "|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range results {
 		flags := "(defaults)"
 		if r.flags != "" {
 			flags = "`" + r.flags + "`"
 		}
-		fmt.Fprintf(&b, "| %s | %s | %.0f | %s | %.2f | %s | %.1f MiB | %d | %.0f%% | %.0f%% |\n",
-			flags, r.wall.Round(time.Millisecond), float64(s.records)/r.wall.Seconds(), r.cpu.Round(time.Millisecond),
-			float64(r.cpu.Microseconds())/float64(s.records), r.pollWait, float64(r.vmHWMKiB)/1024, r.commits,
+		rate := func(d time.Duration) float64 { return float64(s.records) / d.Seconds() }
+		fmt.Fprintf(&b, "| %s | %s | %.0f | %.0f–%.0f | %s | %.2f | %s | %.1f MiB | %.1f | %d | %.0f%% | %.0f%% |\n",
+			flags, r.wall.Round(time.Millisecond), rate(r.wall), rate(r.slowest), rate(r.fastest), r.cpu.Round(time.Millisecond),
+			float64(r.cpu.Microseconds())/float64(s.records), r.pollWait, float64(r.vmHWMKiB)/1024,
+			float64(r.dataBytes)/float64(s.records), r.commits,
 			100*r.coreBusy["cpu"+s.ingestCPU], 100*r.coreBusy["cpu"+s.otherCPU])
 	}
 	fmt.Fprintf(&b, "\nCPU time is the ingest process's user + system time (rusage), librdkafka's threads included; "+

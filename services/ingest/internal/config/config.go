@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/plantlake/plantlake/servicekit/config"
+
+	"github.com/plantlake/plantlake/services/ingest/internal/rawtable"
 )
 
 // Defaults of ingest's own settings.
@@ -103,8 +105,8 @@ func (c *Config) Validate() error {
 	if c.BatchMaxRows <= 0 {
 		bad("batch-max-rows", "%d is not positive", c.BatchMaxRows)
 	}
-	if c.BatchMaxBytes <= 0 {
-		bad("batch-max-bytes", "%d is not positive", c.BatchMaxBytes)
+	if c.BatchMaxBytes <= 0 || c.BatchMaxBytes > rawtable.MaxBatchBytes {
+		bad("batch-max-bytes", "%d is not in (0, %d]", c.BatchMaxBytes, rawtable.MaxBatchBytes)
 	}
 	if c.BatchMaxAge <= 0 || c.BatchMaxAge > MaxBatchAge {
 		bad("batch-max-age", "%s is not in (0, %s]", c.BatchMaxAge, MaxBatchAge)

@@ -81,3 +81,22 @@ func TestValidateNamesEveryFlag(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+func TestBatchMaxBytesBounded(t *testing.T) {
+	for _, tc := range []struct {
+		arg string
+		ok  bool
+	}{
+		{"--batch-max-bytes=1073741824", true},
+		{"--batch-max-bytes=1073741825", false},
+		{"--batch-max-bytes=4294967296", false},
+	} {
+		_, err := Load([]string{tc.arg}, io.Discard)
+		if (err == nil) != tc.ok {
+			t.Errorf("Load(%s) = %v, want ok=%v", tc.arg, err, tc.ok)
+		}
+		if err != nil && !errors.Is(err, ErrInvalid) {
+			t.Errorf("Load(%s) = %v, want ErrInvalid", tc.arg, err)
+		}
+	}
+}

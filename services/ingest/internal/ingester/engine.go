@@ -97,8 +97,8 @@ func (c Config) Validate() error {
 		return errors.New("topics: none")
 	case c.BatchMaxRows <= 0:
 		return fmt.Errorf("batch max rows: %d, want > 0", c.BatchMaxRows)
-	case c.BatchMaxBytes <= 0:
-		return fmt.Errorf("batch max bytes: %d, want > 0", c.BatchMaxBytes)
+	case c.BatchMaxBytes <= 0 || c.BatchMaxBytes > rawtable.MaxBatchBytes:
+		return fmt.Errorf("batch max bytes: %d, want in (0, %d]", c.BatchMaxBytes, rawtable.MaxBatchBytes)
 	case c.BatchMaxAge <= 0 || c.BatchMaxAge > 15*time.Minute:
 		return fmt.Errorf("batch max age: %s, want in (0, 15m]", c.BatchMaxAge)
 	}

@@ -64,6 +64,7 @@ func Open(ctx context.Context, client catalogv1.CatalogServiceClient, log *slog.
 		opts: datafile.Options{
 			PartitionColumns: []string{rawtable.PartitionColumn},
 			Compression:      datafile.Snappy,
+			PlainColumns:     rawtable.PlainColumns,
 		},
 		log: log,
 	}, nil

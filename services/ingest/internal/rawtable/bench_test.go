@@ -32,20 +32,24 @@ func BenchmarkBuildAndEncode(b *testing.B) {
 	}
 	bld := NewBuilder(nil)
 	defer bld.Release()
-	opts := datafile.Options{PartitionColumns: []string{PartitionColumn}}
+	opts := datafile.Options{PartitionColumns: []string{PartitionColumn}, PlainColumns: PlainColumns}
+	fileBytes := 0
 	b.ResetTimer()
 	for range b.N {
 		for i := range rows {
 			bld.Append(&src[i%len(src)])
 		}
 		for _, batch := range bld.Flush() {
-			if _, _, err := datafile.Encode(opts, batch.Record); err != nil {
+			data, _, err := datafile.Encode(opts, batch.Record)
+			if err != nil {
 				b.Fatal(err)
 			}
+			fileBytes += len(data)
 			batch.Record.Release()
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*rows), "ns/row")
+	b.ReportMetric(float64(fileBytes)/float64(b.N*rows), "file-B/row")
 }
 
 // BenchmarkBuild measures building alone.

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 )
 
@@ -53,24 +52,32 @@ type Batch struct {
 	Record arrow.RecordBatch
 }
 
-// Builder collects rows into Arrow builders, one set per ingest_date, and
-// reuses those builders from one batch to the next. It is not safe for
-// concurrent use.
+// Builder collects rows column by column, one set of columns per
+// ingest_date, and turns them into record batches without copying. The
+// memory of a flushed batch is reused for a later batch once the batch's
+// record has been released, so a Builder allocates little in steady state.
+// A Builder is not safe for concurrent use, but the batches it returns may be
+// used and released on any goroutine.
 type Builder struct {
-	mem   memory.Allocator
-	days  map[arrow.Date32]*dayBuilder
+	pool *pool
+	days map[arrow.Date32]*columns
+	// cur is the columns of the last row's ingest_date: most rows have the
+	// same one.
+	cur   *columns
 	rows  int
 	bytes int
 	// newest is the latest bridge_ts (or, without one, Kafka timestamp) appended, in Unix microseconds.
 	newest int64
 }
 
-// NewBuilder returns an empty Builder allocating from mem (nil: Go's allocator).
+// NewBuilder returns an empty Builder allocating its columns' memory from
+// mem (nil: Go's allocator). The memory returns to mem when the pool of
+// reusable columns is full and after Release.
 func NewBuilder(mem memory.Allocator) *Builder {
 	if mem == nil {
 		mem = memory.NewGoAllocator()
 	}
-	return &Builder{mem: mem, days: make(map[arrow.Date32]*dayBuilder)}
+	return &Builder{pool: &pool{mem: mem}, days: make(map[arrow.Date32]*columns)}
 }
 
 // Rows is the number of rows appended since the last Flush or Discard.
@@ -91,37 +98,44 @@ func (b *Builder) Newest() time.Time {
 
 // Append adds r to the batch of its ingest_date.
 func (b *Builder) Append(r *Row) {
-	ingest := r.IngestTime.UTC()
-	date := arrow.Date32FromTime(ingest)
-	d := b.days[date]
-	if d == nil {
-		d = newDayBuilder(b.mem)
-		b.days[date] = d
+	ingest := r.IngestTime.UnixMicro()
+	c := b.cur
+	if c == nil || ingest < c.lo || ingest >= c.hi {
+		c = b.day(r.IngestTime)
 	}
-	if t := d.append(r, ingest, date); t > b.newest {
+	if t := c.append(r, ingest); t > b.newest {
 		b.newest = t
 	}
 	b.rows++
 	b.bytes += r.Size()
 }
 
+// day returns the columns of the ingest_date of a row ingested at t and
+// makes them current.
+func (b *Builder) day(t time.Time) *columns {
+	date := arrow.Date32FromTime(t.UTC())
+	c := b.days[date]
+	if c == nil {
+		c = b.pool.get()
+		c.setDate(date)
+		b.days[date] = c
+	}
+	b.cur = c
+	return c
+}
+
 // Flush returns the rows appended so far as one Batch per ingest_date, in
-// date order, and empties the Builder. Builders of dates that received no
-// rows are released.
+// date order, and empties the Builder. The batches' memory is the Builder's
+// until their records are released; they may be released in any order and
+// on any goroutine.
 func (b *Builder) Flush() []Batch {
 	var out []Batch
-	for date, d := range b.days {
-		if d.rows == 0 {
-			d.rb.Release()
-			delete(b.days, date)
-			continue
-		}
-		rec := d.rb.NewRecordBatch()
-		d.hint = hintOf(rec)
-		out = append(out, Batch{Date: date.ToTime().UTC(), Record: rec})
-		d.rows = 0
+	for date, c := range b.days {
+		out = append(out, Batch{Date: date.ToTime().UTC(), Record: c.record()})
+		delete(b.days, date)
 	}
 	slices.SortFunc(out, func(x, y Batch) int { return x.Date.Compare(y.Date) })
+	b.cur = nil
 	b.rows, b.bytes, b.newest = 0, 0, 0
 	return out
 }
@@ -133,143 +147,12 @@ func (b *Builder) Discard() {
 	}
 }
 
-// Release frees the builders; the Builder must not be used afterwards.
+// Release drops the rows appended since the last Flush and frees the memory
+// kept for reuse; the memory of batches not yet released is freed when they
+// are. The Builder must not be used afterwards.
 func (b *Builder) Release() {
 	b.Discard()
-	for date, d := range b.days {
-		d.rb.Release()
-		delete(b.days, date)
-	}
-}
-
-// dayBuilder holds the typed column builders of one ingest_date.
-type dayBuilder struct {
-	rb         *array.RecordBuilder
-	topic      *array.StringBuilder
-	partition  *array.Int32Builder
-	offset     *array.Int64Builder
-	timestamp  *array.TimestampBuilder
-	key        *array.StringBuilder
-	headers    *array.ListBuilder
-	header     *array.StructBuilder
-	headerKey  *array.StringBuilder
-	headerVal  *array.BinaryBuilder
-	bridgeTS   *array.TimestampBuilder
-	payload    *array.BinaryBuilder
-	ingestTS   *array.TimestampBuilder
-	ingestDate *array.Date32Builder
-	rows       int
-	// hint is the size of the previous batch: the next one reserves as
-	// much at once instead of growing its buffers step by step.
-	hint sizeHint
-}
-
-// sizeHint is the row count and variable-length data sizes of a batch.
-type sizeHint struct {
-	rows, headers                   int
-	topic, key, hkey, hval, payload int
-}
-
-func hintOf(rec arrow.RecordBatch) sizeHint {
-	headers := rec.Column(colHeaders).(*array.List)
-	h := headers.ListValues().(*array.Struct)
-	return sizeHint{
-		rows:    int(rec.NumRows()),
-		headers: h.Len(),
-		topic:   len(rec.Column(colTopic).(*array.String).ValueBytes()),
-		key:     len(rec.Column(colKey).(*array.String).ValueBytes()),
-		hkey:    len(h.Field(0).(*array.String).ValueBytes()),
-		hval:    len(h.Field(1).(*array.Binary).ValueBytes()),
-		payload: len(rec.Column(colPayload).(*array.Binary).ValueBytes()),
-	}
-}
-
-// reserve makes room for a batch the size of the previous one.
-func (d *dayBuilder) reserve() {
-	h := d.hint
-	d.rb.Reserve(h.rows)
-	d.topic.ReserveData(h.topic)
-	d.key.ReserveData(h.key)
-	d.payload.ReserveData(h.payload)
-	d.header.Reserve(h.headers)
-	d.headerKey.Reserve(h.headers)
-	d.headerKey.ReserveData(h.hkey)
-	d.headerVal.Reserve(h.headers)
-	d.headerVal.ReserveData(h.hval)
-}
-
-func newDayBuilder(mem memory.Allocator) *dayBuilder {
-	rb := array.NewRecordBuilder(mem, ArrowSchema)
-	headers := rb.Field(colHeaders).(*array.ListBuilder)
-	header := headers.ValueBuilder().(*array.StructBuilder)
-	return &dayBuilder{
-		rb:         rb,
-		topic:      rb.Field(colTopic).(*array.StringBuilder),
-		partition:  rb.Field(colPartition).(*array.Int32Builder),
-		offset:     rb.Field(colOffset).(*array.Int64Builder),
-		timestamp:  rb.Field(colTimestamp).(*array.TimestampBuilder),
-		key:        rb.Field(colKey).(*array.StringBuilder),
-		headers:    headers,
-		header:     header,
-		headerKey:  header.FieldBuilder(0).(*array.StringBuilder),
-		headerVal:  header.FieldBuilder(1).(*array.BinaryBuilder),
-		bridgeTS:   rb.Field(colBridgeTS).(*array.TimestampBuilder),
-		payload:    rb.Field(colPayload).(*array.BinaryBuilder),
-		ingestTS:   rb.Field(colIngestTS).(*array.TimestampBuilder),
-		ingestDate: rb.Field(colIngestDate).(*array.Date32Builder),
-	}
-}
-
-// append adds r and returns its event time (bridge_ts, else Kafka
-// timestamp) in Unix microseconds, 0 if it has neither.
-func (d *dayBuilder) append(r *Row, ingest time.Time, date arrow.Date32) (eventMicros int64) {
-	if d.rows == 0 && d.hint.rows > 0 {
-		d.reserve()
-	}
-	d.topic.Append(r.Topic)
-	d.partition.Append(r.Partition)
-	d.offset.Append(r.Offset)
-	if r.Timestamp.IsZero() {
-		d.timestamp.AppendNull()
-	} else {
-		eventMicros = r.Timestamp.UnixMicro()
-		d.timestamp.Append(arrow.Timestamp(eventMicros))
-	}
-	if r.Key == nil {
-		d.key.AppendNull()
-	} else {
-		d.key.BinaryBuilder.Append(r.Key)
-	}
-	d.headers.Append(true)
-	bridgeTS, bridgeOK := int64(0), false
-	for i := range r.Headers {
-		h := &r.Headers[i]
-		d.header.Append(true)
-		d.headerKey.Append(h.Key)
-		if h.Value == nil {
-			d.headerVal.AppendNull()
-		} else {
-			d.headerVal.Append(h.Value)
-		}
-		if !bridgeOK && h.Key == BridgeTimestampHeader {
-			bridgeTS, bridgeOK = ParseBridgeTimestamp(h.Value)
-		}
-	}
-	if bridgeOK {
-		eventMicros = bridgeTS
-		d.bridgeTS.Append(arrow.Timestamp(bridgeTS))
-	} else {
-		d.bridgeTS.AppendNull()
-	}
-	if r.Payload == nil {
-		d.payload.AppendNull()
-	} else {
-		d.payload.Append(r.Payload)
-	}
-	d.ingestTS.Append(arrow.Timestamp(ingest.UnixMicro()))
-	d.ingestDate.Append(date)
-	d.rows++
-	return eventMicros
+	b.pool.close()
 }
 
 // maxBridgeMillis is the largest bridge_ts_ms accepted.

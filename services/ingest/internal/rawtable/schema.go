@@ -14,6 +14,17 @@ const Name = "raw.plant_sensor_readings"
 // PartitionColumn is the raw table's only partition column.
 const PartitionColumn = "ingest_date"
 
+// MaxBatchBytes is the largest batch byte limit (Row.Size summed) a Builder
+// can be given: Arrow's 32-bit offsets address 2 GiB per column, and a batch
+// closes only after the record that crosses its limit, which may be large.
+const MaxBatchBytes = 1 << 30
+
+// PlainColumns are the columns whose strings are written without dictionary
+// encoding: the header keys, six or so per record, a handful of distinct
+// names that Snappy compresses as well as a dictionary would, where the
+// dictionary's hash insert per value cost a fifth of the encoding time.
+var PlainColumns = []string{"headers"}
+
 // BridgeTimestampHeader is the Kafka header the bridge stamps with the
 // moment it read the MQTT message, in Unix milliseconds as decimal text.
 const BridgeTimestampHeader = "bridge_ts_ms"
