@@ -41,10 +41,13 @@ func (b *Bridge) deliveryLoop(producer *kafka.Producer) {
 //     the broker's redelivery if the connection changed or the bridge stops.
 func (b *Bridge) settle(r *reading, err error) {
 	if err == nil {
-		b.kafkaOKAt.Store(time.Now().UnixNano())
-		b.kafkaUp.Store(true)
+		now := time.Now()
+		b.kafkaOKAt.Store(now.UnixNano())
+		if !b.kafkaUp.Load() {
+			b.kafkaUp.Store(true)
+		}
 		b.counters.produced.Add(1)
-		b.latency.Observe(time.Since(r.sentAt).Seconds())
+		b.latency.Observe(now.Sub(r.sentAt).Seconds())
 		if r.gen == b.gen.Load() {
 			r.msg.Ack() // THE acknowledgement: Kafka has stored this reading.
 			b.counters.acked.Add(1)
