@@ -283,3 +283,63 @@ func TestSurvivesFailures(t *testing.T) {
 	}
 	step(fmt.Sprintf("SIGTERM: clean exit in %v", took.Round(time.Millisecond)))
 }
+
+// TestSharedSubscriptionProcesses runs two bridge processes on one shared
+// subscription ($share/<group>/<filter>), kills one with SIGKILL halfway and
+// starts it again: both take part of the load, and together they deliver
+// every reading.
+func TestSharedSubscriptionProcesses(t *testing.T) {
+	bin := buildBridge(t)
+	kafka := devstack.Kafka(t)
+	mosq := devstack.Mosquitto(t)
+	replica := func(id string) (*bridgeProc, control) {
+		addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+		p := startBridge(t, bin,
+			"--mqtt-broker", mosq.URL(), "--kafka-brokers", kafka.Brokers(),
+			"--mqtt-client-id", id, "--mqtt-topic-filter", "plant/#", "--mqtt-share-group", "bridges",
+			"--grpc-addr", addr, "--metrics-addr", "", "--kafka-partitions", "3", "--log-level", "info")
+		ctl := dial(t, addr)
+		waitUntil(t, 60*time.Second, id+" SERVING", ctl.serving)
+		return p, ctl
+	}
+	_, ctl1 := replica("shared-1")
+	proc2, ctl2 := replica("shared-2")
+
+	const n = 20_000
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	pubErr := make(chan error, 1)
+	go func() {
+		pubErr <- loadtest.Publish(ctx, loadtest.PublishConfig{
+			Broker: mosq.URL(), ClientPrefix: "shared-pub", Count: n, Workers: 2, Rate: 2000,
+			Topic: func(id int) string { return fmt.Sprintf("plant/line%d/press%02d/temperature", id%4, id%13) },
+		})
+	}()
+	time.Sleep(4 * time.Second)
+	proc2.kill9AndRestart()
+	t.Log("replica 2: kill -9, restarted")
+	if err := <-pubErr; err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+	res, err := loadtest.Collect(ctx, kafka.Brokers(), "plant_sensor_readings_raw", 0, n, nil)
+	if err != nil {
+		t.Fatalf("collect: %v (missing e.g. %v)", err, res.Missing)
+	}
+	acked := func(c control) int64 {
+		st, err := c.pipeline.GetStatus(ctx, &pipelinev1.GetStatusRequest{})
+		if err != nil {
+			t.Fatalf("GetStatus: %v", err)
+		}
+		b := st.GetStatus().GetBridge()
+		if len(b.GetSubscriptions()) != 1 || b.GetSubscriptions()[0] != "$share/bridges/plant/#" {
+			t.Errorf("%s subscribes to %v", b.GetClientId(), b.GetSubscriptions())
+		}
+		return b.GetAcked()
+	}
+	waitUntil(t, 60*time.Second, "restarted replica 2 SERVING", ctl2.serving)
+	a1, a2 := acked(ctl1), acked(ctl2)
+	t.Logf("all %d readings in Kafka, %d duplicates; replica 1 acked %d, replica 2 acked %d since its restart", n, res.Duplicates, a1, a2)
+	if a1 < n/10 || a1 > n*9/10 || a2 == 0 {
+		t.Errorf("load not shared: replica 1 acked %d of %d, replica 2 %d since its restart", a1, n, a2)
+	}
+}

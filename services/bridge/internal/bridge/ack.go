@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
@@ -167,23 +166,6 @@ func (b *Bridge) onKafkaError(e kafka.Error) {
 		b.log.Warn("all Kafka brokers are down; readings stay unacknowledged", "err", e)
 	default:
 		b.log.Debug("Kafka client error", "err", e)
-	}
-}
-
-// logLoop forwards librdkafka's log lines to the logger until the producer
-// closes the channel.
-func (b *Bridge) logLoop(logs chan kafka.LogEvent) {
-	for e := range logs {
-		level := slog.LevelDebug
-		switch {
-		case e.Level <= 3: // syslog err and worse
-			level = slog.LevelError
-		case e.Level == 4:
-			level = slog.LevelWarn
-		case e.Level <= 6:
-			level = slog.LevelInfo
-		}
-		b.log.Log(context.Background(), level, "librdkafka: "+e.Message, "facility", e.Tag, "client", e.Name)
 	}
 }
 

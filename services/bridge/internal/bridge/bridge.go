@@ -22,6 +22,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/plantlake/plantlake/servicekit/kafkalog"
 	"github.com/plantlake/plantlake/servicekit/kafkatrace"
 )
 
@@ -166,7 +167,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 	go func() { // owner: Run, which waits on deliveryDone; ends when the producer closes its channels
 		defer close(deliveryDone)
 		logsDone := make(chan struct{})
-		go func() { defer close(logsDone); b.logLoop(producer.Logs()) }()
+		go func() { defer close(logsDone); kafkalog.Forward(b.log, producer.Logs()) }()
 		b.deliveryLoop(producer)
 		<-logsDone
 	}()

@@ -219,7 +219,9 @@ func TestBridge(t *testing.T) {
 		for key, w := range wants {
 			m, ok := got[key]
 			if !ok {
-				t.Errorf("%s: no record", key)
+				st := b.Status()
+				t.Errorf("%s: no record (of %d keys found; bridge: received %d, produced %d, acked %d, failed %d, retried %d, oversized %d, stale %d, in flight %d, last error %q)",
+					key, len(got), st.Received, st.Produced, st.Acked, st.Failed, st.Retried, st.Oversized, st.StaleAcks, st.InFlight, st.LastError)
 				continue
 			}
 			size, hasSize := header(m, HeaderOversizedSize)

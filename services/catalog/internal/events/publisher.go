@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
+	"github.com/plantlake/plantlake/servicekit/kafkalog"
 )
 
 // DefaultTopic is the topic table commits are announced on.
@@ -180,7 +182,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 		case e := <-p.producer.Events():
 			p.handle(e)
 		case l := <-p.producer.Logs():
-			p.log.Debug("librdkafka", "facility", l.Tag, "level", l.Level, "msg", l.Message)
+			kafkalog.Log(p.log, l)
 		case <-tick.C:
 			p.retryDirty()
 		}
