@@ -19,7 +19,7 @@ while IFS= read -r f; do
     cat "$tmp.diff" >&2
     status=1
   fi
-done < <(find "$tmp" -type f -name '*.go' | sort)
+done < <(find "$tmp" -type f \( -name '*.go' -o -name '*.binpb' \) | sort)
 rm -f "$tmp.diff"
 # ... and no committed generated file may lack its .proto source.
 while IFS= read -r f; do
@@ -28,7 +28,7 @@ while IFS= read -r f; do
     echo "proto drift: $rel is committed but no longer generated" >&2
     status=1
   fi
-done < <(find "$proto_dir" -type f \( -name '*.pb.go' \) | sort)
+done < <(find "$proto_dir" -type f \( -name '*.pb.go' -o -name '*.binpb' \) | sort)
 
 if [[ $status -ne 0 ]]; then
   echo "proto drift: run proto/generate.sh (make proto) and commit the result" >&2

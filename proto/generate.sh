@@ -16,3 +16,6 @@ export GOWORK=off
 cd "$tools_dir"
 go tool buf lint "$proto_dir"
 go tool buf generate "$proto_dir" --template "$proto_dir/buf.gen.yaml" --output "$out_dir"
+# The descriptors with source information (comments), for server reflection.
+mkdir -p "$out_dir/plantlake/descriptors"
+go tool buf build "$proto_dir" --output "$out_dir/plantlake/descriptors/plantlake.binpb"

@@ -167,6 +167,11 @@ func TestGrpcurl(t *testing.T) {
 			want: []string{"rpc GetStatus ( .plantlake.pipeline.v1.GetStatusRequest ) returns ( .plantlake.pipeline.v1.GetStatusResponse );"},
 		},
 		{
+			name: "describe shows the protos' comments",
+			args: []string{"ADDR", "describe", "plantlake.pipeline.v1.PipelineService.Pause"},
+			want: []string{"// Pause stops taking input; what is in flight is finished or abandoned", "rpc Pause ( .plantlake.pipeline.v1.PauseRequest )"},
+		},
+		{
 			name:    "call without token",
 			args:    []string{"ADDR", "plantlake.pipeline.v1.PipelineService/GetStatus"},
 			wantErr: true,
