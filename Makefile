@@ -16,7 +16,7 @@ TEST_TIMEOUT ?= 20m
 GO_TEST_FLAGS ?= -p 1 -count=1 -timeout $(TEST_TIMEOUT)
 export GOFLAGS := -buildvcs=false
 
-.PHONY: all up down test install test-go proto proto-check lint bench fuzz
+.PHONY: all up down test install test-go proto proto-check lint bench fuzz spark-check
 
 all: lint test
 
@@ -65,3 +65,7 @@ lint:
 ## bench: every benchmark prints its table and writes bench/results/<component>.md
 bench: install
 	scripts/bench.sh
+
+## spark-check: read a raw table with Spark and delta-rs and compare (TABLE=path; default: make up's)
+spark-check:
+	scripts/spark-check.sh $(TABLE)
