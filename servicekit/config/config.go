@@ -24,6 +24,7 @@ import (
 	"net/url"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -318,4 +319,23 @@ func (kv *KeyValues) Set(value string) error {
 		(*kv)[key] = v
 	}
 	return nil
+}
+
+// KafkaValue is the value to put in a confluent-kafka-go ConfigMap for a
+// --kafka-config setting. librdkafka's own properties are strings, but the
+// Go client's "go.*" properties (go.logs.channel.enable,
+// go.events.channel.size, ...) must be Go booleans or integers: those are
+// converted when they parse as one, and anything else is left for the client
+// to refuse with its own message.
+func KafkaValue(key, value string) any {
+	if !strings.HasPrefix(key, "go.") {
+		return value
+	}
+	if b, err := strconv.ParseBool(value); err == nil {
+		return b
+	}
+	if n, err := strconv.Atoi(value); err == nil {
+		return n
+	}
+	return value
 }

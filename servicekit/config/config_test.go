@@ -263,3 +263,21 @@ func TestKeyValues(t *testing.T) {
 		}
 	}
 }
+
+func TestKafkaValue(t *testing.T) {
+	for _, tc := range []struct {
+		key, value string
+		want       any
+	}{
+		{"go.logs.channel.enable", "false", false},
+		{"go.logs.channel.enable", "true", true},
+		{"go.events.channel.size", "5000", 5000},
+		{"go.delivery.report.fields", "key,value", "key,value"},
+		{"enable.idempotence", "true", "true"}, // librdkafka's own: a string
+		{"linger.ms", "50", "50"},
+	} {
+		if got := config.KafkaValue(tc.key, tc.value); got != tc.want {
+			t.Errorf("KafkaValue(%q, %q) = %#v, want %#v", tc.key, tc.value, got, tc.want)
+		}
+	}
+}

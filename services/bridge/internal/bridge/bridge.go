@@ -22,6 +22,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/plantlake/plantlake/servicekit/config"
 	"github.com/plantlake/plantlake/servicekit/kafkalog"
 	"github.com/plantlake/plantlake/servicekit/kafkatrace"
 )
@@ -244,7 +245,7 @@ func (b *Bridge) producerConfig() *kafka.ConfigMap {
 		"go.logs.channel.enable":       true,   // librdkafka logs go to slog, not stderr
 	}
 	for k, v := range b.cfg.KafkaConfig {
-		cm[k] = v
+		cm[k] = config.KafkaValue(k, v)
 	}
 	// The no-loss guarantee rests on these; they cannot be overridden.
 	cm["enable.idempotence"] = true

@@ -16,6 +16,7 @@ import (
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
+	"github.com/plantlake/plantlake/servicekit/config"
 	"github.com/plantlake/plantlake/servicekit/kafkalog"
 )
 
@@ -96,7 +97,7 @@ func New(cfg Config, log *slog.Logger) (*Publisher, error) {
 		"go.logs.channel.enable": true, // librdkafka's logs go to slog, not stderr
 	}
 	for k, v := range cfg.Kafka {
-		cm[k] = v
+		cm[k] = config.KafkaValue(k, v)
 	}
 	p, err := kafka.NewProducer(&cm)
 	if err != nil {

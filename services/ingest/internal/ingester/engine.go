@@ -43,6 +43,7 @@ import (
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/plantlake/plantlake/servicekit/config"
 	"github.com/plantlake/plantlake/services/ingest/internal/rawtable"
 )
 
@@ -243,7 +244,7 @@ func (e *Engine) consumerConfig() kafka.ConfigMap {
 		"go.application.rebalance.enable": true,
 	}
 	for k, v := range e.cfg.KafkaConfig {
-		cm[k] = v
+		cm[k] = config.KafkaValue(k, v)
 	}
 	cm["group.id"] = e.cfg.GroupID
 	cm["enable.auto.commit"] = false
