@@ -220,8 +220,9 @@ func TestBridge(t *testing.T) {
 			m, ok := got[key]
 			if !ok {
 				st := b.Status()
-				t.Errorf("%s: no record (of %d keys found; bridge: received %d, produced %d, acked %d, failed %d, retried %d, oversized %d, stale %d, in flight %d, last error %q)",
-					key, len(got), st.Received, st.Produced, st.Acked, st.Failed, st.Retried, st.Oversized, st.StaleAcks, st.InFlight, st.LastError)
+				t.Errorf("%s: no record (of %d keys found; bridge: received %d, produced %d, acked %d, failed %d, retried %d, oversized %d, stale %d, in flight %d, last error %q); the topics hold:\n%s",
+					key, len(got), st.Received, st.Produced, st.Acked, st.Failed, st.Retried, st.Oversized, st.StaleAcks, st.InFlight, st.LastError,
+					dumpTopics(t, bk.kafka.Brokers(), "big_raw", "big_oversized", "small_raw"))
 				continue
 			}
 			size, hasSize := header(m, HeaderOversizedSize)
@@ -298,6 +299,48 @@ func headerOr(m *kafka.Message, key string) string {
 
 // consumeByKey reads topics until n distinct keys arrived; the last record
 // per key wins.
+// dumpTopics lists every record of topics, read partition by partition
+// without a consumer group, for a failure message.
+func dumpTopics(t *testing.T, brokers string, topics ...string) string {
+	t.Helper()
+	c, err := kafka.NewConsumer(&kafka.ConfigMap{"bootstrap.servers": brokers, "group.id": "dump", "log_level": 0})
+	if err != nil {
+		return err.Error()
+	}
+	defer c.Close()
+	var b strings.Builder
+	for _, topic := range topics {
+		md, err := c.GetMetadata(&topic, false, 10000)
+		if err != nil {
+			fmt.Fprintf(&b, "%s: metadata: %v\n", topic, err)
+			continue
+		}
+		for _, p := range md.Topics[topic].Partitions {
+			low, high, err := c.QueryWatermarkOffsets(topic, p.ID, 10000)
+			fmt.Fprintf(&b, "%s[%d]: offsets %d..%d %v\n", topic, p.ID, low, high, err)
+			if err != nil || high <= low {
+				continue
+			}
+			tp := kafka.TopicPartition{Topic: &topic, Partition: p.ID, Offset: kafka.OffsetBeginning}
+			if err := c.Assign([]kafka.TopicPartition{tp}); err != nil {
+				fmt.Fprintf(&b, "  assign: %v\n", err)
+				continue
+			}
+			for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+				m, ok := c.Poll(100).(*kafka.Message)
+				if !ok {
+					continue
+				}
+				fmt.Fprintf(&b, "  offset %d key %q value %d bytes\n", m.TopicPartition.Offset, m.Key, len(m.Value))
+				if int64(m.TopicPartition.Offset) >= high-1 {
+					break
+				}
+			}
+		}
+	}
+	return b.String()
+}
+
 func consumeByKey(t *testing.T, brokers string, topics []string, n int) map[string]*kafka.Message {
 	t.Helper()
 	c, err := kafka.NewConsumer(&kafka.ConfigMap{

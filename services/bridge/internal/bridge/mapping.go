@@ -76,6 +76,24 @@ type mapper struct {
 	routeTopics    []*string
 	oversizedTopic *string
 	maxPayload     int
+	// topicLimits holds the max.message.bytes of the topics written, as
+	// the brokers reported them at start; a record a topic would refuse is
+	// diverted before it is produced. Set before the pump starts.
+	topicLimits map[string]int
+}
+
+// setTopicLimits records the topics' max.message.bytes.
+func (m *mapper) setTopicLimits(limits map[string]int) { m.topicLimits = limits }
+
+// recordLimit is the largest record (key, value, headers and batch overhead)
+// that topic accepts: its max.message.bytes when known, else what the
+// payload limit leaves room for.
+func (m *mapper) recordLimit(topic *string) int {
+	limit := producerMessageMaxBytes(m.maxPayload)
+	if n, ok := m.topicLimits[*topic]; ok && n < limit {
+		limit = n
+	}
+	return limit
 }
 
 func newMapper(cfg Config) *mapper {
@@ -125,11 +143,16 @@ func (m *mapper) record(in inbound, now time.Time) (msg *kafka.Message, oversize
 		Value:          in.payload,
 		Headers:        headers,
 	}
-	if len(in.payload) > m.maxPayload {
+	if len(in.payload) > m.maxPayload || recordSize(msg) > m.recordLimit(msg.TopicPartition.Topic) {
 		m.divert(msg, len(in.payload))
 		return msg, true
 	}
 	return msg, false
+}
+
+// recordSize bounds the bytes msg takes in a batch of its own.
+func recordSize(msg *kafka.Message) int {
+	return len(msg.Key) + len(msg.Value) + headerBytes(msg.Headers) + recordOverhead
 }
 
 // divert turns msg into its oversized form: oversized topic, payload cut to
@@ -141,7 +164,7 @@ func (m *mapper) divert(msg *kafka.Message, originalSize int) {
 		Key:   HeaderOversizedSize,
 		Value: strconv.AppendInt(nil, int64(originalSize), 10),
 	})
-	budget := m.maxPayload - len(msg.Key) - headerBytes(msg.Headers) - recordOverhead
+	budget := min(m.maxPayload, m.recordLimit(m.oversizedTopic)) - len(msg.Key) - headerBytes(msg.Headers) - recordOverhead
 	budget = max(budget, 0)
 	if len(msg.Value) > budget {
 		msg.Value = msg.Value[:budget]

@@ -249,3 +249,32 @@ func TestRetryBackoff(t *testing.T) {
 		}
 	}
 }
+
+// TestTopicLimitDiverts checks that a record larger than its topic's
+// max.message.bytes is diverted before it is produced, cut to fit the
+// oversized topic's own limit.
+func TestTopicLimitDiverts(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Routes = []Route{{Filter: "plant/small/#", Topic: "small"}}
+	m := newMapper(cfg)
+	m.setTopicLimits(map[string]int{"small": 10_000, cfg.OversizedTopic: 50_000})
+	for _, tc := range []struct {
+		topic         string
+		payload       int
+		wantTopic     string
+		wantOversized bool
+	}{
+		{"plant/small/a", 9_000, "small", false},
+		{"plant/small/a", 10_000, cfg.OversizedTopic, true}, // payload fits, the record does not
+		{"plant/big/a", 500_000, cfg.KafkaTopic, false},
+		{"plant/big/a", cfg.MaxPayloadBytes + 1, cfg.OversizedTopic, true},
+	} {
+		msg, oversized := m.record(inbound{topic: tc.topic, qos: 1, payload: bytes.Repeat([]byte("p"), tc.payload)}, time.Now())
+		if *msg.TopicPartition.Topic != tc.wantTopic || oversized != tc.wantOversized {
+			t.Errorf("%s, %d bytes: topic %s oversized %v, want %s %v", tc.topic, tc.payload, *msg.TopicPartition.Topic, oversized, tc.wantTopic, tc.wantOversized)
+		}
+		if oversized && recordSize(msg) > 50_000 {
+			t.Errorf("%s, %d bytes: diverted record of %d bytes exceeds the oversized topic's 50000", tc.topic, tc.payload, recordSize(msg))
+		}
+	}
+}
