@@ -299,7 +299,8 @@ func (b *Bridge) ensureTopics(ctx context.Context, producer *kafka.Producer) err
 // delivery), but it is a permanent produce error, and after one the
 // idempotent producer bumps its epoch: in TestBridge that sometimes cost a
 // record of another partition that had been reported delivered (see
-// docs/decisions.md). Topics that already exist keep their own limit.
+// docs/decisions.md). Topics that already exist keep their own limit. It
+// runs before the pump starts and then every topicLimitsEvery.
 func (b *Bridge) learnTopicLimits(ctx context.Context, admin *kafka.AdminClient) error {
 	opCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -327,7 +328,7 @@ func (b *Bridge) learnTopicLimits(ctx context.Context, admin *kafka.AdminClient)
 		limits[r.Name] = n
 	}
 	b.mapper.setTopicLimits(limits)
-	b.log.Info("Kafka topic size limits", "max_message_bytes", limits)
+	b.log.Debug("Kafka topic size limits", "max_message_bytes", limits)
 	return nil
 }
 
@@ -688,12 +689,27 @@ func (b *Bridge) Status() Status {
 	}
 }
 
-// monitorLoop samples the counters for the rates and checks that Kafka
-// answers when no delivery has succeeded lately.
+// topicLimitsEvery is how often the bridge reads its topics' size limits
+// again, so that a changed max.message.bytes is soon known.
+const topicLimitsEvery = time.Minute
+
+// monitorLoop samples the counters for the rates, checks that Kafka answers
+// when no delivery has succeeded lately, and rereads the topics' size limits
+// every topicLimitsEvery.
 func (b *Bridge) monitorLoop(ctx context.Context, producer *kafka.Producer) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	limitsRead := time.Now()
 	for {
+		if time.Since(limitsRead) >= topicLimitsEvery && b.kafkaUp.Load() {
+			limitsRead = time.Now()
+			if admin, err := kafka.NewAdminClientFromProducer(producer); err == nil {
+				if err := b.learnTopicLimits(ctx, admin); err != nil {
+					b.log.Warn("cannot reread the Kafka topics' size limits; keeping the last ones", "err", err)
+				}
+				admin.Close()
+			}
+		}
 		b.rates.add(b.counters.snapshot(time.Now()))
 		if time.Since(time.Unix(0, b.kafkaOKAt.Load())) > 2*time.Second {
 			_, err := producer.GetMetadata(nil, false, 1500)

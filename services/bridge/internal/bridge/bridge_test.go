@@ -272,6 +272,51 @@ func TestBridge(t *testing.T) {
 		t.Logf("after resume: %d unique, %d duplicates", res.Unique, res.Duplicates)
 	})
 
+	t.Run("a topic that shrinks after start", func(t *testing.T) {
+		// The bridge learns its topics' limits at start; a topic whose limit
+		// is lowered later refuses a record, and the bridge diverts it on
+		// the failed delivery instead. One reading only, so that no other
+		// record is in flight when the producer takes the permanent error.
+		cfg := bk.config("shrink", "bridge-shrink")
+		b := run(t, cfg, Options{})
+		admin, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": bk.kafka.Brokers()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer admin.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		res, err := admin.IncrementalAlterConfigs(ctx, []kafka.ConfigResource{{
+			Type: kafka.ResourceTopic, Name: cfg.KafkaTopic,
+			Config: []kafka.ConfigEntry{{Name: "max.message.bytes", Value: "100000", IncrementalOperation: kafka.AlterConfigOpTypeSet}},
+		}})
+		if err != nil || res[0].Error.Code() != kafka.ErrNoError {
+			t.Fatalf("shrink %s: %v %v", cfg.KafkaTopic, err, res)
+		}
+		time.Sleep(time.Second) // the broker applies topic configs asynchronously
+		pub := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(bk.mqtt.URL()).SetClientID("shrink-pub"))
+		if tok := pub.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("connect publisher: %v", tok.Error())
+		}
+		defer pub.Disconnect(100)
+		const size = 500_000
+		if tok := pub.Publish("plant/shrink/big", 1, false, bytes.Repeat([]byte("z"), size)); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("publish: %v", tok.Error())
+		}
+		got := consumeByKey(t, bk.kafka.Brokers(), []string{cfg.KafkaTopic, cfg.OversizedTopic}, 1)
+		m, ok := got["plant/shrink/big"]
+		if !ok {
+			st := b.Status()
+			t.Fatalf("no record (bridge: produced %d, failed %d, oversized %d, last error %q)", st.Produced, st.Failed, st.Oversized, st.LastError)
+		}
+		if size, _ := header(m, HeaderOversizedSize); *m.TopicPartition.Topic != cfg.OversizedTopic || size != strconv.Itoa(500_000) {
+			t.Errorf("record in %s with oversized_bytes %q, want %s and 500000", *m.TopicPartition.Topic, size, cfg.OversizedTopic)
+		}
+		if st := b.Status(); st.Failed != 1 || st.Oversized != 1 || st.Acked != 1 {
+			t.Errorf("bridge counted failed %d, oversized %d, acked %d; want 1, 1, 1 (refused, then diverted)", st.Failed, st.Oversized, st.Acked)
+		}
+	})
+
 	t.Run("replicas share a subscription", func(t *testing.T) {
 		cfg1 := bk.config("shared", "bridge-shared-1")
 		cfg1.ShareGroup = "bridges"

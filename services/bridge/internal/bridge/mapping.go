@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
@@ -77,21 +78,23 @@ type mapper struct {
 	oversizedTopic *string
 	maxPayload     int
 	// topicLimits holds the max.message.bytes of the topics written, as
-	// the brokers reported them at start; a record a topic would refuse is
-	// diverted before it is produced. Set before the pump starts.
-	topicLimits map[string]int
+	// the brokers last reported them; a record a topic would refuse is
+	// diverted before it is produced. Replaced whole, read by the pump.
+	topicLimits atomic.Pointer[map[string]int]
 }
 
 // setTopicLimits records the topics' max.message.bytes.
-func (m *mapper) setTopicLimits(limits map[string]int) { m.topicLimits = limits }
+func (m *mapper) setTopicLimits(limits map[string]int) { m.topicLimits.Store(&limits) }
 
 // recordLimit is the largest record (key, value, headers and batch overhead)
 // that topic accepts: its max.message.bytes when known, else what the
 // payload limit leaves room for.
 func (m *mapper) recordLimit(topic *string) int {
 	limit := producerMessageMaxBytes(m.maxPayload)
-	if n, ok := m.topicLimits[*topic]; ok && n < limit {
-		limit = n
+	if limits := m.topicLimits.Load(); limits != nil {
+		if n, ok := (*limits)[*topic]; ok && n < limit {
+			limit = n
+		}
 	}
 	return limit
 }
