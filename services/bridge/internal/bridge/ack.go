@@ -42,9 +42,7 @@ func (b *Bridge) settle(r *reading, err error) {
 	if err == nil {
 		now := time.Now()
 		b.kafkaOKAt.Store(now.UnixNano())
-		if !b.kafkaUp.Load() {
-			b.kafkaUp.Store(true)
-		}
+		b.kafkaUp.Store(true)
 		b.counters.produced.Add(1)
 		b.latency.Observe(now.Sub(r.sentAt).Seconds())
 		if r.gen == b.gen.Load() {

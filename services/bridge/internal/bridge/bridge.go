@@ -444,11 +444,6 @@ func (b *Bridge) onMessage(_ mqtt.Client, m mqtt.Message) {
 
 // pump takes readings from the queue and produces them, until ctx ends or
 // a fatal producer error. While paused it leaves the queue alone.
-//
-// Readings arrive in bursts (paho hands over a whole TCP read's worth at
-// once), so after each blocking receive the pump takes what else is queued
-// with cheap non-blocking receives, up to drainBurst, before it goes back to
-// the full select.
 func (b *Bridge) pump(ctx context.Context, producer *kafka.Producer) error {
 	for {
 		b.pauseMu.Lock()
@@ -468,34 +463,7 @@ func (b *Bridge) pump(ctx context.Context, producer *kafka.Producer) error {
 			if err := b.forward(ctx, producer, r); err != nil {
 				return err
 			}
-			for range drainBurst {
-				if b.pausedFlag.Load() {
-					break
-				}
-				r, ok := tryRecv(b.queue)
-				if !ok {
-					break
-				}
-				if err := b.forward(ctx, producer, r); err != nil {
-					return err
-				}
-			}
 		}
-	}
-}
-
-// drainBurst is how many queued readings the pump forwards between two
-// checks of its context, the fatal channel and the pause state.
-const drainBurst = 256
-
-// tryRecv receives from c if a value is ready.
-func tryRecv[T any](c <-chan T) (T, bool) {
-	select {
-	case v := <-c:
-		return v, true
-	default:
-		var zero T
-		return zero, false
 	}
 }
 
@@ -509,14 +477,10 @@ func (b *Bridge) forward(ctx context.Context, producer *kafka.Producer, r *readi
 	}
 	select {
 	case b.slots <- struct{}{}:
-	default: // the window is full: wait, but not past a shutdown
-		select {
-		case b.slots <- struct{}{}:
-		case <-ctx.Done():
-			return ctx.Err()
-		case err := <-b.fatal:
-			return err
-		}
+	case <-ctx.Done():
+		return ctx.Err()
+	case err := <-b.fatal:
+		return err
 	}
 	b.start(r)
 	b.produce(producer, r)
