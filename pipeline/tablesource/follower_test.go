@@ -409,7 +409,7 @@ func TestConfigAndStats(t *testing.T) {
 }
 
 // plainFollower is a follower without an events listener.
-func plainFollower(t *testing.T, e *env, cfg Config) *Follower {
+func plainFollower(t testing.TB, e *env, cfg Config) *Follower {
 	t.Helper()
 	cfg.Table = e.table
 	f, err := New(cfg, e.client, nil)

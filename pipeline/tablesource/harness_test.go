@@ -52,7 +52,7 @@ func runTests(m *testing.M) int {
 // env is a catalog process with one table of (id long, name string, part
 // string) partitioned by part, written through the catalog's Commit RPC.
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	cat     *devstack.CatalogProcess
 	client  catalogv1.CatalogServiceClient
 	table   string
@@ -64,7 +64,7 @@ type env struct {
 
 // newEnv starts a catalog (announcing on a fresh topic of the shared Kafka
 // when announce is set) and creates the table.
-func newEnv(t *testing.T, announce bool) *env {
+func newEnv(t testing.TB, announce bool) *env {
 	t.Helper()
 	cfg := devstack.CatalogConfig{Args: []string{"--auto-maintenance=false", "--min-vacuum-retention", "0s", "--max-group-commit", "1"}}
 	e := &env{t: t, table: "silver.followed", written: map[int64]int64{}}
