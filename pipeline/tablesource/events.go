@@ -23,7 +23,8 @@ const assignRetry = 2 * time.Second
 // finds the topic, commits no offsets and joins no consumer group: events are
 // hints, and a follower that starts or restarts finds what it missed through
 // GetChanges. While Kafka is down or the topic is missing it retries every
-// few seconds and Next keeps polling. It returns nil when ctx ends, or an
+// few seconds and Next keeps polling. It returns nil when ctx ends (within
+// the few seconds a metadata request to an unreachable Kafka may take), or an
 // error if the consumer cannot be created (bad Kafka settings). Without
 // Brokers it only waits for ctx.
 func (f *Follower) Run(ctx context.Context) error {
