@@ -150,8 +150,8 @@ func (f *Follower) Stats() Stats {
 // version processed, -1 for none), whole and in order, bounded by MaxRows and
 // MaxBytes. When there is none yet it waits up to wait for one, woken early
 // by an event and asking the catalog every PollInterval; it returns an empty
-// batch (Batch.Empty) when none came in time. Errors are the catalog's or
-// ctx's, wrapped.
+// batch (Batch.Empty) when none came in time. Errors are the catalog's
+// (a table that does not exist is codes.NotFound) or ctx's, wrapped.
 func (f *Follower) Next(ctx context.Context, after int64, wait time.Duration) (Batch, error) {
 	if after < -1 {
 		return Batch{}, fmt.Errorf("%w: position %d is below -1", ErrInvalidConfig, after)

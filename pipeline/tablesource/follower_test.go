@@ -150,7 +150,8 @@ func TestEventsWakeNext(t *testing.T) {
 		t.Errorf("Next with nothing new returned after %v, before its wait of 3s", took)
 	}
 	after := f.Stats()
-	if ev, wk := after.Events-before.Events, after.Wakeups-before.Wakeups; ev != 4 || wk != 1 {
+	// At least once: the catalog may announce v2 again, which wakes nothing.
+	if ev, wk := after.Events-before.Events, after.Wakeups-before.Wakeups; ev < 4 || wk != 1 {
 		t.Errorf("fake events: %d events, %d wakeups; want 4 events of the table, 1 wakeup (the future version)", ev, wk)
 	}
 
