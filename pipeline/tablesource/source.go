@@ -132,6 +132,9 @@ func (s *Source) Poll(ctx context.Context, timeout time.Duration) error {
 			s.host.DropBatch()
 			pos, err := s.host.ReadPositions(ctx, s.AppIDs())
 			if err != nil {
+				if ctx.Err() != nil {
+					return nil // shutting down
+				}
 				return err
 			}
 			return s.Seek(ctx, pos)
