@@ -31,7 +31,7 @@ const (
 	// AzuriteAccount is Azurite's development storage account.
 	AzuriteAccount = "devstoreaccount1"
 	// AzuriteKey is the account key of AzuriteAccount.
-	AzuriteKey = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tOq/K1SZFPTOtr/KBHBeksoGMGw=="
+	AzuriteKey = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 )
 
 // AzuritePath returns the azurite-blob program of <cache>/azurite-<version>,
@@ -185,7 +185,7 @@ func StartAzurite(ctx context.Context, cfg ObjectServerConfig) (*ObjectServer, e
 	}
 	data := filepath.Join(cfg.Dir, "data")
 	argv := []string{bin, "--blobHost", cfg.Host, "--blobPort", strconv.Itoa(cfg.Port),
-		"--location", data, "--debug", filepath.Join(cfg.Dir, "debug.log"),
+		"--location", data,
 		// The Go SDK may speak a newer service version than Azurite knows;
 		// the calls the store makes are in every version.
 		"--skipApiVersionCheck", "--disableProductStyleUrl", "--silent"}
