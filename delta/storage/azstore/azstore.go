@@ -79,7 +79,16 @@ type Config struct {
 	// PutIfAbsentAttempts bounds the tries of one PutIfAbsent on transient
 	// errors (5xx, network); default 6.
 	PutIfAbsentAttempts int
+	// WholeReadLimit is the size up to which Open downloads the whole blob
+	// at once and serves ReadAt from memory, instead of one ranged download
+	// per ReadAt; 0 means DefaultWholeReadLimit, negative turns it off.
+	WholeReadLimit int64
 }
+
+// DefaultWholeReadLimit is the default Config.WholeReadLimit: a Parquet
+// reader makes several small reads of a file (footer, then column chunks),
+// and below this size one download costs less than their round trips.
+const DefaultWholeReadLimit = 8 << 20
 
 // Store is a storage.Store on one container, rooted at a prefix. It is safe
 // for concurrent use.
@@ -93,6 +102,7 @@ type Store struct {
 	prefix    string
 	threshold int64
 	attempts  int
+	wholeRead int64
 }
 
 var (
@@ -185,7 +195,10 @@ func New(cfg Config) (*Store, error) {
 	}
 	containerURL := endpoint + "/" + url.PathEscape(cfg.Container)
 	s := &Store{account: cfg.Account, name: cfg.Container, prefix: prefix,
-		threshold: cfg.BlockThreshold, attempts: cfg.PutIfAbsentAttempts}
+		threshold: cfg.BlockThreshold, attempts: cfg.PutIfAbsentAttempts, wholeRead: cfg.WholeReadLimit}
+	if s.wholeRead == 0 {
+		s.wholeRead = DefaultWholeReadLimit
+	}
 	if s.threshold <= 0 {
 		s.threshold = DefaultBlockThreshold
 	}
@@ -368,7 +381,22 @@ func (s *Store) Open(ctx context.Context, p string) (storage.File, error) {
 	if isFolder(props.Metadata) {
 		return nil, fmt.Errorf("azstore: open %s: is a directory", p)
 	}
-	return &blobFile{client: c, ctx: context.WithoutCancel(ctx), path: p, size: deref(props.ContentLength), etag: props.ETag}, nil
+	size := deref(props.ContentLength)
+	if size <= s.wholeRead {
+		resp, err := c.DownloadStream(ctx, &blob.DownloadStreamOptions{
+			AccessConditions: &blob.AccessConditions{ModifiedAccessConditions: &blob.ModifiedAccessConditions{IfMatch: props.ETag}},
+		})
+		if err != nil {
+			return nil, wrap("open", p, err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return nil, wrap("open", p, err)
+		}
+		return storage.BytesFile(b), nil
+	}
+	return &blobFile{client: c, ctx: context.WithoutCancel(ctx), path: p, size: size, etag: props.ETag}, nil
 }
 
 // WriteFile implements storage.Store: one Put Blob, or above the threshold

@@ -67,7 +67,16 @@ type Config struct {
 	// PutIfAbsentAttempts bounds the tries of one PutIfAbsent on transient
 	// errors (409 ConditionalRequestConflict, 5xx, network); default 6.
 	PutIfAbsentAttempts int
+	// WholeReadLimit is the size up to which Open fetches the whole object
+	// in one GET and serves ReadAt from memory, instead of one ranged GET
+	// per ReadAt; 0 means DefaultWholeReadLimit, negative turns it off.
+	WholeReadLimit int64
 }
+
+// DefaultWholeReadLimit is the default Config.WholeReadLimit: a Parquet
+// reader makes several small reads of a file (footer, then column chunks),
+// and below this size one GET costs less than their round trips.
+const DefaultWholeReadLimit = 8 << 20
 
 // Store is a storage.Store on one S3 bucket, rooted at a prefix. It is safe
 // for concurrent use.
@@ -78,6 +87,7 @@ type Store struct {
 	prefix    string // "" or a clean path without trailing slash
 	threshold int64
 	attempts  int
+	wholeRead int64
 }
 
 var (
@@ -167,7 +177,10 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	})
 	s := &Store{
 		client: client, bucket: cfg.Bucket, prefix: prefix,
-		threshold: cfg.MultipartThreshold, attempts: cfg.PutIfAbsentAttempts,
+		threshold: cfg.MultipartThreshold, attempts: cfg.PutIfAbsentAttempts, wholeRead: cfg.WholeReadLimit,
+	}
+	if s.wholeRead == 0 {
+		s.wholeRead = DefaultWholeReadLimit
 	}
 	if s.threshold <= 0 {
 		s.threshold = DefaultMultipartThreshold
@@ -317,7 +330,20 @@ func (s *Store) Open(ctx context.Context, p string) (storage.File, error) {
 	if err != nil {
 		return nil, wrap("open", p, err)
 	}
-	return &object{s: s, ctx: context.WithoutCancel(ctx), key: k, path: p, size: aws.ToInt64(out.ContentLength), etag: out.ETag}, nil
+	size := aws.ToInt64(out.ContentLength)
+	if size <= s.wholeRead {
+		got, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: &k, IfMatch: out.ETag})
+		if err != nil {
+			return nil, wrap("open", p, err)
+		}
+		defer got.Body.Close()
+		b, err := io.ReadAll(got.Body)
+		if err != nil {
+			return nil, wrap("open", p, err)
+		}
+		return storage.BytesFile(b), nil
+	}
+	return &object{s: s, ctx: context.WithoutCancel(ctx), key: k, path: p, size: size, etag: out.ETag}, nil
 }
 
 // WriteFile implements storage.Store: one PutObject, or a multipart upload
