@@ -200,6 +200,19 @@ func TestTwoCatalogsRaceOnCloudStores(t *testing.T) {
 			if n != 2*perCatalog || !files[current.Path] || len(files) != n-nAborted+1 {
 				t.Errorf("%d appends answered, table has %d files; want every acknowledged one and %s", n, len(files), current.Path)
 			}
+
+			// A checkpoint on the object store; a new catalog loads from it.
+			if _, _, err := newCat().Checkpoint(ctx, "raw.race", true); err != nil {
+				t.Fatalf("checkpoint: %v", err)
+			}
+			if fi, err := store.Stat(ctx, fmt.Sprintf("raw/race/_delta_log/%020d.checkpoint.parquet", snap.Version())); err != nil || fi.Size == 0 {
+				t.Errorf("checkpoint file: %+v, %v", fi, err)
+			}
+			// A new catalog finds the table by listing the warehouse.
+			tables, err := newCat().ListTables(ctx, "")
+			if err != nil || len(tables) != 1 || tables[0].Name != "raw.race" || tables[0].Version != snap.Version() {
+				t.Errorf("ListTables = %+v, %v; want raw.race at version %d", tables, err, snap.Version())
+			}
 		})
 	}
 }
