@@ -19,8 +19,7 @@ import (
 // Options tune the suite to a store.
 type Options struct {
 	// LargeFile is the size of the file the large-write test writes; it
-	// should exceed the store's multipart threshold. 0 skips nothing: it
-	// means 1 MiB.
+	// should exceed the store's multipart threshold. 0 means 1 MiB.
 	LargeFile int
 	// Writers is how many goroutines race PutIfAbsent on one path;
 	// default 8.

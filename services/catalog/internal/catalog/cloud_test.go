@@ -53,6 +53,7 @@ func cloudWarehouses(t *testing.T) map[string]string {
 // other gets ErrConflict. Then both append blindly at once: every
 // acknowledged append is in the table, and an append that lost its version
 // to the other catalog is ErrConflict (Aborted) and not in the table.
+// Last, a checkpoint is written and a new catalog lists the table.
 func TestTwoCatalogsRaceOnCloudStores(t *testing.T) {
 	for name, uri := range cloudWarehouses(t) {
 		t.Run(name, func(t *testing.T) {
