@@ -18,7 +18,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"strconv"
 	"time"
 
@@ -28,6 +27,7 @@ import (
 
 	"github.com/plantlake/plantlake/delta/datafile"
 	"github.com/plantlake/plantlake/delta/storage"
+	"github.com/plantlake/plantlake/delta/storage/storeuri"
 	"github.com/plantlake/plantlake/pipeline"
 	catalogv1 "github.com/plantlake/plantlake/proto/plantlake/catalog/v1"
 )
@@ -90,7 +90,7 @@ func Open(ctx context.Context, client catalogv1.CatalogServiceClient, t Table, l
 	if resp.GetCreated() {
 		log.Info("created table", "table", info.GetName(), "location", info.GetLocation())
 	}
-	store, err := OpenLocation(info.GetLocation())
+	store, err := OpenLocation(ctx, info.GetLocation())
 	if err != nil {
 		return nil, fmt.Errorf("table %s: %w", t.Name, err)
 	}
@@ -119,23 +119,13 @@ func (t *Target) Name() string { return t.table.Name }
 // Location is the table folder's URI as the catalog gave it.
 func (t *Target) Location() string { return t.location }
 
-// OpenLocation returns a store rooted at a table location URI.
-func OpenLocation(loc string) (storage.Store, error) {
-	u, err := url.Parse(loc)
+// OpenLocation returns a store rooted at a table location as the catalog
+// gives it (a folder, file://, s3://, abfss:// or az://; see
+// delta/storage/storeuri). An error wraps ErrUnsupportedLocation.
+func OpenLocation(ctx context.Context, loc string) (storage.Store, error) {
+	store, err := storeuri.Open(ctx, loc)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %q: %w", ErrUnsupportedLocation, loc, err)
-	}
-	path := loc
-	switch u.Scheme {
-	case "file":
-		path = u.Path
-	case "":
-	default:
-		return nil, fmt.Errorf("%w: %q (scheme %s)", ErrUnsupportedLocation, loc, u.Scheme)
-	}
-	store, err := storage.NewLocal(path)
-	if err != nil {
-		return nil, fmt.Errorf("open table folder %s: %w", path, err)
+		return nil, fmt.Errorf("%w: %w", ErrUnsupportedLocation, err)
 	}
 	return store, nil
 }
