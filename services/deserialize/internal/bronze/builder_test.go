@@ -34,7 +34,7 @@ var testReadings = []Reading{
 		Lineage: Lineage{MQTTTopic: "plant/l1/press01/temperature", MQTTTopicValid: true, KafkaTopic: "plant_sensor_readings_raw",
 			KafkaPartition: 3, KafkaOffset: 41, RawVersion: 7, BridgeTS: micros("2026-12-01T10:00:00.5Z"), BridgeTSValid: true}},
 	{SensorID: "Présse-😀", Measurement: "humidity", Value: -0.5, Unit: "%", TS: micros("2026-11-30T23:59:59.999999Z"),
-		Plant: "hamburg",
+		Plant:   "hamburg",
 		Lineage: Lineage{KafkaTopic: "plant_sensor_readings_raw", KafkaPartition: 0, KafkaOffset: 0, RawVersion: 7}},
 	{SensorID: "old", Measurement: "pressure", Value: 1e300, Unit: "bar", TS: micros("1969-12-31T23:59:59Z"),
 		Plant: "p", Lineage: Lineage{KafkaTopic: "t", RawVersion: 8}},
@@ -43,7 +43,7 @@ var testReadings = []Reading{
 var testDeadLetters = []DeadLetter{
 	{RawPayload: []byte("{\"sensor_id\":\"a\xff\"}"), ErrorCode: "parse.invalid_utf8", ErrorDetail: "not UTF-8", Stage: "parse",
 		FailedAt: micros("2026-12-01T12:00:00Z"),
-		Lineage: Lineage{MQTTTopic: "plant/l1/a/m", MQTTTopicValid: true, KafkaTopic: "plant_sensor_readings_raw", KafkaPartition: 1, KafkaOffset: 9, RawVersion: 7, BridgeTS: 5, BridgeTSValid: true}},
+		Lineage:  Lineage{MQTTTopic: "plant/l1/a/m", MQTTTopicValid: true, KafkaTopic: "plant_sensor_readings_raw", KafkaPartition: 1, KafkaOffset: 9, RawVersion: 7, BridgeTS: 5, BridgeTSValid: true}},
 	{RawPayload: []byte{}, ErrorCode: "parse.empty", ErrorDetail: "empty", Stage: "parse", FailedAt: micros("2026-12-02T00:00:00Z"),
 		Lineage: Lineage{KafkaTopic: "plant_sensor_readings_raw", KafkaOffset: 10, RawVersion: 7}},
 	{ErrorCode: "parse.empty", ErrorDetail: "null payload", Stage: "parse", FailedAt: micros("2026-12-02T00:00:01Z"),
