@@ -16,38 +16,38 @@ const microsPerDay = 86_400_000_000
 // its Kafka record and raw version.
 type Lineage struct {
 	// MQTTTopic is the MQTT topic; MQTTTopicValid false makes it null.
-	MQTTTopic      string
-	MQTTTopicValid bool
-	KafkaTopic     string
-	KafkaPartition int32
-	KafkaOffset    int64
-	RawVersion     int64
+	MQTTTopic      string `json:"mqtt_topic"`
+	MQTTTopicValid bool   `json:"mqtt_topic_valid"`
+	KafkaTopic     string `json:"kafka_topic"`
+	KafkaPartition int32  `json:"kafka_partition"`
+	KafkaOffset    int64  `json:"kafka_offset"`
+	RawVersion     int64  `json:"raw_version"`
 	// BridgeTS is the bridge's read time in Unix microseconds; null unless
 	// BridgeTSValid.
-	BridgeTS      int64
-	BridgeTSValid bool
+	BridgeTS      int64 `json:"bridge_ts"`
+	BridgeTSValid bool  `json:"bridge_ts_valid"`
 }
 
 // Reading is one row of bronze.plant_sensor_readings. Its byte slices are
 // copied by Append.
 type Reading struct {
-	SensorID    string
-	Measurement string
-	Value       float64
-	Unit        string
+	SensorID    string  `json:"sensor_id"`
+	Measurement string  `json:"measurement"`
+	Value       float64 `json:"value"`
+	Unit        string  `json:"unit"`
 	// TS is the reading's time in Unix microseconds; it decides event_date.
-	TS    int64
-	Plant string
+	TS    int64  `json:"ts"`
+	Plant string `json:"plant"`
 	// Line and Device come from the MQTT topic; null unless the Valid flag
 	// is set (the topic pattern has no such level, or the topic did not fit).
-	Line        string
-	LineValid   bool
-	Device      string
-	DeviceValid bool
+	Line        string `json:"line"`
+	LineValid   bool   `json:"line_valid"`
+	Device      string `json:"device"`
+	DeviceValid bool   `json:"device_valid"`
 	// Extra is the payload's unknown fields as a JSON object; nil is null.
-	Extra []byte
+	Extra []byte `json:"extra"`
 	// Traceparent is the W3C trace context of a sampled reading; nil is null.
-	Traceparent []byte
+	Traceparent []byte `json:"traceparent"`
 	Lineage
 }
 
@@ -56,14 +56,14 @@ type Reading struct {
 type DeadLetter struct {
 	// RawPayload is the payload exactly as it came; nil is null (a Kafka
 	// record without a value).
-	RawPayload  []byte
-	ErrorCode   string
-	ErrorDetail string
-	Stage       string
+	RawPayload  []byte `json:"raw_payload"`
+	ErrorCode   string `json:"error_code"`
+	ErrorDetail string `json:"error_detail"`
+	Stage       string `json:"stage"`
 	// FailedAt is when the reading failed, in Unix microseconds; it decides
 	// failed_date. Deserialize sets it to raw's ingest_ts so that
 	// re-deriving a raw version gives the same row.
-	FailedAt int64
+	FailedAt int64 `json:"failed_at"`
 	Lineage
 }
 

@@ -352,7 +352,10 @@ func (e *Evaluator) CheckSize(n int, oversized bool, original string) Verdict {
 	if action == Off {
 		return Verdict{}
 	}
-	return e.count(slotPayloadSize, n <= e.set.maxBytes, action, RulePayloadSize, RulePayloadSize,
+	if n <= e.set.maxBytes {
+		return e.count(slotPayloadSize, true, action, "", "", "", "")
+	}
+	return e.count(slotPayloadSize, false, action, RulePayloadSize, RulePayloadSize,
 		fmt.Sprintf("the payload has %d bytes, more than the limit of %d", n, e.set.maxBytes), StageParse)
 }
 
@@ -410,6 +413,8 @@ func (e *Evaluator) Validate(in *Input) Verdict {
 		ok := in.TopicOK && (!t.HasDevice || t.Device == r.SensorID) && (!t.HasMeasurement || t.Measurement == r.Measurement)
 		var detail string
 		switch {
+		case !in.TopicOK && in.MQTTTopic == "":
+			detail = "the reading has no MQTT topic (a null Kafka key and no mqtt_topic header)"
 		case !in.TopicOK:
 			detail = fmt.Sprintf("topic %q does not fit the pattern %q", in.MQTTTopic, in.Pattern)
 		case !ok && t.HasDevice && t.Device != r.SensorID:

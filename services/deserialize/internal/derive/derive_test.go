@@ -1,0 +1,262 @@
+package derive
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/plantlake/plantlake/services/deserialize/internal/bronze"
+	"github.com/plantlake/plantlake/services/deserialize/internal/parse"
+	"github.com/plantlake/plantlake/services/deserialize/internal/rules"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/derived.golden.json")
+
+// ingestTS is 100 s after the seed's ts.
+const ingestTS = 1625000100_000000
+
+const (
+	topic = "plant/l1/press01/temperature"
+	seed  = `{"sensor_id":"press01","measurement":"temperature","value":87.3,"unit":"C","ts":1625000000}`
+)
+
+type corpusCase struct {
+	name    string
+	key     []byte
+	payload []byte
+	headers []Header
+	outcome Outcome
+	code    string // error_code of a dead letter
+	stage   string
+}
+
+func payload(s string) []byte { return []byte(s) }
+
+func reading(sensor, measurement, value, unit, ts string) []byte {
+	return []byte(`{"sensor_id":"` + sensor + `","measurement":"` + measurement + `","value":` + value + `,"unit":"` + unit + `","ts":` + ts + `}`)
+}
+
+// corpus is the readings of TestDerive: valid ones, QoS 1 duplicates and
+// broken ones of every kind DESIGN.md section 8 and issue 12 list.
+var corpus = []corpusCase{
+	{name: "valid", key: []byte(topic), payload: payload(seed), outcome: ToBronze},
+	{name: "QoS 1 duplicate", key: []byte(topic), payload: payload(seed), outcome: ToBronze},
+	{name: "fractional ts", key: []byte(topic), payload: reading("press01", "temperature", "87.25", "C", "1625000000.123456"), outcome: ToBronze},
+	{name: "extra fields", key: []byte(topic), payload: payload(`{"sensor_id":"press01","measurement":"temperature","value":87.3,"unit":"C","ts":1625000000,"firmware":"1.2", "calibrated" : true}`), outcome: ToBronze},
+	{name: "unicode sensor", key: []byte("plant/l2/Présse-😀/humidity"), payload: reading("Présse-😀", "humidity", "45", "%", "1625000000"), outcome: ToBronze},
+	{name: "traceparent and bridge headers", key: []byte(topic), payload: payload(seed), outcome: ToBronze,
+		headers: []Header{{HeaderMQTTTopic, []byte(topic)}, {HeaderBridgeTS, []byte("1625000099000")}, {HeaderTraceparent, []byte("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")}}},
+	{name: "topic from the header", headers: []Header{{HeaderMQTTTopic, []byte(topic)}}, payload: payload(seed), outcome: ToBronze},
+	{name: "warn rule keeps", key: []byte(topic), payload: reading("press01", "temperature", "450", "C", "1625000000"), outcome: ToBronze},
+
+	{name: "empty", key: []byte(topic), payload: []byte{}, outcome: ToDeadLetters, code: parse.CodeEmpty, stage: rules.StageParse},
+	{name: "null payload", key: []byte(topic), payload: nil, outcome: ToDeadLetters, code: parse.CodeEmpty, stage: rules.StageParse},
+	{name: "bad JSON", key: []byte(topic), payload: payload(`{"sensor_id":"press01",`), outcome: ToDeadLetters, code: parse.CodeInvalidJSON, stage: rules.StageParse},
+	{name: "not an object", key: []byte(topic), payload: payload(`[87.3]`), outcome: ToDeadLetters, code: parse.CodeNotObject, stage: rules.StageParse},
+	{name: "trailing garbage", key: []byte(topic), payload: payload(seed + "}"), outcome: ToDeadLetters, code: parse.CodeInvalidJSON, stage: rules.StageParse},
+	{name: "invalid UTF-8", key: []byte(topic), payload: []byte("{\"sensor_id\":\"press\xc3\x28\"}"), outcome: ToDeadLetters, code: parse.CodeInvalidUTF8, stage: rules.StageParse},
+	{name: "duplicate key", key: []byte(topic), payload: payload(`{"sensor_id":"press01","measurement":"temperature","value":87.3,"value":1,"unit":"C","ts":1625000000}`), outcome: ToDeadLetters, code: parse.CodeDuplicateKey, stage: rules.StageParse},
+	{name: "missing field", key: []byte(topic), payload: payload(`{"sensor_id":"press01","measurement":"temperature","value":87.3,"ts":1625000000}`), outcome: ToDeadLetters, code: parse.CodeMissingField, stage: rules.StageParse},
+	{name: "mistyped value", key: []byte(topic), payload: reading("press01", "temperature", `"87.3"`, "C", "1625000000"), outcome: ToDeadLetters, code: parse.CodeWrongType, stage: rules.StageParse},
+	{name: "NaN string", key: []byte(topic), payload: reading("press01", "temperature", `"NaN"`, "C", "1625000000"), outcome: ToDeadLetters, code: parse.CodeWrongType, stage: rules.StageParse},
+	{name: "Infinity string", key: []byte(topic), payload: reading("press01", "temperature", `"Infinity"`, "C", "1625000000"), outcome: ToDeadLetters, code: parse.CodeWrongType, stage: rules.StageParse},
+	{name: "1e400", key: []byte(topic), payload: reading("press01", "temperature", "1e400", "C", "1625000000"), outcome: ToDeadLetters, code: parse.CodeValueNotFinite, stage: rules.StageParse},
+	{name: "ts as text", key: []byte(topic), payload: reading("press01", "temperature", "87.3", "C", `"2021-06-29"`), outcome: ToDeadLetters, code: parse.CodeWrongType, stage: rules.StageParse},
+	{name: "too deep", key: []byte(topic), payload: payload(`{"x":` + strings.Repeat("[", 40) + strings.Repeat("]", 40) + `}`), outcome: ToDeadLetters, code: parse.CodeTooDeep, stage: rules.StageParse},
+	{name: "truncated oversized", key: []byte(topic), payload: payload(seed[:40]), headers: []Header{{HeaderOversizedBytes, []byte("2097152")}}, outcome: ToDeadLetters, code: rules.CodeOversized, stage: rules.StageParse},
+	{name: "too large", key: []byte(topic), payload: payload(`{"sensor_id":"press01","measurement":"temperature","value":87.3,"unit":"C","ts":1625000000,"pad":"` + strings.Repeat("x", 70000) + `"}`), outcome: ToDeadLetters, code: rules.RulePayloadSize, stage: rules.StageParse},
+	{name: "ts 8 days old", key: []byte(topic), payload: reading("press01", "temperature", "87.3", "C", "1624308900"), outcome: ToDeadLetters, code: rules.RuleTSWindow, stage: rules.StageValidate},
+	{name: "ts 2 hours ahead", key: []byte(topic), payload: reading("press01", "temperature", "87.3", "C", "1625007300"), outcome: ToDeadLetters, code: rules.RuleTSWindow, stage: rules.StageValidate},
+	{name: "unit not allowed", key: []byte(topic), payload: reading("press01", "temperature", "87.3", "bar", "1625000000"), outcome: ToDeadLetters, code: rules.RuleUnitAllowed, stage: rules.StageValidate},
+	{name: "topic names another device", key: []byte("plant/l1/press02/temperature"), payload: payload(seed), outcome: ToDeadLetters, code: rules.RuleTopicMatches, stage: rules.StageValidate},
+	{name: "topic does not fit", key: []byte("factory/press01"), payload: payload(seed), outcome: ToDeadLetters, code: rules.RuleTopicMatches, stage: rules.StageValidate},
+	{name: "no topic", payload: payload(seed), outcome: ToDeadLetters, code: rules.RuleTopicMatches, stage: rules.StageValidate},
+	{name: "custom rule", key: []byte(topic), payload: reading("press01", "temperature", "-300", "C", "1625000000"), outcome: ToDeadLetters, code: "temperature_physical", stage: rules.StageValidate},
+}
+
+func rawOf(i int, c *corpusCase) *Raw {
+	r := &Raw{
+		KafkaTopic:     "plant_sensor_readings_raw",
+		KafkaPartition: int32(i % 3),
+		KafkaOffset:    int64(1000 + i),
+		KafkaKey:       c.key,
+		Headers:        c.headers,
+		RawPayload:     c.payload,
+		IngestTS:       ingestTS,
+	}
+	if c.code == rules.CodeOversized {
+		r.KafkaTopic = "plant_sensor_readings_oversized"
+	}
+	for _, h := range c.headers {
+		if h.Key == HeaderBridgeTS {
+			r.BridgeTS, r.BridgeTSValid = 1625000099_000000, true
+		}
+	}
+	return r
+}
+
+func newDeriver(t testing.TB) *Deriver {
+	t.Helper()
+	set, err := rules.Load("../../rules.default.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pattern, err := parse.NewTopicPattern(parse.DefaultTopicPattern, "hamburg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return New(pattern, set)
+}
+
+// goldenRow is an Output written for the golden file.
+type goldenRow struct {
+	Case       string             `json:"case"`
+	Reading    *bronze.Reading    `json:"reading,omitempty"`
+	DeadLetter *bronze.DeadLetter `json:"dead_letter,omitempty"`
+}
+
+func TestDerive(t *testing.T) {
+	d := newDeriver(t)
+	var golden []goldenRow
+	for i := range corpus {
+		c := &corpus[i]
+		t.Run(c.name, func(t *testing.T) {
+			raw := rawOf(i, c)
+			var out Output
+			got, err := d.Derive(raw, 42, &out)
+			if err != nil {
+				t.Fatalf("Derive: %v", err)
+			}
+			if got != c.outcome {
+				t.Fatalf("Derive = %v (%+v), want %v", got, out.DeadLetter, c.outcome)
+			}
+			lin := &out.Reading.Lineage
+			row := goldenRow{Case: c.name}
+			if got == ToDeadLetters {
+				dl := out.DeadLetter
+				lin = &dl.Lineage
+				if dl.ErrorCode != c.code || dl.Stage != c.stage || dl.ErrorDetail == "" {
+					t.Errorf("dead letter %s/%s (%q), want %s/%s", dl.Stage, dl.ErrorCode, dl.ErrorDetail, c.stage, c.code)
+				}
+				if !bytes.Equal(dl.RawPayload, c.payload) || (dl.RawPayload == nil) != (c.payload == nil) {
+					t.Errorf("raw_payload %q, want the bytes as they came, %q", dl.RawPayload, c.payload)
+				}
+				if dl.FailedAt != ingestTS {
+					t.Errorf("failed_at %d, want raw's ingest_ts %d", dl.FailedAt, ingestTS)
+				}
+				dl.RawPayload = bytes.Clone(dl.RawPayload)
+				row.DeadLetter = &dl
+			} else {
+				r := out.Reading
+				r.Extra, r.Traceparent = bytes.Clone(r.Extra), bytes.Clone(r.Traceparent)
+				row.Reading = &r
+			}
+			if lin.KafkaOffset != raw.KafkaOffset || lin.KafkaPartition != raw.KafkaPartition || lin.KafkaTopic != raw.KafkaTopic || lin.RawVersion != 42 {
+				t.Errorf("lineage %+v does not match the raw row", lin)
+			}
+			golden = append(golden, row)
+		})
+	}
+	checkGolden(t, golden)
+}
+
+func checkGolden(t *testing.T, rows []goldenRow) {
+	t.Helper()
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(rows); err != nil {
+		t.Fatal(err)
+	}
+	got := buf.Bytes()
+	path := filepath.Join("testdata", "derived.golden.json")
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("derived rows differ from %s (run with -update and review the diff):\n%s", path, got)
+	}
+}
+
+func TestDeriveIsDeterministic(t *testing.T) {
+	first, second := newDeriver(t), newDeriver(t)
+	for i := range corpus {
+		c := &corpus[i]
+		var a, b Output
+		oa, _ := first.Derive(rawOf(i, c), 7, &a)
+		ob, _ := second.Derive(rawOf(i, c), 7, &b)
+		ja, _ := json.Marshal(a)
+		jb, _ := json.Marshal(b)
+		if oa != ob || !bytes.Equal(ja, jb) {
+			t.Errorf("%s: two derivations differ:\n%s\n%s", c.name, ja, jb)
+		}
+	}
+}
+
+func TestFailRuleHalts(t *testing.T) {
+	set, err := rules.Parse([]byte("builtin:\n  json_parses: {action: fail}\ncustom:\n  - {name: no_negative, action: fail, expr: 'value >= 0.0'}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pattern, _ := parse.NewTopicPattern(parse.DefaultTopicPattern, "p")
+	d := New(pattern, set)
+	tests := []struct {
+		payload, rule, row string
+	}{
+		{`{`, rules.RuleJSONParses, `raw version 9, Kafka plant_sensor_readings_raw[0]@1000, MQTT topic "plant/l1/press01/temperature"`},
+		{string(reading("press01", "temperature", "-1", "C", "1625000000")), "no_negative", "raw version 9"},
+	}
+	for _, tt := range tests {
+		var out Output
+		c := corpusCase{key: []byte(topic), payload: []byte(tt.payload)}
+		_, err := d.Derive(rawOf(0, &c), 9, &out)
+		var fe *rules.FailError
+		if !errors.As(err, &fe) || fe.Rule != tt.rule || !strings.Contains(fe.Row, tt.row) {
+			t.Errorf("Derive(%s) = %v, want a FailError of rule %s on %q", tt.payload, err, tt.rule, tt.row)
+		}
+	}
+	d.Flush()
+	for _, st := range set.Snapshot() {
+		if (st.Name == rules.RuleJSONParses || st.Name == "no_negative") && st.Failed != 1 {
+			t.Errorf("rule %s failed %d times, want 1", st.Name, st.Failed)
+		}
+	}
+}
+
+func TestSetRulesBetweenBatches(t *testing.T) {
+	d := newDeriver(t)
+	c := corpusCase{key: []byte(topic), payload: reading("press01", "temperature", "87.3", "bar", "1625000000")}
+	var out Output
+	if o, _ := d.Derive(rawOf(0, &c), 1, &out); o != ToDeadLetters {
+		t.Fatalf("with the default rules: %v, want a dead letter", o)
+	}
+	old := d.Rules()
+	relaxed, err := rules.Parse([]byte("builtin:\n  unit_allowed: {action: warn}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.SetRules(relaxed)
+	if o, _ := d.Derive(rawOf(0, &c), 1, &out); o != ToBronze {
+		t.Fatalf("with unit_allowed warn: %v, want bronze", o)
+	}
+	d.Flush()
+	for _, set := range []*rules.Set{old, relaxed} {
+		for _, st := range set.Snapshot() {
+			if st.Name == rules.RuleUnitAllowed && st.Failed != 1 {
+				t.Errorf("generation %d: unit_allowed failed %d times, want 1", set.Generation(), st.Failed)
+			}
+		}
+	}
+}
