@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/plantlake/plantlake/delta/datafile"
 	"github.com/plantlake/plantlake/services/deserialize/internal/bronze"
 	"github.com/plantlake/plantlake/services/deserialize/internal/cputime"
 )
@@ -72,5 +73,34 @@ func BenchmarkDerive(b *testing.B) {
 		}
 		done()
 		rb.Discard()
+	})
+	// derive+append+encode adds the Parquet encoding of 65,536-row batches
+	// (what a commit writes, without the storage write and the commit).
+	b.Run("derive+append+encode", func(b *testing.B) {
+		d := newDeriver(b)
+		rb := bronze.NewReadingBuilder(nil)
+		opts := datafile.Options{PartitionColumns: []string{bronze.ReadingsPartitionColumn}, PlainColumns: bronze.ReadingsPlainColumns}
+		encode := func() {
+			for _, batch := range rb.Flush() {
+				if _, _, err := datafile.Encode(opts, batch.Record); err != nil {
+					b.Fatal(err)
+				}
+				batch.Record.Release()
+			}
+		}
+		var out Output
+		b.ReportAllocs()
+		done := cputime.Start(b)
+		for i := 0; b.Loop(); i++ {
+			if o, err := d.Derive(&rows[i%len(rows)], 1, &out); o != ToBronze || err != nil {
+				b.Fatal(o, err)
+			}
+			rb.Append(&out.Reading)
+			if rb.Rows() == 65536 {
+				encode()
+			}
+		}
+		encode()
+		done()
 	})
 }
