@@ -260,3 +260,36 @@ func TestSetRulesBetweenBatches(t *testing.T) {
 		}
 	}
 }
+
+// FuzzDerive checks that no raw row makes Derive panic, that each goes to
+// exactly one table, and that a dead letter keeps the bytes as they came.
+func FuzzDerive(f *testing.F) {
+	for i := range corpus {
+		f.Add(corpus[i].key, corpus[i].payload, false)
+	}
+	f.Add([]byte(topic), []byte(seed[:30]), true)
+	d := newDeriver(f)
+	f.Fuzz(func(t *testing.T, key, payload []byte, oversized bool) {
+		c := corpusCase{key: key, payload: payload}
+		if oversized {
+			c.headers = []Header{{HeaderOversizedBytes, []byte("2000000")}}
+		}
+		var out Output
+		o, err := d.Derive(rawOf(0, &c), 1, &out)
+		if err != nil {
+			t.Fatalf("Derive: %v (the default rules have no fail rule)", err)
+		}
+		switch o {
+		case ToBronze:
+			if oversized || key == nil {
+				t.Fatalf("Derive(%q, %q, oversized %v) kept the reading", key, payload, oversized)
+			}
+		case ToDeadLetters:
+			if !bytes.Equal(out.DeadLetter.RawPayload, payload) || out.DeadLetter.ErrorCode == "" || out.DeadLetter.ErrorDetail == "" {
+				t.Fatalf("dead letter %+v of %q", out.DeadLetter, payload)
+			}
+		default:
+			t.Fatalf("Derive outcome %v", o)
+		}
+	})
+}
