@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 )
 
@@ -76,33 +75,47 @@ type Batch struct {
 	Record arrow.RecordBatch
 }
 
-// byDate keeps one record builder per partition date.
-type byDate[C any] struct {
+// columnSet is what byDate needs of a date's columns: to reserve room
+// for a batch like the last one, so that the slices do not grow by doubling
+// and copying through every batch.
+type columnSet[C any] interface {
+	*C
+	// sizes returns the rows and the bytes of each variable-length column.
+	sizes() (rows int, bytes []int)
+	// reserve makes room for rows rows and the given bytes.
+	reserve(rows int, bytes []int)
+}
+
+// byDate keeps the columns of each partition date.
+type byDate[C any, P columnSet[C]] struct {
 	mem    memory.Allocator
 	schema *arrow.Schema
-	bind   func(*array.RecordBuilder) C
+	record func(mem memory.Allocator, schema *arrow.Schema, cols *C) arrow.RecordBatch
 	days   map[arrow.Date32]*day[C]
 	cur    *day[C]
 	rows   int
+	// lastRows and lastBytes are the sizes of the largest date of the last
+	// flush: the next batch is likely alike.
+	lastRows  int
+	lastBytes []int
 }
 
-// day is the builder of one date, with its typed column builders.
+// day is the columns of one date.
 type day[C any] struct {
 	date   arrow.Date32
 	lo, hi int64
-	rb     *array.RecordBuilder
 	cols   C
 }
 
-func newByDate[C any](mem memory.Allocator, schema *arrow.Schema, bind func(*array.RecordBuilder) C) byDate[C] {
+func newByDate[C any, P columnSet[C]](mem memory.Allocator, schema *arrow.Schema, record func(memory.Allocator, *arrow.Schema, *C) arrow.RecordBatch) byDate[C, P] {
 	if mem == nil {
 		mem = memory.NewGoAllocator()
 	}
-	return byDate[C]{mem: mem, schema: schema, bind: bind, days: make(map[arrow.Date32]*day[C])}
+	return byDate[C, P]{mem: mem, schema: schema, record: record, days: make(map[arrow.Date32]*day[C])}
 }
 
-// at returns the builder of the date holding Unix microsecond t.
-func (b *byDate[C]) at(t int64) *day[C] {
+// at returns the columns of the date holding Unix microsecond t.
+func (b *byDate[C, P]) at(t int64) *day[C] {
 	if d := b.cur; d != nil && t >= d.lo && t < d.hi {
 		return d
 	}
@@ -113,8 +126,10 @@ func (b *byDate[C]) at(t int64) *day[C] {
 	date := arrow.Date32(days)
 	d := b.days[date]
 	if d == nil {
-		rb := array.NewRecordBuilder(b.mem, b.schema)
-		d = &day[C]{date: date, lo: days * microsPerDay, hi: (days + 1) * microsPerDay, rb: rb, cols: b.bind(rb)}
+		d = &day[C]{date: date, lo: days * microsPerDay, hi: (days + 1) * microsPerDay}
+		if b.lastRows > 0 && len(b.days) == 0 {
+			P(&d.cols).reserve(b.lastRows, b.lastBytes)
+		}
 		b.days[date] = d
 	}
 	b.cur = d
@@ -122,11 +137,13 @@ func (b *byDate[C]) at(t int64) *day[C] {
 }
 
 // flush returns one Batch per date, in date order, and empties b.
-func (b *byDate[C]) flush() []Batch {
+func (b *byDate[C, P]) flush() []Batch {
 	out := make([]Batch, 0, len(b.days))
 	for date, d := range b.days {
-		out = append(out, Batch{Date: date.ToTime().UTC(), Record: d.rb.NewRecordBatch()})
-		d.rb.Release()
+		if rows, bytes := P(&d.cols).sizes(); rows > b.lastRows || len(b.days) == 1 {
+			b.lastRows, b.lastBytes = rows, bytes
+		}
+		out = append(out, Batch{Date: date.ToTime().UTC(), Record: b.record(b.mem, b.schema, &d.cols)})
 		delete(b.days, date)
 	}
 	slices.SortFunc(out, func(x, y Batch) int { return x.Date.Compare(y.Date) })
@@ -135,62 +152,74 @@ func (b *byDate[C]) flush() []Batch {
 	return out
 }
 
-func appendString(sb *array.StringBuilder, s string, valid bool) {
-	if valid {
-		sb.Append(s)
-	} else {
-		sb.AppendNull()
-	}
+// discard drops the rows appended since the last flush.
+func (b *byDate[C, P]) discard() {
+	clear(b.days)
+	b.cur = nil
+	b.rows = 0
 }
 
-func appendBytesAsString(sb *array.StringBuilder, s []byte) {
-	if s == nil {
-		sb.AppendNull()
-	} else {
-		sb.BinaryBuilder.Append(s)
-	}
-}
-
-func appendTimestamp(tb *array.TimestampBuilder, t int64, valid bool) {
-	if valid {
-		tb.Append(arrow.Timestamp(t))
-	} else {
-		tb.AppendNull()
-	}
-}
-
-// readingColumns are the typed builders of ReadingsArrowSchema's columns.
+// readingColumns holds the rows of one event_date column by column.
 type readingColumns struct {
-	sensorID, measurement, unit, plant, line, device, mqttTopic, extra, kafkaTopic, traceparent *array.StringBuilder
-	value                                                                                       *array.Float64Builder
-	ts, bridgeTS                                                                                *array.TimestampBuilder
-	partition                                                                                   *array.Int32Builder
-	offset, rawVersion                                                                          *array.Int64Builder
-	eventDate                                                                                   *array.Date32Builder
+	n                                                                  int
+	sensorID, measurement, unit, plant, line, device, mqttTopic, extra varColumn
+	kafkaTopic, traceparent                                            varColumn
+	value                                                              fixedColumn[float64]
+	ts, bridgeTS, offset, rawVersion                                   fixedColumn[int64]
+	partition, eventDate                                               fixedColumn[int32]
 }
 
-func bindReadings(rb *array.RecordBuilder) readingColumns {
-	s := func(i int) *array.StringBuilder { return rb.Field(i).(*array.StringBuilder) }
-	return readingColumns{
-		sensorID: s(0), measurement: s(1), value: rb.Field(2).(*array.Float64Builder), unit: s(3),
-		ts: rb.Field(4).(*array.TimestampBuilder), plant: s(5), line: s(6), device: s(7),
-		mqttTopic: s(8), extra: s(9), kafkaTopic: s(10), partition: rb.Field(11).(*array.Int32Builder),
-		offset: rb.Field(12).(*array.Int64Builder), rawVersion: rb.Field(13).(*array.Int64Builder),
-		bridgeTS: rb.Field(14).(*array.TimestampBuilder), traceparent: s(15),
-		eventDate: rb.Field(16).(*array.Date32Builder),
+func (c *readingColumns) vars() []*varColumn {
+	return []*varColumn{&c.sensorID, &c.measurement, &c.unit, &c.plant, &c.line, &c.device, &c.mqttTopic, &c.extra, &c.kafkaTopic, &c.traceparent}
+}
+
+func (c *readingColumns) sizes() (int, []int) { return c.n, varSizes(c.vars()) }
+
+func (c *readingColumns) reserve(rows int, bytes []int) {
+	reserveVars(c.vars(), rows, bytes)
+	c.value.reserve(rows)
+	for _, f := range []*fixedColumn[int64]{&c.ts, &c.bridgeTS, &c.offset, &c.rawVersion} {
+		f.reserve(rows)
 	}
+	c.partition.reserve(rows)
+	c.eventDate.reserve(rows)
+}
+
+func readingRecord(mem memory.Allocator, schema *arrow.Schema, c *readingColumns) arrow.RecordBatch {
+	return newRecord(schema, c.n, []arrow.ArrayData{
+		c.sensorID.data(schema.Field(0).Type, c.n),
+		c.measurement.data(schema.Field(1).Type, c.n),
+		c.value.data(schema.Field(2).Type, c.n),
+		c.unit.data(schema.Field(3).Type, c.n),
+		c.ts.data(schema.Field(4).Type, c.n),
+		c.plant.data(schema.Field(5).Type, c.n),
+		c.line.data(schema.Field(6).Type, c.n),
+		c.device.data(schema.Field(7).Type, c.n),
+		c.mqttTopic.data(schema.Field(8).Type, c.n),
+		c.extra.data(schema.Field(9).Type, c.n),
+		c.kafkaTopic.data(schema.Field(10).Type, c.n),
+		c.partition.data(schema.Field(11).Type, c.n),
+		c.offset.data(schema.Field(12).Type, c.n),
+		c.rawVersion.data(schema.Field(13).Type, c.n),
+		c.bridgeTS.data(schema.Field(14).Type, c.n),
+		c.traceparent.data(schema.Field(15).Type, c.n),
+		c.eventDate.data(schema.Field(16).Type, c.n),
+	})
 }
 
 // ReadingBuilder collects bronze rows into one record batch per event_date.
-// It is not safe for concurrent use.
+// Rows are appended to plain Go slices, which Flush wraps as the batch's
+// Arrow buffers without copying (arrow-go's typed builders cost about four
+// times as much per row). It is not safe for concurrent use.
 type ReadingBuilder struct {
-	b byDate[readingColumns]
+	b byDate[readingColumns, *readingColumns]
 }
 
-// NewReadingBuilder returns an empty ReadingBuilder allocating from mem (nil:
-// Go's allocator).
+// NewReadingBuilder returns an empty ReadingBuilder. mem is accepted for
+// symmetry with other builders; the columns are Go memory, left to the
+// garbage collector once a batch's record is released.
 func NewReadingBuilder(mem memory.Allocator) *ReadingBuilder {
-	return &ReadingBuilder{b: newByDate(mem, ReadingsArrowSchema, bindReadings)}
+	return &ReadingBuilder{b: newByDate[readingColumns, *readingColumns](mem, ReadingsArrowSchema, readingRecord)}
 }
 
 // Rows is the number of rows appended since the last Flush.
@@ -200,23 +229,25 @@ func (rb *ReadingBuilder) Rows() int { return rb.b.rows }
 func (rb *ReadingBuilder) Append(r *Reading) {
 	d := rb.b.at(r.TS)
 	c := &d.cols
-	c.sensorID.Append(r.SensorID)
-	c.measurement.Append(r.Measurement)
-	c.value.Append(r.Value)
-	c.unit.Append(r.Unit)
-	c.ts.Append(arrow.Timestamp(r.TS))
-	c.plant.Append(r.Plant)
-	appendString(c.line, r.Line, r.LineValid)
-	appendString(c.device, r.Device, r.DeviceValid)
-	appendString(c.mqttTopic, r.MQTTTopic, r.MQTTTopicValid)
-	appendBytesAsString(c.extra, r.Extra)
-	c.kafkaTopic.Append(r.KafkaTopic)
-	c.partition.Append(r.KafkaPartition)
-	c.offset.Append(r.KafkaOffset)
-	c.rawVersion.Append(r.RawVersion)
-	appendTimestamp(c.bridgeTS, r.BridgeTS, r.BridgeTSValid)
-	appendBytesAsString(c.traceparent, r.Traceparent)
-	c.eventDate.Append(d.date)
+	i := c.n
+	appendVar(&c.sensorID, i, r.SensorID, true)
+	appendVar(&c.measurement, i, r.Measurement, true)
+	c.value.append(i, r.Value, true)
+	appendVar(&c.unit, i, r.Unit, true)
+	c.ts.append(i, r.TS, true)
+	appendVar(&c.plant, i, r.Plant, true)
+	appendVar(&c.line, i, r.Line, r.LineValid)
+	appendVar(&c.device, i, r.Device, r.DeviceValid)
+	appendVar(&c.mqttTopic, i, r.MQTTTopic, r.MQTTTopicValid)
+	appendVar(&c.extra, i, r.Extra, r.Extra != nil)
+	appendVar(&c.kafkaTopic, i, r.KafkaTopic, true)
+	c.partition.append(i, r.KafkaPartition, true)
+	c.offset.append(i, r.KafkaOffset, true)
+	c.rawVersion.append(i, r.RawVersion, true)
+	c.bridgeTS.append(i, r.BridgeTS, r.BridgeTSValid)
+	appendVar(&c.traceparent, i, r.Traceparent, r.Traceparent != nil)
+	c.eventDate.append(i, int32(d.date), true)
+	c.n++
 	rb.b.rows++
 }
 
@@ -224,37 +255,60 @@ func (rb *ReadingBuilder) Append(r *Reading) {
 // date order, and empties the builder.
 func (rb *ReadingBuilder) Flush() []Batch { return rb.b.flush() }
 
-// deadLetterColumns are the typed builders of DeadLettersArrowSchema's columns.
+// Discard drops the rows appended since the last Flush (a batch abandoned
+// before its commit).
+func (rb *ReadingBuilder) Discard() { rb.b.discard() }
+
+// deadLetterColumns holds the dead letters of one failed_date column by column.
 type deadLetterColumns struct {
-	payload                                    *array.BinaryBuilder
-	code, detail, stage, mqttTopic, kafkaTopic *array.StringBuilder
-	partition                                  *array.Int32Builder
-	offset, rawVersion                         *array.Int64Builder
-	bridgeTS, failedAt                         *array.TimestampBuilder
-	failedDate                                 *array.Date32Builder
+	n                                                   int
+	payload, code, detail, stage, mqttTopic, kafkaTopic varColumn
+	offset, rawVersion, bridgeTS, failedAt              fixedColumn[int64]
+	partition, failedDate                               fixedColumn[int32]
 }
 
-func bindDeadLetters(rb *array.RecordBuilder) deadLetterColumns {
-	s := func(i int) *array.StringBuilder { return rb.Field(i).(*array.StringBuilder) }
-	return deadLetterColumns{
-		payload: rb.Field(0).(*array.BinaryBuilder), code: s(1), detail: s(2), stage: s(3),
-		mqttTopic: s(4), kafkaTopic: s(5), partition: rb.Field(6).(*array.Int32Builder),
-		offset: rb.Field(7).(*array.Int64Builder), rawVersion: rb.Field(8).(*array.Int64Builder),
-		bridgeTS: rb.Field(9).(*array.TimestampBuilder), failedAt: rb.Field(10).(*array.TimestampBuilder),
-		failedDate: rb.Field(11).(*array.Date32Builder),
+func (c *deadLetterColumns) vars() []*varColumn {
+	return []*varColumn{&c.payload, &c.code, &c.detail, &c.stage, &c.mqttTopic, &c.kafkaTopic}
+}
+
+func (c *deadLetterColumns) sizes() (int, []int) { return c.n, varSizes(c.vars()) }
+
+func (c *deadLetterColumns) reserve(rows int, bytes []int) {
+	reserveVars(c.vars(), rows, bytes)
+	for _, f := range []*fixedColumn[int64]{&c.offset, &c.rawVersion, &c.bridgeTS, &c.failedAt} {
+		f.reserve(rows)
 	}
+	c.partition.reserve(rows)
+	c.failedDate.reserve(rows)
+}
+
+func deadLetterRecord(mem memory.Allocator, schema *arrow.Schema, c *deadLetterColumns) arrow.RecordBatch {
+	return newRecord(schema, c.n, []arrow.ArrayData{
+		c.payload.data(schema.Field(0).Type, c.n),
+		c.code.data(schema.Field(1).Type, c.n),
+		c.detail.data(schema.Field(2).Type, c.n),
+		c.stage.data(schema.Field(3).Type, c.n),
+		c.mqttTopic.data(schema.Field(4).Type, c.n),
+		c.kafkaTopic.data(schema.Field(5).Type, c.n),
+		c.partition.data(schema.Field(6).Type, c.n),
+		c.offset.data(schema.Field(7).Type, c.n),
+		c.rawVersion.data(schema.Field(8).Type, c.n),
+		c.bridgeTS.data(schema.Field(9).Type, c.n),
+		c.failedAt.data(schema.Field(10).Type, c.n),
+		c.failedDate.data(schema.Field(11).Type, c.n),
+	})
 }
 
 // DeadLetterBuilder collects dead letters into one record batch per
-// failed_date. It is not safe for concurrent use.
+// failed_date, as ReadingBuilder does. It is not safe for concurrent use.
 type DeadLetterBuilder struct {
-	b byDate[deadLetterColumns]
+	b byDate[deadLetterColumns, *deadLetterColumns]
 }
 
-// NewDeadLetterBuilder returns an empty DeadLetterBuilder allocating from mem
-// (nil: Go's allocator).
+// NewDeadLetterBuilder returns an empty DeadLetterBuilder (see
+// NewReadingBuilder about mem).
 func NewDeadLetterBuilder(mem memory.Allocator) *DeadLetterBuilder {
-	return &DeadLetterBuilder{b: newByDate(mem, DeadLettersArrowSchema, bindDeadLetters)}
+	return &DeadLetterBuilder{b: newByDate[deadLetterColumns, *deadLetterColumns](mem, DeadLettersArrowSchema, deadLetterRecord)}
 }
 
 // Rows is the number of rows appended since the last Flush.
@@ -265,39 +319,26 @@ func (db *DeadLetterBuilder) Rows() int { return db.b.rows }
 func (db *DeadLetterBuilder) Append(dl *DeadLetter) {
 	d := db.b.at(dl.FailedAt)
 	c := &d.cols
-	if dl.RawPayload == nil {
-		c.payload.AppendNull()
-	} else {
-		c.payload.Append(dl.RawPayload)
-	}
-	c.code.Append(dl.ErrorCode)
-	c.detail.Append(dl.ErrorDetail)
-	c.stage.Append(dl.Stage)
-	appendString(c.mqttTopic, dl.MQTTTopic, dl.MQTTTopicValid)
-	c.kafkaTopic.Append(dl.KafkaTopic)
-	c.partition.Append(dl.KafkaPartition)
-	c.offset.Append(dl.KafkaOffset)
-	c.rawVersion.Append(dl.RawVersion)
-	appendTimestamp(c.bridgeTS, dl.BridgeTS, dl.BridgeTSValid)
-	c.failedAt.Append(arrow.Timestamp(dl.FailedAt))
-	c.failedDate.Append(d.date)
+	i := c.n
+	appendVar(&c.payload, i, dl.RawPayload, dl.RawPayload != nil)
+	appendVar(&c.code, i, dl.ErrorCode, true)
+	appendVar(&c.detail, i, dl.ErrorDetail, true)
+	appendVar(&c.stage, i, dl.Stage, true)
+	appendVar(&c.mqttTopic, i, dl.MQTTTopic, dl.MQTTTopicValid)
+	appendVar(&c.kafkaTopic, i, dl.KafkaTopic, true)
+	c.partition.append(i, dl.KafkaPartition, true)
+	c.offset.append(i, dl.KafkaOffset, true)
+	c.rawVersion.append(i, dl.RawVersion, true)
+	c.bridgeTS.append(i, dl.BridgeTS, dl.BridgeTSValid)
+	c.failedAt.append(i, dl.FailedAt, true)
+	c.failedDate.append(i, int32(d.date), true)
+	c.n++
 	db.b.rows++
 }
 
 // Flush returns the rows appended so far as one Batch per failed_date, in
 // date order, and empties the builder.
 func (db *DeadLetterBuilder) Flush() []Batch { return db.b.flush() }
-
-// discard drops the rows appended since the last flush.
-func (b *byDate[C]) discard() {
-	for _, batch := range b.flush() {
-		batch.Record.Release()
-	}
-}
-
-// Discard drops the rows appended since the last Flush (a batch abandoned
-// before its commit).
-func (rb *ReadingBuilder) Discard() { rb.b.discard() }
 
 // Discard drops the rows appended since the last Flush (a batch abandoned
 // before its commit).

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,8 @@ import (
 	"sort"
 	"testing"
 	"time"
+
+	"github.com/apache/arrow-go/v18/arrow/array"
 
 	"github.com/plantlake/plantlake/delta"
 	"github.com/plantlake/plantlake/delta/datafile"
@@ -213,4 +216,57 @@ func TestDeltaRSReadsBronzeTables(t *testing.T) {
 	deadLetters := filepath.Join(dir, "dead_letters")
 	writeTable(t, deadLetters, DeadLettersSchema, DeadLettersPartitionColumn, DeadLettersPlainColumns, db.Flush())
 	sameRows(t, DeadLettersTable, rowsByDeltaRS(t, py, deadLetters), want)
+}
+
+// TestBuilderColumns checks values and nulls of one date's batch, with the
+// first null after valid values and across byte boundaries of the bitmap.
+func TestBuilderColumns(t *testing.T) {
+	rb := NewReadingBuilder(nil)
+	const n = 21
+	for round := range 2 { // the second round reuses the reserved sizes
+		for i := range n {
+			r := testReadings[0]
+			r.LineValid = i < 5 || i%3 != 0
+			r.BridgeTSValid = i%4 != 1
+			r.SensorID = fmt.Sprintf("s%d", i)
+			r.KafkaOffset = int64(i)
+			if i%2 == 0 {
+				r.Extra = nil
+			}
+			rb.Append(&r)
+		}
+		batches := rb.Flush()
+		if len(batches) != 1 {
+			t.Fatalf("round %d: %d batches, want 1", round, len(batches))
+		}
+		rec := batches[0].Record
+		sensor := rec.Column(0).(*array.String)
+		line := rec.Column(6).(*array.String)
+		extra := rec.Column(9).(*array.String)
+		offset := rec.Column(12).(*array.Int64)
+		bridge := rec.Column(14).(*array.Timestamp)
+		for i := range n {
+			if got, want := sensor.Value(i), fmt.Sprintf("s%d", i); got != want {
+				t.Errorf("round %d row %d: sensor_id %q, want %q", round, i, got, want)
+			}
+			if got, want := line.IsNull(i), !(i < 5 || i%3 != 0); got != want || (!got && line.Value(i) != "l1") {
+				t.Errorf("round %d row %d: line null %v (%q), want null %v", round, i, got, line.Value(i), want)
+			}
+			if got, want := extra.IsNull(i), i%2 == 0; got != want {
+				t.Errorf("round %d row %d: extra null %v, want %v", round, i, got, want)
+			}
+			if got, want := bridge.IsNull(i), i%4 == 1; got != want {
+				t.Errorf("round %d row %d: bridge_ts null %v, want %v", round, i, got, want)
+			}
+			if offset.Value(i) != int64(i) {
+				t.Errorf("round %d row %d: kafka_offset %d", round, i, offset.Value(i))
+			}
+		}
+		for i, col := range rec.Columns() {
+			if err := array.ValidateFull(col); err != nil {
+				t.Errorf("round %d column %d: %v", round, i, err)
+			}
+		}
+		rec.Release()
+	}
 }
