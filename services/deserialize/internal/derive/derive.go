@@ -166,7 +166,7 @@ func (d *Deriver) Derive(raw *Raw, rawVersion int64, out *Output) (Outcome, erro
 
 	topicOK := lin.MQTTTopicValid && d.pattern.Match(lin.MQTTTopic, &d.topic)
 	if !topicOK {
-		d.pattern.Match("", &d.topic) // only the constant plant
+		d.topic = parse.Topic{Plant: d.pattern.Plant()}
 	}
 	d.in = rules.Input{
 		Reading:     r,

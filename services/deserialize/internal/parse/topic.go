@@ -69,6 +69,9 @@ func NewTopicPattern(pattern, plant string) (*TopicPattern, error) {
 	return tp, nil
 }
 
+// Plant returns the plant name of readings whose topic has no {plant} level.
+func (tp *TopicPattern) Plant() string { return tp.plant }
+
 // String returns the pattern's text.
 func (tp *TopicPattern) String() string { return tp.text }
 

@@ -44,11 +44,12 @@ type PayloadSize struct {
 }
 
 // TSWindow configures ts_window: a reading's ts must lie within
-// [ingest_ts - MaxAge, ingest_ts + MaxFuture].
+// [ingest_ts - MaxAge, ingest_ts + MaxFuture]. A bound left out keeps its
+// default (0 is a bound: max_future: 0s admits nothing ahead of ingest_ts).
 type TSWindow struct {
-	Action    Action   `yaml:"action" json:"action"`
-	MaxAge    Duration `yaml:"max_age" json:"max_age"`
-	MaxFuture Duration `yaml:"max_future" json:"max_future"`
+	Action    Action    `yaml:"action" json:"action"`
+	MaxAge    *Duration `yaml:"max_age" json:"max_age"`
+	MaxFuture *Duration `yaml:"max_future" json:"max_future"`
 }
 
 // UnitAllowed configures unit_allowed: the units each measurement may have,
@@ -121,10 +122,15 @@ func DefaultConfig() *Config {
 		JSONParses:     &Simple{Action: Drop},
 		RequiredFields: &Simple{Action: Drop},
 		ValueFinite:    &Simple{Action: Drop},
-		TSWindow:       &TSWindow{Action: Drop, MaxAge: Duration(DefaultMaxAge), MaxFuture: Duration(DefaultMaxFuture)},
+		TSWindow:       &TSWindow{Action: Drop, MaxAge: durationOf(DefaultMaxAge), MaxFuture: durationOf(DefaultMaxFuture)},
 		UnitAllowed:    &UnitAllowed{Action: Drop, UnknownMeasurement: "allow", Units: DefaultUnits()},
 		TopicMatches:   &Simple{Action: Drop},
 	}}
+}
+
+func durationOf(d time.Duration) *Duration {
+	v := Duration(d)
+	return &v
 }
 
 // ParseConfig reads a rules file's contents and fills in the defaults of what
@@ -153,6 +159,9 @@ func ParseConfig(data []byte) (*Config, error) {
 	b.TopicMatches = cmpOr(b.TopicMatches, def.TopicMatches)
 	if b.TSWindow == nil {
 		b.TSWindow = def.TSWindow
+	} else {
+		b.TSWindow.MaxAge = cmpOr(b.TSWindow.MaxAge, def.TSWindow.MaxAge)
+		b.TSWindow.MaxFuture = cmpOr(b.TSWindow.MaxFuture, def.TSWindow.MaxFuture)
 	}
 	if b.UnitAllowed == nil {
 		b.UnitAllowed = def.UnitAllowed
@@ -162,6 +171,20 @@ func ParseConfig(data []byte) (*Config, error) {
 		}
 		if b.UnitAllowed.Units == nil {
 			b.UnitAllowed.Units = DefaultUnits()
+		}
+	}
+	// An action left out is the default action.
+	for _, a := range []struct{ got, def *Action }{
+		{&b.PayloadSize.Action, &def.PayloadSize.Action},
+		{&b.JSONParses.Action, &def.JSONParses.Action},
+		{&b.RequiredFields.Action, &def.RequiredFields.Action},
+		{&b.ValueFinite.Action, &def.ValueFinite.Action},
+		{&b.TSWindow.Action, &def.TSWindow.Action},
+		{&b.UnitAllowed.Action, &def.UnitAllowed.Action},
+		{&b.TopicMatches.Action, &def.TopicMatches.Action},
+	} {
+		if *a.got == "" {
+			*a.got = *a.def
 		}
 	}
 	return cfg, nil

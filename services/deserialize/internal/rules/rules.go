@@ -182,8 +182,8 @@ func compile(cfg *Config, source []byte) (*Set, error) {
 		units:       make(map[string]map[string]bool, len(b.UnitAllowed.Units)),
 		denyUnknown: b.UnitAllowed.UnknownMeasurement == "deny",
 		maxBytes:    b.PayloadSize.MaxBytes,
-		maxAge:      int64(b.TSWindow.MaxAge) / 1000,
-		maxFuture:   int64(b.TSWindow.MaxFuture) / 1000,
+		maxAge:      int64(*b.TSWindow.MaxAge) / 1000,
+		maxFuture:   int64(*b.TSWindow.MaxFuture) / 1000,
 	}
 	s.actions = [numBuiltins]Action{
 		b.PayloadSize.Action, b.JSONParses.Action, b.RequiredFields.Action, b.ValueFinite.Action,

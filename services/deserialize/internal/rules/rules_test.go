@@ -144,6 +144,28 @@ func TestParseStage(t *testing.T) {
 	}
 }
 
+func TestPartialBuiltins(t *testing.T) {
+	s, err := Parse([]byte("builtin:\n  ts_window: {max_future: 0s}\n  unit_allowed: {action: warn}\n  payload_size: {max_bytes: 10}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := s.Config().Builtin
+	if b.TSWindow.Action != Drop || time.Duration(*b.TSWindow.MaxAge) != DefaultMaxAge || *b.TSWindow.MaxFuture != 0 {
+		t.Errorf("ts_window %+v (max_age %v, max_future %v), want drop, the default max_age and max_future 0", b.TSWindow, *b.TSWindow.MaxAge, *b.TSWindow.MaxFuture)
+	}
+	if b.UnitAllowed.Action != Warn || !reflect.DeepEqual(b.UnitAllowed.Units, DefaultUnits()) || b.UnitAllowed.UnknownMeasurement != "allow" {
+		t.Errorf("unit_allowed %+v, want warn with the default table", b.UnitAllowed)
+	}
+	if b.PayloadSize.Action != Drop || b.PayloadSize.MaxBytes != 10 {
+		t.Errorf("payload_size %+v, want drop at 10 bytes", b.PayloadSize)
+	}
+	in := input(good())
+	in.Reading.TS = in.IngestTS + 1
+	if v := s.NewEvaluator().Validate(in); v.Rule != RuleTSWindow {
+		t.Errorf("a reading 1 µs ahead with max_future 0s: %+v, want dropped by ts_window", v)
+	}
+}
+
 func TestRefusedAtLoad(t *testing.T) {
 	tests := []struct {
 		name, file, want string
