@@ -3,8 +3,12 @@ package derive
 import (
 	"fmt"
 	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/plantlake/plantlake/delta/datafile"
+	"github.com/plantlake/plantlake/delta/datafile/datafiletest"
 	"github.com/plantlake/plantlake/services/deserialize/internal/bronze"
 	"github.com/plantlake/plantlake/services/deserialize/internal/cputime"
 )
@@ -73,6 +77,29 @@ func BenchmarkDerive(b *testing.B) {
 		}
 		done()
 		rb.Discard()
+	})
+	// rawbatch+derive reads the rows from a raw record batch first.
+	b.Run("rawbatch+derive", func(b *testing.B) {
+		rec := datafiletest.RawBatch(memory.NewGoAllocator(), 4096, 1, time.Unix(1625000100, 0))
+		defer rec.Release()
+		rb, err := NewRawBatch(rec)
+		if err != nil {
+			b.Fatal(err)
+		}
+		d := newDeriver(b)
+		var (
+			raw Raw
+			out Output
+		)
+		b.ReportAllocs()
+		done := cputime.Start(b)
+		for i := 0; b.Loop(); i++ {
+			rb.Row(i%rb.Len(), &raw)
+			if _, err := d.Derive(&raw, 1, &out); err != nil {
+				b.Fatal(err)
+			}
+		}
+		done()
 	})
 	// derive+append+encode adds the Parquet encoding of 65,536-row batches
 	// (what a commit writes, without the storage write and the commit).
