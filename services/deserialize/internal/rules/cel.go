@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"time"
+	"unsafe"
 
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common/types"
@@ -142,6 +143,35 @@ type activation struct {
 	in   *Input
 	have uint32
 	vals [numVars]ref.Val
+	// strs keeps the CEL values of strings seen, by the address and length
+	// of their bytes: the parser and the deriver reuse the strings of
+	// sensor ids, measurements, units and topics, so converting one again
+	// costs no allocation. The cached value holds the string, so its
+	// memory cannot be reused for another while it is cached.
+	strs [256]boxedString
+}
+
+type boxedString struct {
+	p *byte
+	n int
+	v ref.Val
+}
+
+var emptyString ref.Val = types.String("")
+
+// str returns s as a CEL value.
+func (a *activation) str(s string) ref.Val {
+	if len(s) == 0 {
+		return emptyString
+	}
+	p := unsafe.StringData(s)
+	b := &a.strs[(uintptr(unsafe.Pointer(p))>>3^uintptr(len(s)))%uintptr(len(a.strs))]
+	if b.p == p && b.n == len(s) {
+		return b.v
+	}
+	v := ref.Val(types.String(s))
+	*b = boxedString{p: p, n: len(s), v: v}
+	return v
 }
 
 var _ interpreter.Activation = (*activation)(nil)
@@ -173,23 +203,23 @@ func (a *activation) value(i int) ref.Val {
 	in, r := a.in, a.in.Reading
 	switch i {
 	case varSensorID:
-		return types.String(r.SensorID)
+		return a.str(r.SensorID)
 	case varMeasurement:
-		return types.String(r.Measurement)
+		return a.str(r.Measurement)
 	case varValue:
 		return types.Double(r.Value)
 	case varUnit:
-		return types.String(r.Unit)
+		return a.str(r.Unit)
 	case varTS:
 		return types.Timestamp{Time: time.UnixMicro(r.TS).UTC()}
 	case varPlant:
-		return types.String(in.Topic.Plant)
+		return a.str(in.Topic.Plant)
 	case varLine:
-		return types.String(in.Topic.Line)
+		return a.str(in.Topic.Line)
 	case varDevice:
-		return types.String(in.Topic.Device)
+		return a.str(in.Topic.Device)
 	case varMQTTTopic:
-		return types.String(in.MQTTTopic)
+		return a.str(in.MQTTTopic)
 	case varIngestTS:
 		return types.Timestamp{Time: time.UnixMicro(in.IngestTS).UTC()}
 	case varPayloadSize:
