@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 	"unsafe"
 
@@ -146,14 +147,15 @@ type activation struct {
 	// strs keeps the CEL values of strings seen, by the address and length
 	// of their bytes: the parser and the deriver reuse the strings of
 	// sensor ids, measurements, units and topics, so converting one again
-	// costs no allocation. The cached value holds the string, so its
-	// memory cannot be reused for another while it is cached.
+	// costs no allocation. A cached value holds its own copy of the bytes,
+	// compared on a hit, so that a string whose memory was reused for other
+	// bytes (a pooled buffer) is never mistaken for the one cached.
 	strs [256]boxedString
 }
 
 type boxedString struct {
 	p *byte
-	n int
+	s string
 	v ref.Val
 }
 
@@ -166,12 +168,12 @@ func (a *activation) str(s string) ref.Val {
 	}
 	p := unsafe.StringData(s)
 	b := &a.strs[(uintptr(unsafe.Pointer(p))>>3^uintptr(len(s)))%uintptr(len(a.strs))]
-	if b.p == p && b.n == len(s) {
+	if b.p == p && b.s == s {
 		return b.v
 	}
-	v := ref.Val(types.String(s))
-	*b = boxedString{p: p, n: len(s), v: v}
-	return v
+	own := strings.Clone(s)
+	*b = boxedString{p: p, s: own, v: types.String(own)}
+	return b.v
 }
 
 var _ interpreter.Activation = (*activation)(nil)

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/plantlake/plantlake/services/deserialize/internal/parse"
 )
@@ -287,5 +288,26 @@ func TestSetSafeForConcurrentUse(t *testing.T) {
 		if st.Passed != 4000 || st.Failed != 0 {
 			t.Errorf("rule %s: %d passed, %d failed, want 4000 and 0", st.Name, st.Passed, st.Failed)
 		}
+	}
+}
+
+// TestReusedStringMemory checks that a string whose bytes are overwritten
+// between readings (a pooled buffer) is seen with its new contents.
+func TestReusedStringMemory(t *testing.T) {
+	s, err := Parse([]byte("custom:\n  - {name: a1_only, action: drop, expr: 'sensor_id == \"a1\"'}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := s.NewEvaluator()
+	buf := []byte("a1")
+	in := input(good())
+	in.Reading.SensorID = unsafe.String(&buf[0], len(buf))
+	in.Topic.Device = in.Reading.SensorID
+	if v := e.Validate(in); v.Action != "" {
+		t.Fatalf("sensor a1: %+v, want kept", v)
+	}
+	copy(buf, "b2")
+	if v := e.Validate(in); v.Rule != "a1_only" {
+		t.Fatalf("sensor b2 in the same memory: %+v, want dropped by a1_only", v)
 	}
 }
