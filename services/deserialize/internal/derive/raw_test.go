@@ -1,6 +1,7 @@
 package derive
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -10,7 +11,11 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
+	"github.com/plantlake/plantlake/delta"
+	"github.com/plantlake/plantlake/delta/datafile"
 	"github.com/plantlake/plantlake/delta/datafile/datafiletest"
+	"github.com/plantlake/plantlake/delta/reader"
+	"github.com/plantlake/plantlake/delta/storage"
 	"github.com/plantlake/plantlake/services/deserialize/internal/parse"
 )
 
@@ -110,5 +115,72 @@ func TestDeriveRawBatch(t *testing.T) {
 	}
 	if bronze+dead != 500 || empty != 10 || bronze == 0 {
 		t.Errorf("%d bronze rows, %d dead letters (%d empty), want 500 in all, 10 empty", bronze, dead, empty)
+	}
+}
+
+// TestRawBatchFromDeltaReader reads a raw data file back through the Delta
+// library's reader, as the table source hands rows to deserialize, and
+// derives every row.
+func TestRawBatchFromDeltaReader(t *testing.T) {
+	ctx := context.Background()
+	st, err := storage.NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tbl, err := delta.Create(ctx, st, delta.Metadata{SchemaString: datafiletest.RawSchemaString, PartitionColumns: datafiletest.RawPartitionColumns}, delta.Protocol{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ingest := time.Unix(1625000100, 0).UTC()
+	const n = 300
+	rec := datafiletest.RawBatch(memory.NewGoAllocator(), n, 0, ingest)
+	add, err := datafile.Write(ctx, st, datafile.Options{
+		PartitionColumns: datafiletest.RawPartitionColumns,
+		PartitionValues:  map[string]string{"ingest_date": datafile.FormatDatePartition(ingest)},
+	}, rec)
+	rec.Release()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tbl.Commit(ctx, delta.CommitRequest{ReadVersion: 0, Operation: "WRITE", BlindAppend: true, Actions: []delta.Action{{Add: &add}}}); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := tbl.Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	scan, err := reader.NewFiles(st, snap, []delta.Add{add}, reader.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer scan.Close()
+	d := newDeriver(t)
+	var (
+		raw     Raw
+		out     Output
+		counts  = map[Outcome]int{}
+		headers int
+	)
+	for rec, err := range scan.Records(ctx) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		rb, err := NewRawBatch(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range rb.Len() {
+			rb.Row(i, &raw)
+			headers += len(raw.Headers)
+			o, err := d.Derive(&raw, 1, &out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			counts[o]++
+		}
+	}
+	// Every row has mqtt_topic and mqtt_qos headers, nine in ten bridge_ts_ms.
+	if counts[ToBronze]+counts[ToDeadLetters] != n || counts[ToBronze] == 0 || headers != 2*n+n*9/10 {
+		t.Errorf("read %v rows with %d headers, want %d rows, some in bronze, and %d headers", counts, headers, n, 2*n+n*9/10)
 	}
 }
