@@ -160,10 +160,27 @@ func (t *Target) Positions(ctx context.Context, appIDs []string) (pipeline.Posit
 // commitTimeout bounds one commit call when the caller's context has no deadline.
 const commitTimeout = 60 * time.Second
 
-// Commit writes one data file per File and commits them, with txns, as a
-// blind append that read readAppIDs at readVersion. A lost race (Aborted)
-// is returned wrapping pipeline.ErrAborted.
-func (t *Target) Commit(ctx context.Context, readVersion int64, readAppIDs []string, txns []pipeline.Txn, files []File, rows int) (pipeline.Committed, error) {
+// Write is one commit to a target: files to write and the txns that say
+// which source positions they cover.
+type Write struct {
+	// ReadVersion is the table version the positions were read at;
+	// ReadAppIDs the app ids whose positions the writer relied on.
+	ReadVersion int64
+	ReadAppIDs  []string
+	Txns        []pipeline.Txn
+	Files       []File
+	// Rows is the number of rows in Files, for the commit's metrics.
+	Rows int
+	// Params are added to the commit's operation parameters (commitInfo),
+	// e.g. the rules generation a batch was derived with.
+	Params map[string]string
+}
+
+// Commit writes one data file per File and commits them, with the txns, as
+// a blind append that read w.ReadAppIDs at w.ReadVersion. A lost race
+// (Aborted) is returned wrapping pipeline.ErrAborted.
+func (t *Target) Commit(ctx context.Context, w Write) (pipeline.Committed, error) {
+	readVersion, readAppIDs, txns, files, rows := w.ReadVersion, w.ReadAppIDs, w.Txns, w.Files, w.Rows
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, commitTimeout)
@@ -225,7 +242,7 @@ func (s Single) Positions(ctx context.Context, appIDs []string) (pipeline.Positi
 
 // Commit writes and commits c to the target.
 func (s Single) Commit(ctx context.Context, c pipeline.Commit[[]File]) (pipeline.Committed, error) {
-	return s.T.Commit(ctx, c.ReadVersion, c.ReadAppIDs, c.Txns, c.Data, c.Rows)
+	return s.T.Commit(ctx, Write{ReadVersion: c.ReadVersion, ReadAppIDs: c.ReadAppIDs, Txns: c.Txns, Files: c.Data, Rows: c.Rows})
 }
 
 // Release frees the record batches of files.
