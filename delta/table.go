@@ -24,18 +24,9 @@ type Table struct {
 
 	mu      sync.Mutex
 	latest  *Snapshot // newest snapshot loaded, nil if none
-	head    *tableHead
+	head    *Head
 	recent  map[int64][]Action // commits parsed recently, for conflict checks
 	maxKeep int
-}
-
-// tableHead is what a commit needs of the latest known version.
-type tableHead struct {
-	version  int64
-	protocol Protocol
-	metadata Metadata
-	// ict is the in-commit timestamp of version, if any.
-	ict *int64
 }
 
 // Option configures a Table.
@@ -164,8 +155,9 @@ func (t *Table) snapshotFrom(ctx context.Context, l *logListing, v int64, pre *c
 	if t.latest == nil || s.version > t.latest.version {
 		t.latest = s
 	}
-	if t.head == nil || s.version > t.head.version {
-		t.head = &tableHead{version: s.version, protocol: s.protocol, metadata: s.metadata}
+	if t.head == nil || s.version > t.head.Version {
+		h := s.Head()
+		t.head = &h
 	}
 	t.mu.Unlock()
 	return s, nil
