@@ -202,7 +202,9 @@ func TestCommitsCannotBreakTables(t *testing.T) {
 	}
 
 	yes := true
-	col := func(name, typ string) *catalogv1.Column { return &catalogv1.Column{Name: name, Type: typ, Nullable: &yes} }
+	col := func(name, typ string) *catalogv1.Column {
+		return &catalogv1.Column{Name: name, Type: typ, Nullable: &yes}
+	}
 	create := func(name string, cols []*catalogv1.Column, parts []string, props map[string]string) error {
 		_, err := c.CreateTable(ctxT(t), &catalogv1.CreateTableRequest{Name: name, Columns: cols, PartitionColumns: parts, Properties: props})
 		return err
