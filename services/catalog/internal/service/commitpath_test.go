@@ -261,3 +261,43 @@ func TestCommitsCannotBreakTables(t *testing.T) {
 		Metadata: &catalogv1.Metadata{SchemaJson: string(b), PartitionColumns: []string{"day"}}})
 	wantStatus(t, "metadata change adding column x;y", err, invalid, "metadata.schema_json", "x;y")
 }
+
+// TestGetChangesEndVersion: end_version 0 asks for version 0 alone, unset
+// for everything up to the latest; an end before the start is refused.
+func TestGetChangesEndVersion(t *testing.T) {
+	wh := t.TempDir()
+	tc := startCatalog(t, wh, "--auto-maintenance=false")
+	c := tc.client
+	const table = "raw.changes"
+	createTable(t, c, table, nil)
+	for i := range 2 {
+		f := putFile(t, wh, table, fmt.Sprintf("day=2024-01-01/f%d.parquet", i), 10)
+		if _, err := c.Commit(ctxT(t), &catalogv1.CommitRequest{Table: table, ReadVersion: int64(i), BlindAppend: true, Adds: []*catalogv1.AddFile{f}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	versions := func(end *int64) []int64 {
+		t.Helper()
+		resp, err := c.GetChanges(ctxT(t), &catalogv1.GetChangesRequest{Table: table, StartVersion: 0, EndVersion: end})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []int64
+		for _, ch := range resp.GetChanges() {
+			out = append(out, ch.GetVersion())
+		}
+		return out
+	}
+	zero, one := int64(0), int64(1)
+	if got := versions(&zero); !slices.Equal(got, []int64{0}) {
+		t.Errorf("end_version 0: versions %v, want [0]", got)
+	}
+	if got := versions(&one); !slices.Equal(got, []int64{0, 1}) {
+		t.Errorf("end_version 1: versions %v, want [0 1]", got)
+	}
+	if got := versions(nil); !slices.Equal(got, []int64{0, 1, 2}) {
+		t.Errorf("end_version unset: versions %v, want [0 1 2]", got)
+	}
+	_, err := c.GetChanges(ctxT(t), &catalogv1.GetChangesRequest{Table: table, StartVersion: 2, EndVersion: &one})
+	wantStatus(t, "end before start", err, invalid, "end_version")
+}
