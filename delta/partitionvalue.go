@@ -22,7 +22,7 @@ var (
 	dateRE      = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}$`)
 	timestampRE = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})?$`)
 	floatRE     = regexp.MustCompile(`^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$|^(?i)[+-]?(nan|inf|infinity)$`)
-	decimalRE2  = regexp.MustCompile(`^[+-]?(\d+)(\.(\d+))?$`)
+	decimalRE2  = regexp.MustCompile(`^(\d+)(\.(\d+))?$`)
 )
 
 // ParsePartitionValue parses the serialized partition value s of a column
@@ -32,8 +32,9 @@ var (
 // float and double; bool for boolean ("true" or "false", any case); string
 // for string (valid UTF-8); []byte for binary; time.Time in UTC for date
 // (midnight), timestamp and timestamp_ntz (microsecond precision; a zone,
-// "Z" or "+hh:mm", only for timestamp); *big.Rat for decimal(p,s), with at
-// most p-s integer and s fraction digits. Any other type, and any value that
+// "Z" or "+hh:mm", only for timestamp); *big.Rat for decimal(p,s), not
+// negative, with at most p-s integer and exactly s fraction digits (what
+// delta-rs reads). Any other type, and any value that
 // does not parse, is an error wrapping ErrBadPartitionValue.
 func ParsePartitionValue(t DataType, s string) (any, error) {
 	if s == "" {
@@ -91,7 +92,8 @@ func ParsePartitionValue(t DataType, s string) (any, error) {
 		return nil, bad("yyyy-mm-dd")
 	case Timestamp, TimestampNTZ:
 		m := timestampRE.FindStringSubmatch(s)
-		if m == nil || (p == TimestampNTZ && m[2] != "") {
+		// delta-rs reads timestamp_ntz only with a space between date and time.
+		if m == nil || (p == TimestampNTZ && (m[2] != "" || s[10] != ' ')) {
 			if p == TimestampNTZ {
 				return nil, bad("yyyy-mm-dd hh:mm:ss[.ffffff] without a zone")
 			}
@@ -109,14 +111,13 @@ func ParsePartitionValue(t DataType, s string) (any, error) {
 		return ts.UTC(), nil
 	}
 	if prec, scale, ok := p.Decimal(); ok {
+		// As Spark writes them: exactly scale digits after the point.
+		// delta-rs (delta-kernel) refuses other spellings, and reads a
+		// negative one ("-1.50") as the invalid "-1.-50".
 		m := decimalRE2.FindStringSubmatch(s)
-		if m == nil {
-			return nil, bad("a plain decimal number such as -12.34")
-		}
-		intDigits := len(strings.TrimLeft(m[1], "0"))
-		fracDigits := len(strings.TrimRight(m[3], "0"))
-		if intDigits > prec-scale || fracDigits > scale {
-			return nil, bad(fmt.Sprintf("at most %d digits before and %d after the point", max(prec-scale, 0), scale))
+		want := fmt.Sprintf("a non-negative number with at most %d digits before the point and exactly %d after it", max(prec-scale, 0), scale)
+		if m == nil || len(m[3]) != scale || len(strings.TrimLeft(m[1], "0")) > prec-scale {
+			return nil, bad(want)
 		}
 		r, ok := new(big.Rat).SetString(s)
 		if !ok {
