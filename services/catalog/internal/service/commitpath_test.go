@@ -301,3 +301,26 @@ func TestGetChangesEndVersion(t *testing.T) {
 	_, err := c.GetChanges(ctxT(t), &catalogv1.GetChangesRequest{Table: table, StartVersion: 2, EndVersion: &one})
 	wantStatus(t, "end before start", err, invalid, "end_version")
 }
+
+// TestLogGapIsDataLoss: a table whose log misses a commit between others
+// is reported as corrupt, naming the missing commit, not as a version that
+// was cleaned up.
+func TestLogGapIsDataLoss(t *testing.T) {
+	wh := t.TempDir()
+	tc := startCatalog(t, wh, "--auto-maintenance=false")
+	const table = "raw.gap"
+	createTable(t, tc.client, table, nil)
+	for i := range 3 {
+		f := putFile(t, wh, table, fmt.Sprintf("day=2024-01-01/f%d.parquet", i), 10)
+		if _, err := tc.client.Commit(ctxT(t), &catalogv1.CommitRequest{Table: table, ReadVersion: int64(i), BlindAppend: true, Adds: []*catalogv1.AddFile{f}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tc.stop()
+	if err := os.Remove(filepath.Join(tableDir(wh, table), filepath.FromSlash(delta.CommitPath(2)))); err != nil {
+		t.Fatal(err)
+	}
+	tc = startCatalog(t, wh, "--auto-maintenance=false")
+	_, err := tc.client.GetSnapshot(ctxT(t), &catalogv1.GetSnapshotRequest{Table: table})
+	wantStatus(t, "snapshot of a log without commit 2", err, []codes.Code{codes.DataLoss}, "commit 2 is missing")
+}
