@@ -107,7 +107,8 @@ type PreparedCommit struct {
 //     (CheckConfiguration), and in-commit timestamps only with the
 //     inCommitTimestamp writer feature;
 //   - adds: partition values only for partition columns, each parsing as its
-//     column's type (ParsePartitionValue; "" or absent is null);
+//     column's type (ParsePartitionValue; "" or absent is null, and Actions
+//     writes "" for an absent one);
 //   - delta.appendOnly: no remove with dataChange=true;
 //   - blind appends only add and write txns.
 //
@@ -129,7 +130,43 @@ func PrepareCommit(req CommitRequest, head Head) (*PreparedCommit, error) {
 	if err := validate(&req, &head); err != nil {
 		return nil, err
 	}
-	return &PreparedCommit{req: req, body: orderActions(req.Actions)}, nil
+	body := orderActions(req.Actions)
+	fillNullPartitions(body, head.Metadata.PartitionColumns, req.Actions)
+	return &PreparedCommit{req: req, body: body}, nil
+}
+
+// fillNullPartitions gives every add that leaves a partition column out a
+// copy with "" (null) for it, so the log names every partition column as
+// PROTOCOL.md's readers expect. A metaData action in acts sets the columns.
+func fillNullPartitions(body []Action, cols []string, acts []Action) {
+	for _, a := range acts {
+		if a.MetaData != nil {
+			cols = a.MetaData.PartitionColumns
+		}
+	}
+	for i, a := range body {
+		if a.Add == nil {
+			continue
+		}
+		var filled map[string]string
+		for _, c := range cols {
+			if _, ok := a.Add.PartitionValues[c]; ok {
+				continue
+			}
+			if filled == nil {
+				filled = make(map[string]string, len(cols))
+				for k, v := range a.Add.PartitionValues {
+					filled[k] = v
+				}
+			}
+			filled[c] = ""
+		}
+		if filled != nil {
+			add := *a.Add
+			add.PartitionValues = filled
+			body[i] = Action{Add: &add}
+		}
+	}
 }
 
 // Request returns the request as prepared. Do not modify it.

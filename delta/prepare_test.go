@@ -101,6 +101,15 @@ func TestCommitAcceptsNullPartitionValues(t *testing.T) {
 			{Add: &Add{Path: "f" + itoa(i) + ".parquet", PartitionValues: values, Size: 1, DataChange: true}}}}
 		mustCommit(t, tbl, req)
 	}
+	s, err := Open(tbl.Store()).Snapshot(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range s.Files() {
+		if v, ok := f.PartitionValues["day"]; !ok || v != "" {
+			t.Errorf("%s: partitionValues %v, want day written as null", f.Path, f.PartitionValues)
+		}
+	}
 }
 
 func TestCommitRefusesRemoveFromAppendOnlyTable(t *testing.T) {

@@ -145,7 +145,6 @@ func (t *table) prepare(ctx context.Context, req *CommitRequest) (*prepared, err
 			return nil, badField(f+".path", "%q added twice", a.Path)
 		}
 		seen[rel] = true
-		a.PartitionValues = withNulls(md.PartitionColumns, a.PartitionValues)
 		if a.Stats != "" && !json.Valid([]byte(a.Stats)) {
 			return nil, badField(f+".stats", "not valid JSON")
 		}
@@ -313,28 +312,6 @@ func snakeCase(s string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
-}
-
-// withNulls returns values with "" (null) for every partition column the
-// add leaves out, so that the log names every partition column.
-func withNulls(cols []string, values map[string]string) map[string]string {
-	missing := false
-	for _, c := range cols {
-		if _, ok := values[c]; !ok {
-			missing = true
-		}
-	}
-	if !missing {
-		return values
-	}
-	out := make(map[string]string, len(cols))
-	maps.Copy(out, values)
-	for _, c := range cols {
-		if _, ok := out[c]; !ok {
-			out[c] = ""
-		}
-	}
-	return out
 }
 
 func allDataChange(adds []delta.Add) bool {
