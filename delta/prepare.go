@@ -380,6 +380,18 @@ func validate(req *CommitRequest, head *Head) error {
 // checkPartitionValues checks an add's partition values against the
 // partition columns' types.
 func checkPartitionValues(types map[string]DataType, values map[string]string) *CommitError {
+	ok := true
+	for k, v := range values {
+		if t, known := types[k]; !known {
+			ok = false
+		} else if _, err := ParsePartitionValue(t, v); err != nil {
+			ok = false
+		}
+	}
+	if ok {
+		return nil
+	}
+	// Name the first bad value in key order, so the answer is stable.
 	for _, k := range sortedKeys(values) {
 		field := "add.partitionValues[" + strconv.Quote(k) + "]"
 		t, ok := types[k]

@@ -245,3 +245,26 @@ func TestGapInLogIsInvalidLog(t *testing.T) {
 		t.Fatalf("Snapshot of a log without commit 2 = %v, want ErrInvalidLog naming commit 2", err)
 	}
 }
+
+// BenchmarkPrepareCommit prepares and encodes an append of 100 files with a
+// txn, as the catalog does for each ingest commit.
+func BenchmarkPrepareCommit(b *testing.B) {
+	head := Head{Version: 5, Protocol: Protocol{MinReaderVersion: 1, MinWriterVersion: 2},
+		Metadata: Metadata{SchemaString: testSchema, PartitionColumns: []string{"day"}}}
+	req := CommitRequest{ReadVersion: 5, Operation: "WRITE", BlindAppend: true,
+		Actions: []Action{{Txn: &Txn{AppID: "ingest/raw/0", Version: 7}}}}
+	for i := range 100 {
+		req.Actions = append(req.Actions, addAction("day=2024-01-01/f"+itoa(i)+".parquet", "2024-01-01"))
+	}
+	now := time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		p, err := PrepareCommit(req, head)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := EncodeVersion(head, p.CommitInfo(), p.Actions(), now); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
