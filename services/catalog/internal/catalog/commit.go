@@ -286,8 +286,6 @@ func requestField(actionFields []string, ce *delta.CommitError) string {
 	switch name {
 	case "schemaString":
 		name = "schema_json"
-	case "configuration":
-		name = "configuration"
 	default:
 		name = snakeCase(name)
 	}
