@@ -434,7 +434,11 @@ func checkNewMetadata(meta *Metadata, proto *Protocol, schema *StructType) error
 	}
 	if ictEnabled(meta) && !hasWriterFeature(proto, "inCommitTimestamp") {
 		return &CommitError{Field: "metaData.configuration[" + strconv.Quote(PropEnableInCommitTimes) + "]",
-			Reason: "in-commit timestamps need writer version 7 with the inCommitTimestamp writer feature"}
+			Reason: "in-commit timestamps need writer version 7 with the inCommitTimestamp writer feature (see UpgradeProtocol)"}
+	}
+	if schema.UsesType(TimestampNTZ) && !(hasWriterFeature(proto, "timestampNtz") && slices.Contains(proto.ReaderFeatures, "timestampNtz")) {
+		return &CommitError{Field: "metaData.schemaString",
+			Reason: "timestamp_ntz columns need the timestampNtz reader and writer features (see UpgradeProtocol)"}
 	}
 	return nil
 }
@@ -444,26 +448,52 @@ func hasWriterFeature(p *Protocol, f string) bool {
 }
 
 // ProtocolFor returns the lowest protocol that a table with this schema
-// and configuration needs: (1,2), or writer version 7 with the features
-// used (inCommitTimestamp; timestampNtz, which also needs reader version 3;
-// appendOnly and invariants, which version 2 implies) when it uses
-// timestamp_ntz columns or in-commit timestamps.
+// and configuration needs: (1,2), or what UpgradeProtocol makes of it when
+// the table uses timestamp_ntz columns or in-commit timestamps.
 func ProtocolFor(schema *StructType, conf map[string]string) Protocol {
+	p, _ := UpgradeProtocol(Protocol{MinReaderVersion: 1, MinWriterVersion: 2}, schema, conf)
+	return p
+}
+
+// UpgradeProtocol returns the protocol a table whose protocol is cur needs
+// once its schema and configuration are these, and whether that differs
+// from cur. When cur lacks a feature they use (inCommitTimestamp;
+// timestampNtz, which also needs reader version 3), the result is writer
+// version 7 listing the features cur had, those its legacy writer version
+// implied (appendOnly and invariants for version 2), and the new ones.
+func UpgradeProtocol(cur Protocol, schema *StructType, conf map[string]string) (Protocol, bool) {
 	ntz := schema.UsesType(TimestampNTZ)
 	ict := strings.EqualFold(conf[PropEnableInCommitTimes], "true")
-	if !ntz && !ict {
-		return Protocol{MinReaderVersion: 1, MinWriterVersion: 2}
+	needNTZ := ntz && !(hasWriterFeature(&cur, "timestampNtz") && cur.MinReaderVersion == 3 && slices.Contains(cur.ReaderFeatures, "timestampNtz"))
+	needICT := ict && !hasWriterFeature(&cur, "inCommitTimestamp")
+	if !needNTZ && !needICT {
+		return cur, false
 	}
-	p := Protocol{MinReaderVersion: 1, MinWriterVersion: 7, WriterFeatures: []string{"appendOnly", "invariants"}}
-	if ntz {
-		p.MinReaderVersion = 3
-		p.ReaderFeatures = []string{"timestampNtz"}
-		p.WriterFeatures = append(p.WriterFeatures, "timestampNtz")
+	p := Protocol{MinReaderVersion: cur.MinReaderVersion, MinWriterVersion: 7,
+		ReaderFeatures: slices.Clone(cur.ReaderFeatures), WriterFeatures: slices.Clone(cur.WriterFeatures)}
+	if cur.MinWriterVersion < 7 {
+		p.WriterFeatures = nil
+		if cur.MinWriterVersion >= 2 {
+			p.WriterFeatures = []string{"appendOnly", "invariants"}
+		}
 	}
-	if ict {
-		p.WriterFeatures = append(p.WriterFeatures, "inCommitTimestamp")
+	add := func(list []string, f string) []string {
+		if slices.Contains(list, f) {
+			return list
+		}
+		return append(list, f)
 	}
-	return p
+	if needNTZ {
+		if p.MinReaderVersion < 3 {
+			p.MinReaderVersion, p.ReaderFeatures = 3, nil
+		}
+		p.ReaderFeatures = add(p.ReaderFeatures, "timestampNtz")
+		p.WriterFeatures = add(p.WriterFeatures, "timestampNtz")
+	}
+	if needICT {
+		p.WriterFeatures = add(p.WriterFeatures, "inCommitTimestamp")
+	}
+	return p, true
 }
 
 // PrepareCreate checks the protocol and metadata of a new table's version 0

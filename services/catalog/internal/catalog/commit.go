@@ -64,8 +64,10 @@ type prepared struct {
 	delta     *delta.PreparedCommit
 	groupable bool
 	metadata  *delta.Metadata
-	rows      int64
-	result    chan commitOutcome
+	// protocol is the upgrade the metadata change needs, if any.
+	protocol *delta.Protocol
+	rows     int64
+	result   chan commitOutcome
 }
 
 type commitOutcome struct {
@@ -220,6 +222,15 @@ func (t *table) prepare(ctx context.Context, req *CommitRequest) (*prepared, err
 			return nil, err
 		}
 		p.metadata = nm
+		// A table that starts using a feature (in-commit timestamps, a
+		// timestamp_ntz column) gets the protocol that lists it.
+		ns, err := nm.Schema()
+		if err != nil {
+			return nil, badField("metadata.schema_json", "%v", err)
+		}
+		if up, changed := delta.UpgradeProtocol(head.Protocol, ns, nm.Configuration); changed {
+			p.protocol = &up
+		}
 	}
 	p.groupable = req.BlindAppend && len(req.Removes) == 0 && req.Metadata == nil && allDataChange(req.Adds)
 	dreq, fields := deltaRequest(req, p)
@@ -242,6 +253,10 @@ func deltaRequest(req *CommitRequest, p *prepared) (delta.CommitRequest, []strin
 	n := len(req.Adds) + len(req.Removes) + len(req.Txns) + 1
 	acts := make([]delta.Action, 0, n)
 	fields := make([]string, 0, n)
+	if p.protocol != nil {
+		acts = append(acts, delta.Action{Protocol: p.protocol})
+		fields = append(fields, "metadata")
+	}
 	if p.metadata != nil {
 		acts = append(acts, delta.Action{MetaData: p.metadata})
 		fields = append(fields, "metadata")

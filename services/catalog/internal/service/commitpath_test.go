@@ -324,3 +324,84 @@ func TestLogGapIsDataLoss(t *testing.T) {
 	_, err := tc.client.GetSnapshot(ctxT(t), &catalogv1.GetSnapshotRequest{Table: table})
 	wantStatus(t, "snapshot of a log without commit 2", err, []codes.Code{codes.DataLoss}, "commit 2 is missing")
 }
+
+// TestEnableInCommitTimestampsLater: a metadata change that turns in-commit
+// timestamps on upgrades the protocol, records the enablement version and
+// timestamp, and from then on every version has an increasing in-commit
+// timestamp; time travel works on both sides of the enablement and delta-rs
+// reads the table.
+func TestEnableInCommitTimestampsLater(t *testing.T) {
+	py := devstack.Python(t)
+	wh := t.TempDir()
+	tc := startCatalog(t, wh, "--auto-maintenance=false")
+	c := tc.client
+	const table = "bronze.ict_later"
+	schema := createReadings(t, c, table, nil)
+	var all []string
+	commit := func(v int64, day string) {
+		t.Helper()
+		rows := makeReadings(day, int(v)*10, 5)
+		all = append(all, keysOf(rows)...)
+		if _, err := c.Commit(ctxT(t), &catalogv1.CommitRequest{Table: table, ReadVersion: v, BlindAppend: true,
+			Adds: []*catalogv1.AddFile{writeReadings(t, wh, table, schema, rows)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	commit(0, "2024-05-01")
+	time.Sleep(20 * time.Millisecond)
+	snap, err := c.GetSnapshot(ctxT(t), &catalogv1.GetSnapshotRequest{Table: table, OmitStats: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.Commit(ctxT(t), &catalogv1.CommitRequest{Table: table, ReadVersion: 1, Operation: "SET TBLPROPERTIES",
+		Metadata: &catalogv1.Metadata{SchemaJson: snap.GetSchemaJson(), PartitionColumns: []string{"day"},
+			Configuration: map[string]string{"delta.enableInCommitTimestamps": "true"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.GetVersion() != 2 {
+		t.Fatalf("metadata change landed at version %d, want 2", resp.GetVersion())
+	}
+	commit(2, "2024-05-02")
+	commit(3, "2024-05-03")
+	latest, err := c.GetSnapshot(ctxT(t), &catalogv1.GetSnapshotRequest{Table: table, OmitStats: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := latest.GetProtocol(); p.GetMinWriterVersion() != 7 || !slices.Contains(p.GetWriterFeatures(), "inCommitTimestamp") ||
+		!slices.Contains(p.GetWriterFeatures(), "appendOnly") {
+		t.Errorf("protocol after enabling in-commit timestamps: %v", p)
+	}
+	infos := commitInfos(t, tableDir(wh, table), 4)
+	if infos[1].InCommitTimestamp != nil || infos[2].InCommitTimestamp == nil {
+		t.Fatalf("in-commit timestamps: version 1 %v, version 2 %v; want only from version 2", infos[1].InCommitTimestamp, infos[2].InCommitTimestamp)
+	}
+	for v := 3; v <= 4; v++ {
+		if infos[v].InCommitTimestamp == nil || *infos[v].InCommitTimestamp <= *infos[v-1].InCommitTimestamp {
+			t.Errorf("version %d: inCommitTimestamp %v not after version %d's", v, infos[v].InCommitTimestamp, v-1)
+		}
+	}
+	props := latest.GetProperties()
+	if props["delta.inCommitTimestampEnablementVersion"] != "2" ||
+		props["delta.inCommitTimestampEnablementTimestamp"] != fmt.Sprint(*infos[2].InCommitTimestamp) {
+		t.Errorf("enablement properties %v, want version 2 at %d", props, *infos[2].InCommitTimestamp)
+	}
+	for v := int64(2); v <= 4; v++ {
+		at := time.UnixMilli(*infos[v].InCommitTimestamp)
+		s, err := c.GetSnapshot(ctxT(t), &catalogv1.GetSnapshotRequest{Table: table, OmitStats: true,
+			At: &catalogv1.GetSnapshotRequest_Timestamp{Timestamp: timestamppb.New(at)}})
+		if err != nil || s.GetVersion() != v {
+			t.Errorf("snapshot as of version %d's in-commit timestamp: version %d, %v", v, s.GetVersion(), err)
+		}
+	}
+	// Before the enablement, file times decide: version 1 committed before.
+	s, err := c.GetSnapshot(ctxT(t), &catalogv1.GetSnapshotRequest{Table: table, OmitStats: true,
+		At: &catalogv1.GetSnapshotRequest_Timestamp{Timestamp: timestamppb.New(time.UnixMilli(*infos[2].InCommitTimestamp - 1))}})
+	if err != nil || s.GetVersion() != 1 {
+		t.Errorf("snapshot just before the enablement: version %d, %v; want 1", s.GetVersion(), err)
+	}
+	v, keys := readWithDeltaRS(t, py, tableDir(wh, table))
+	if v != 4 || strings.Join(keys, "\n") != strings.Join(slices.Sorted(slices.Values(all)), "\n") {
+		t.Fatalf("delta-rs read version %d with %d rows, want version 4 with %d rows", v, len(keys), len(all))
+	}
+}
