@@ -268,3 +268,42 @@ func BenchmarkPrepareCommit(b *testing.B) {
 		}
 	}
 }
+
+func TestUpgradeProtocol(t *testing.T) {
+	plain, err := ParseSchema(testSchema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ntz, err := ParseSchema(`{"type":"struct","fields":[{"name":"t","type":"timestamp_ntz","nullable":true,"metadata":{}}]}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ict := map[string]string{PropEnableInCommitTimes: "true"}
+	cases := []struct {
+		name    string
+		cur     Protocol
+		schema  *StructType
+		conf    map[string]string
+		want    Protocol
+		changed bool
+	}{
+		{"nothing new", Protocol{MinReaderVersion: 1, MinWriterVersion: 2}, plain, nil,
+			Protocol{MinReaderVersion: 1, MinWriterVersion: 2}, false},
+		{"ict on a legacy table", Protocol{MinReaderVersion: 1, MinWriterVersion: 2}, plain, ict,
+			Protocol{MinReaderVersion: 1, MinWriterVersion: 7, WriterFeatures: []string{"appendOnly", "invariants", "inCommitTimestamp"}}, true},
+		{"ict on writer version 1", Protocol{MinReaderVersion: 1, MinWriterVersion: 1}, plain, ict,
+			Protocol{MinReaderVersion: 1, MinWriterVersion: 7, WriterFeatures: []string{"inCommitTimestamp"}}, true},
+		{"ntz on a legacy table", Protocol{MinReaderVersion: 1, MinWriterVersion: 2}, ntz, nil,
+			Protocol{MinReaderVersion: 3, MinWriterVersion: 7, ReaderFeatures: []string{"timestampNtz"}, WriterFeatures: []string{"appendOnly", "invariants", "timestampNtz"}}, true},
+		{"ict on an ntz table", Protocol{MinReaderVersion: 3, MinWriterVersion: 7, ReaderFeatures: []string{"timestampNtz"}, WriterFeatures: []string{"timestampNtz"}}, ntz, ict,
+			Protocol{MinReaderVersion: 3, MinWriterVersion: 7, ReaderFeatures: []string{"timestampNtz"}, WriterFeatures: []string{"timestampNtz", "inCommitTimestamp"}}, true},
+		{"ict already there", Protocol{MinReaderVersion: 1, MinWriterVersion: 7, WriterFeatures: []string{"inCommitTimestamp"}}, plain, ict,
+			Protocol{MinReaderVersion: 1, MinWriterVersion: 7, WriterFeatures: []string{"inCommitTimestamp"}}, false},
+	}
+	for _, tc := range cases {
+		got, changed := UpgradeProtocol(tc.cur, tc.schema, tc.conf)
+		if changed != tc.changed || mustJSON(got) != mustJSON(tc.want) {
+			t.Errorf("%s: UpgradeProtocol = %s, %v; want %s, %v", tc.name, mustJSON(got), changed, mustJSON(tc.want), tc.changed)
+		}
+	}
+}
