@@ -95,6 +95,9 @@ type table struct {
 	location string
 	log      *slog.Logger
 	maxGroup int
+	// minVacuumRetention is the floor of delta.deletedFileRetentionDuration
+	// (Config.MinVacuumRetention).
+	minVacuumRetention time.Duration
 	// committed is called by the writer after each commit.
 	committed func(CommitEvent)
 	// outcome is called by the writer with each request's outcome.
@@ -247,10 +250,11 @@ func (c *Catalog) load(ctx context.Context, n warehouse.Name) (*table, error) {
 	}
 	t := &table{
 		name: n, store: store, dt: dt, st: st, dir: c.loc.TableDir(n),
-		location: c.location(n),
-		log:      c.log.With("table", n.String()),
-		maxGroup: c.cfg.MaxGroup,
-		wake:     make(chan struct{}, 1),
+		location:           c.location(n),
+		log:                c.log.With("table", n.String()),
+		maxGroup:           c.cfg.MaxGroup,
+		minVacuumRetention: c.cfg.MinVacuumRetention,
+		wake:               make(chan struct{}, 1),
 	}
 	t.committed = func(ev CommitEvent) {
 		c.versions.Add(1)
