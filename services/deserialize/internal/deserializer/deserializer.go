@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -66,7 +67,7 @@ var Tables = [numTargets]tablesink.Table{
 // Totals counts what the hop derived since start, for status and metrics.
 // A batch that is dropped and derived again counts again.
 type Totals struct {
-	Valid, DeadLettered, Warnings int64
+	Valid, DeadLettered int64
 }
 
 // Rows is the batch: raw record batches go in, bronze and dead-letter
@@ -86,11 +87,17 @@ type Rows struct {
 	newest int64 // bridge_ts of the newest row, Unix microseconds
 
 	valid, deadLettered atomic.Int64
+
+	// retired holds the final counts of rule sets replaced by reloads, so
+	// that per-rule counts stay cumulative across reloads.
+	retiredMu sync.Mutex
+	retired   map[string]rules.RuleStats
 }
 
 // New returns an empty batch deriving with set and topic pattern.
 func New(pattern *parse.TopicPattern, set *rules.Set) *Rows {
 	r := &Rows{
+		retired:     map[string]rules.RuleStats{},
 		deriver:     derive.New(pattern, set),
 		readings:    bronze.NewReadingBuilder(nil),
 		deadLetters: bronze.NewDeadLetterBuilder(nil),
@@ -192,9 +199,42 @@ func (r *Rows) reset() {
 	r.rows, r.bytes, r.newest = 0, 0, 0
 	r.deriver.Flush()
 	if set := r.pending.Swap(nil); set != nil {
-		r.deriver.SetRules(set)
+		old := r.deriver.Rules()
+		r.deriver.SetRules(set) // publishes the old set's last counts
 		r.current.Store(set)
+		r.retiredMu.Lock()
+		for _, st := range old.Snapshot() {
+			acc := r.retired[st.Name]
+			acc.Name, acc.Action, acc.Stage = st.Name, st.Action, st.Stage
+			acc.Passed += st.Passed
+			acc.Failed += st.Failed
+			r.retired[st.Name] = acc
+		}
+		r.retiredMu.Unlock()
 	}
+}
+
+// RuleTotals returns every rule's pass and fail counts since start, across
+// reloads: the rules in force first (with their current action), then
+// rules that a reload removed.
+func (r *Rows) RuleTotals() []rules.RuleStats {
+	cur := r.current.Load().Snapshot()
+	r.retiredMu.Lock()
+	defer r.retiredMu.Unlock()
+	seen := make(map[string]bool, len(cur))
+	for i := range cur {
+		if old, ok := r.retired[cur[i].Name]; ok {
+			cur[i].Passed += old.Passed
+			cur[i].Failed += old.Failed
+		}
+		seen[cur[i].Name] = true
+	}
+	for name, st := range r.retired {
+		if !seen[name] {
+			cur = append(cur, st)
+		}
+	}
+	return cur
 }
 
 // files makes one data file of each date's batch.
