@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/url"
 	"strconv"
 	"sync"
@@ -78,7 +79,10 @@ type Bridge struct {
 	fatal chan error
 
 	// gen is the MQTT connection generation; see doc.go.
-	gen        atomic.Uint64
+	gen atomic.Uint64
+	// resumedGen is the generation whose CONNACK said the broker kept the
+	// session (0: none); see onMessage.
+	resumedGen atomic.Uint64
 	connected  atomic.Uint64 // successful connections so far
 	mqttUp     atomic.Bool
 	kafkaUp    atomic.Bool
@@ -362,7 +366,7 @@ func (b *Bridge) createTopics(ctx context.Context, admin *kafka.AdminClient, spe
 func (b *Bridge) mqttOptions() *mqtt.ClientOptions {
 	opts := mqtt.NewClientOptions()
 	if batchable(b.cfg.MQTTBroker) {
-		opts.SetCustomOpenConnectionFn(openBatchedConn)
+		opts.SetCustomOpenConnectionFn(b.openConn)
 	}
 	return opts.
 		AddBroker(b.cfg.MQTTBroker).
@@ -395,8 +399,23 @@ func (b *Bridge) onConnectAttempt(_ *url.URL, cfg *tls.Config) *tls.Config {
 	return cfg
 }
 
-// onConnect subscribes (again) on every connection. It runs in its own
-// goroutine, started by paho.
+// openConn dials a connection whose CONNACK tells which generation resumed
+// a session. paho calls it right after onConnectAttempt, so the generation
+// read here is the new connection's.
+func (b *Bridge) openConn(uri *url.URL, opts mqtt.ClientOptions) (net.Conn, error) {
+	gen := b.gen.Load()
+	return openBatchedConn(uri, opts, func(sessionPresent bool) {
+		if sessionPresent {
+			b.resumedGen.Store(gen)
+		}
+	})
+}
+
+// onConnect subscribes (again) on every connection, so that a filter added
+// to the configuration is subscribed even when the broker kept the session
+// of an earlier start. On a resumed session the broker answers the
+// SUBSCRIBE with every retained message again; onMessage skips those. It
+// runs in its own goroutine, started by paho.
 func (b *Bridge) onConnect(c mqtt.Client) {
 	if b.connected.Add(1) > 1 {
 		b.counters.reconnects.Add(1)
@@ -433,8 +452,23 @@ func (b *Bridge) onConnectionLost(_ mqtt.Client, err error) {
 
 // onMessage is paho's handler. It runs in a goroutine of its own per
 // message, so blocking on a full queue holds back only this reading.
+//
+// A message with RETAIN set and DUP clear on a connection that resumed its
+// session is a replay: MQTT 3.1.1 (3.3.1.3) sets RETAIN towards a client
+// only for a copy sent because of a new SUBSCRIBE, never for a message
+// forwarded to an existing subscription, live or queued while the bridge
+// was away. The session's subscriptions existed before this connection, so
+// the retained message was forwarded when it was published or when the
+// session first subscribed. A copy the broker sent before a crash and sends
+// again carries DUP and is forwarded, since its first PUBACK may never have
+// gone out. Without this, every restart re-ingested every retained reading.
 func (b *Bridge) onMessage(_ mqtt.Client, m mqtt.Message) {
-	r := &reading{msg: m, gen: b.gen.Load()}
+	gen := b.gen.Load()
+	if m.Retained() && !m.Duplicate() && b.resumedGen.Load() == gen {
+		b.skipReplay(m, gen)
+		return
+	}
+	r := &reading{msg: m, gen: gen}
 	b.counters.received.Add(1)
 	select {
 	case b.queue <- r:
@@ -618,9 +652,11 @@ type Status struct {
 	Oversized      uint64
 	StaleAcks      uint64
 	Reconnects     uint64
-	Rates          Rates
-	LastError      string
-	LastErrorAt    time.Time
+	// RetainedReplays counts retained copies skipped on resumed sessions.
+	RetainedReplays uint64
+	Rates           Rates
+	LastError       string
+	LastErrorAt     time.Time
 }
 
 // Status returns the current counters, rates and state.
@@ -634,28 +670,29 @@ func (b *Bridge) Status() Status {
 		newest = time.Unix(0, ns)
 	}
 	return Status{
-		ClientID:       b.cfg.ClientID,
-		StartedAt:      b.startedAt,
-		Stopping:       b.isStopping(),
-		NewestDelivery: newest,
-		Flushes:        b.flushes.Load(),
-		MQTTConnected:  b.mqttUp.Load(),
-		KafkaReachable: b.kafkaUp.Load(),
-		Paused:         b.pausedFlag.Load(),
-		Subscriptions:  b.cfg.subscribeFilters(),
-		InFlight:       len(b.slots),
-		Queued:         len(b.queue),
-		Received:       s.received,
-		Produced:       s.produced,
-		Acked:          s.acked,
-		Failed:         s.failed,
-		Retried:        s.retried,
-		Oversized:      s.oversized,
-		StaleAcks:      s.stale,
-		Reconnects:     b.counters.reconnects.Load(),
-		Rates:          b.rates.get(),
-		LastError:      lastErr,
-		LastErrorAt:    lastErrAt,
+		ClientID:        b.cfg.ClientID,
+		StartedAt:       b.startedAt,
+		Stopping:        b.isStopping(),
+		NewestDelivery:  newest,
+		Flushes:         b.flushes.Load(),
+		MQTTConnected:   b.mqttUp.Load(),
+		KafkaReachable:  b.kafkaUp.Load(),
+		Paused:          b.pausedFlag.Load(),
+		Subscriptions:   b.cfg.subscribeFilters(),
+		InFlight:        len(b.slots),
+		Queued:          len(b.queue),
+		Received:        s.received,
+		Produced:        s.produced,
+		Acked:           s.acked,
+		Failed:          s.failed,
+		Retried:         s.retried,
+		Oversized:       s.oversized,
+		StaleAcks:       s.stale,
+		Reconnects:      b.counters.reconnects.Load(),
+		RetainedReplays: b.counters.replays.Load(),
+		Rates:           b.rates.get(),
+		LastError:       lastErr,
+		LastErrorAt:     lastErrAt,
 	}
 }
 
