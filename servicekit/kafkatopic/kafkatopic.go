@@ -82,6 +82,10 @@ type Spec struct {
 	// Retention is the topic's retention.ms when it is created; 0 means
 	// DefaultRetention, a negative value keeps records forever.
 	Retention time.Duration
+	// Config holds further topic settings applied when the topic is created
+	// (e.g. message.timestamp.type); max.message.bytes and retention.ms
+	// come from the fields above.
+	Config map[string]string
 }
 
 func (s Spec) withDefaults() Spec {
@@ -177,14 +181,17 @@ func Ensure(ctx context.Context, admin *kafka.AdminClient, specs ...Spec) ([]Res
 		}
 		s = s.withDefaults()
 		full[i] = s
+		cfg := make(map[string]string, len(s.Config)+2)
+		for k, v := range s.Config {
+			cfg[k] = v
+		}
+		cfg["max.message.bytes"] = strconv.Itoa(s.MaxMessageBytes)
+		cfg["retention.ms"] = s.retentionMs()
 		create[i] = kafka.TopicSpecification{
 			Topic:             s.Name,
 			NumPartitions:     s.Partitions,
 			ReplicationFactor: s.ReplicationFactor,
-			Config: map[string]string{
-				"max.message.bytes": strconv.Itoa(s.MaxMessageBytes),
-				"retention.ms":      s.retentionMs(),
-			},
+			Config:            cfg,
 		}
 	}
 	cctx, cancel := context.WithTimeout(ctx, opTimeout)

@@ -25,6 +25,7 @@ import (
 
 	"github.com/plantlake/plantlake/servicekit/config"
 	"github.com/plantlake/plantlake/servicekit/kafkalog"
+	"github.com/plantlake/plantlake/servicekit/kafkatopic"
 	"github.com/plantlake/plantlake/servicekit/kafkatrace"
 )
 
@@ -266,29 +267,34 @@ func (b *Bridge) producerConfig() *kafka.ConfigMap {
 	return &cm
 }
 
-// ensureTopics creates the topics the bridge writes when they are missing,
-// retrying while Kafka is unreachable, until ctx ends.
+// ensureTopics creates the topics the bridge writes when they are missing
+// (kafkatopic.Ensure: room for a full-size payload, the configured
+// retention; an inherited limit too small is raised), retrying while Kafka
+// is unreachable, until ctx ends.
 func (b *Bridge) ensureTopics(ctx context.Context, producer *kafka.Producer) error {
 	admin, err := kafka.NewAdminClientFromProducer(producer)
 	if err != nil {
 		return fmt.Errorf("create Kafka admin client: %w", err)
 	}
 	defer admin.Close()
-	specs := make([]kafka.TopicSpecification, 0, 3)
+	var specs []kafkatopic.Spec
 	for _, t := range b.cfg.topics() {
-		specs = append(specs, kafka.TopicSpecification{
-			Topic:             t,
-			NumPartitions:     b.cfg.KafkaPartitions,
-			ReplicationFactor: -1, // the broker's default.replication.factor
-			Config: map[string]string{
-				"max.message.bytes": strconv.Itoa(producerMessageMaxBytes(b.cfg.MaxPayloadBytes)),
-			},
+		specs = append(specs, kafkatopic.Spec{
+			Name:            t,
+			Partitions:      b.cfg.KafkaPartitions,
+			MaxMessageBytes: producerMessageMaxBytes(b.cfg.MaxPayloadBytes),
+			Retention:       b.cfg.KafkaRetention,
 		})
 	}
 	backoff := 250 * time.Millisecond
 	for {
-		err := b.createTopics(ctx, admin, specs)
+		results, err := kafkatopic.Ensure(ctx, admin, specs...)
 		if err == nil {
+			for _, r := range results {
+				if r.Outcome != kafkatopic.Existed {
+					b.log.Info("Kafka topic", "topic", r.Topic, "outcome", r.Outcome.String(), "max_message_bytes", r.MaxMessageBytes)
+				}
+			}
 			err = b.learnTopicLimits(ctx, admin)
 		}
 		if err == nil {
@@ -339,25 +345,6 @@ func (b *Bridge) learnTopicLimits(ctx context.Context, admin *kafka.AdminClient)
 	}
 	b.mapper.setTopicLimits(limits)
 	b.log.Debug("Kafka topic size limits", "max_message_bytes", limits)
-	return nil
-}
-
-func (b *Bridge) createTopics(ctx context.Context, admin *kafka.AdminClient, specs []kafka.TopicSpecification) error {
-	opCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	results, err := admin.CreateTopics(opCtx, specs, kafka.SetAdminOperationTimeout(5*time.Second))
-	if err != nil {
-		return fmt.Errorf("create topics: %w", err)
-	}
-	for _, r := range results {
-		switch r.Error.Code() {
-		case kafka.ErrNoError:
-			b.log.Info("created Kafka topic", "topic", r.Topic, "partitions", b.cfg.KafkaPartitions)
-		case kafka.ErrTopicAlreadyExists:
-		default:
-			return fmt.Errorf("create topic %s: %w", r.Topic, r.Error)
-		}
-	}
 	return nil
 }
 

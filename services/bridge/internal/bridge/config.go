@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/plantlake/plantlake/servicekit/kafkatopic"
 )
 
 // Defaults for [Config]; the flags in cmd/bridge use the same values.
@@ -12,7 +14,8 @@ const (
 	DefaultTopicFilter      = "plant/#"
 	DefaultKafkaTopic       = "plant_sensor_readings_raw"
 	DefaultOversizedTopic   = "plant_sensor_readings_oversized"
-	DefaultMaxPayloadBytes  = 1 << 20 // Kafka's default message size, 1 MiB
+	DefaultMaxPayloadBytes  = kafkatopic.DefaultMaxPayloadBytes // 1 MiB; `make up` sizes its topics for it
+	DefaultKafkaRetention   = kafkatopic.DefaultRetention
 	DefaultTraceSampleRatio = 0.001
 	DefaultQueueSize        = 4096
 	DefaultMaxInFlight      = 50000
@@ -72,6 +75,9 @@ type Config struct {
 	OversizedTopic string
 	// KafkaPartitions is the partition count of topics the bridge creates.
 	KafkaPartitions int
+	// KafkaRetention is the retention of topics the bridge creates; a
+	// negative value keeps records forever.
+	KafkaRetention time.Duration
 	// MaxPayloadBytes is the largest payload forwarded whole.
 	MaxPayloadBytes int
 
@@ -99,6 +105,7 @@ func DefaultConfig() Config {
 		KafkaTopic:       DefaultKafkaTopic,
 		OversizedTopic:   DefaultOversizedTopic,
 		KafkaPartitions:  DefaultKafkaPartitions,
+		KafkaRetention:   DefaultKafkaRetention,
 		MaxPayloadBytes:  DefaultMaxPayloadBytes,
 		TraceSampleRatio: DefaultTraceSampleRatio,
 		QueueSize:        DefaultQueueSize,
@@ -122,6 +129,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: no Kafka brokers", ErrInvalidConfig)
 	case c.KafkaTopic == "" || c.OversizedTopic == "":
 		return fmt.Errorf("%w: the Kafka topic and the oversized topic must be named", ErrInvalidConfig)
+	case c.KafkaRetention == 0:
+		return fmt.Errorf("%w: --kafka-retention is 0; give a duration, or a negative one to keep records forever", ErrInvalidConfig)
 	case c.KafkaPartitions < 1:
 		return fmt.Errorf("%w: --kafka-partitions %d is below 1", ErrInvalidConfig, c.KafkaPartitions)
 	case c.MaxPayloadBytes < minPayloadLimit:

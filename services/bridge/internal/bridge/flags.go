@@ -21,6 +21,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.KafkaTopic, "kafka-topic", c.KafkaTopic, "Kafka topic for readings no --kafka-topic-map entry matches")
 	fs.Var((*routeList)(&c.Routes), "kafka-topic-map",
 		"filter=topic: readings whose MQTT topic matches filter go to topic (repeatable; first match wins; the filter is subscribed too)")
+	fs.DurationVar(&c.KafkaRetention, "kafka-retention", c.KafkaRetention,
+		"retention of a Kafka topic the bridge creates (negative: keep forever); existing topics keep theirs")
 	fs.StringVar(&c.OversizedTopic, "kafka-oversized-topic", c.OversizedTopic, "Kafka topic for payloads over --max-payload-bytes, cut to fit")
 	fs.IntVar(&c.MaxPayloadBytes, "max-payload-bytes", c.MaxPayloadBytes,
 		"largest payload forwarded whole; a larger one is cut so its whole record fits in this many bytes and goes to the oversized topic")
