@@ -67,6 +67,10 @@ type Bridge struct {
 
 	counters counters
 
+	// mqttTLS and mqttPassword are read from their files by New.
+	mqttTLS      *tls.Config
+	mqttPassword string
+
 	// queue hands readings from paho's handler goroutines to the pump.
 	queue chan *reading
 	// slots holds one token per reading produced and not yet settled.
@@ -149,6 +153,13 @@ func New(cfg Config, opts Options) (*Bridge, error) {
 		fatal:     make(chan error, 1),
 		wake:      make(chan struct{}),
 		startedAt: time.Now(),
+	}
+	var err error
+	if b.mqttTLS, err = cfg.mqttTLSConfig(); err != nil {
+		return nil, err
+	}
+	if b.mqttPassword, err = cfg.mqttPassword(); err != nil {
+		return nil, err
 	}
 	if err := b.registerMetrics(opts.Registerer); err != nil {
 		return nil, err
@@ -355,6 +366,12 @@ func (b *Bridge) mqttOptions() *mqtt.ClientOptions {
 	if batchable(b.cfg.MQTTBroker) {
 		opts.SetCustomOpenConnectionFn(b.openConn)
 	}
+	if b.mqttTLS != nil {
+		opts.SetTLSConfig(b.mqttTLS)
+	}
+	if b.cfg.MQTTUsername != "" {
+		opts.SetUsername(b.cfg.MQTTUsername).SetPassword(b.mqttPassword)
+	}
 	return opts.
 		AddBroker(b.cfg.MQTTBroker).
 		SetClientID(b.cfg.ClientID).
@@ -375,6 +392,7 @@ func (b *Bridge) mqttOptions() *mqtt.ClientOptions {
 		// CONNACK, before any Subscribe returns: the default handler takes them.
 		SetDefaultPublishHandler(b.onMessage).
 		SetConnectionAttemptHandler(b.onConnectAttempt).
+		SetConnectionNotificationHandler(b.onConnectionNotification).
 		SetOnConnectHandler(b.onConnect).
 		SetConnectionLostHandler(b.onConnectionLost)
 }
@@ -427,6 +445,22 @@ func (b *Bridge) onConnect(c mqtt.Client) {
 		case <-b.stopping:
 			return
 		case <-time.After(time.Second):
+		}
+	}
+}
+
+// onConnectionNotification records why a connection attempt failed (a
+// refused password or certificate, a broker away), which paho's retries
+// would otherwise keep to themselves, so that Status shows it.
+func (b *Bridge) onConnectionNotification(_ mqtt.Client, n mqtt.ConnectionNotification) {
+	if f, ok := n.(mqtt.ConnectionNotificationFailed); ok && f.Reason != nil {
+		err := fmt.Errorf("MQTT connect to %s: %w", b.cfg.MQTTBroker, f.Reason)
+		b.errMu.Lock()
+		repeated := b.lastErr == err.Error()
+		b.errMu.Unlock()
+		b.setError(err)
+		if !repeated { // paho retries every second; log each new reason once
+			b.log.Warn("MQTT connection attempt failed; retrying", "err", err)
 		}
 	}
 }

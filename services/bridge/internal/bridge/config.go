@@ -60,6 +60,20 @@ type Config struct {
 	TopicFilters []string
 	// KeepAlive is the MQTT keep-alive interval.
 	KeepAlive time.Duration
+	// MQTTUsername, when set, is sent in CONNECT with the password from
+	// MQTTPassword or, when that is empty, from MQTTPasswordFile.
+	MQTTUsername string
+	// MQTTPassword is the MQTT password.
+	MQTTPassword string
+	// MQTTPasswordFile is a file whose first line is the MQTT password;
+	// it keeps the password out of the process list and the environment.
+	MQTTPasswordFile string
+	// MQTTCA is a PEM file of the CA certificates that verify the broker
+	// on ssl:// and mqtts:// URLs; empty means the system's roots.
+	MQTTCA string
+	// MQTTClientCert and MQTTClientKey are PEM files of the certificate
+	// and key the bridge presents to a broker that asks for one.
+	MQTTClientCert, MQTTClientKey string
 
 	// KafkaBrokers is the bootstrap server list.
 	KafkaBrokers string
@@ -141,6 +155,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: queue size and max in-flight must be positive", ErrInvalidConfig)
 	case c.ShutdownTimeout <= 0 || c.KeepAlive <= 0:
 		return fmt.Errorf("%w: shutdown timeout and keep-alive must be positive", ErrInvalidConfig)
+	}
+	if err := c.validateMQTTAuth(); err != nil {
+		return err
 	}
 	for _, f := range c.subscriptions() {
 		if err := validateFilter(f); err != nil {
