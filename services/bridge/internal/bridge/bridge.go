@@ -91,6 +91,7 @@ type Bridge struct {
 	connected  atomic.Uint64 // successful connections so far
 	mqttUp     atomic.Bool
 	kafkaUp    atomic.Bool
+	topicsUp   atomic.Bool  // the topics exist and their limits are known
 	kafkaOKAt  atomic.Int64 // unix nanos of the last successful delivery
 	pausedFlag atomic.Bool
 	startedAt  time.Time
@@ -205,6 +206,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 		"subscriptions", b.cfg.subscribeFilters(), "kafka", b.cfg.KafkaBrokers, "topic", b.cfg.KafkaTopic)
 	runErr := b.ensureTopics(ctx, producer)
 	if runErr == nil {
+		b.topicsUp.Store(true)
 		runErr = b.pump(ctx, producer)
 	}
 
@@ -648,8 +650,9 @@ func (b *Bridge) setError(err error) {
 }
 
 // Healthy reports whether the bridge can forward readings now: the MQTT
-// session is up and subscribed and Kafka answers.
-func (b *Bridge) Healthy() bool { return b.mqttUp.Load() && b.kafkaUp.Load() }
+// session is up and subscribed, Kafka answers, and the topics are ensured
+// with their size limits read (the pump starts only then).
+func (b *Bridge) Healthy() bool { return b.mqttUp.Load() && b.kafkaUp.Load() && b.topicsUp.Load() }
 
 // Status is a point-in-time view of the bridge for the control API.
 type Status struct {
