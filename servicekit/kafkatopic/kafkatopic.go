@@ -216,6 +216,13 @@ func Ensure(ctx context.Context, admin *kafka.AdminClient, specs ...Spec) ([]Res
 		case kafka.ErrNoError:
 		case kafka.ErrTopicAlreadyExists:
 			existing = append(existing, i)
+		case kafka.ErrTopicAuthorizationFailed, kafka.ErrClusterAuthorizationFailed:
+			// A client that may not create topics is fine where the topic
+			// exists already (created by an operator).
+			if !topicExists(admin, s.Name) {
+				return nil, fmt.Errorf("create topic %s: %w", s.Name, kerr)
+			}
+			existing = append(existing, i)
 		default:
 			return nil, fmt.Errorf("create topic %s: %w", s.Name, kerr)
 		}
@@ -227,6 +234,17 @@ func Ensure(ctx context.Context, admin *kafka.AdminClient, specs ...Spec) ([]Res
 		return nil, err
 	}
 	return results, nil
+}
+
+// topicExists reports whether the cluster's metadata lists topic with
+// partitions.
+func topicExists(admin *kafka.AdminClient, topic string) bool {
+	md, err := admin.GetMetadata(&topic, false, int(opTimeout/time.Millisecond))
+	if err != nil {
+		return false
+	}
+	t, ok := md.Topics[topic]
+	return ok && t.Error.Code() == kafka.ErrNoError && len(t.Partitions) > 0
 }
 
 // fitExisting reads the max.message.bytes of the topics at indexes idx and
