@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -168,4 +169,20 @@ func TestRestartsDuplicateNoRetained(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("Mosquitto restarted", settled("after Mosquitto restart"))
+
+	// A filter added to the configuration of the same client id is
+	// subscribed although the broker kept the session: its readings arrive
+	// from then on, and the retained ones under plant/# still do not repeat.
+	if err, _ := proc.terminate(20 * time.Second); err != nil {
+		t.Fatalf("SIGTERM: %v", err)
+	}
+	proc.args = append(proc.args, "--mqtt-topic-filter", "plant/#,site/#")
+	proc.start()
+	got := settled("with an added filter")
+	publish("site/hall2/crane/load", "reading-on-added-filter", false)
+	waitUntil(t, 60*time.Second, "the reading on the added filter in Kafka", func() bool {
+		got = readAll(t, kafkaBroker.Brokers(), raw)
+		return slices.Contains(got, "reading-on-added-filter")
+	})
+	check("filter added", got)
 }
