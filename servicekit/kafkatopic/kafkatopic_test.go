@@ -44,6 +44,28 @@ func topicConfig(t *testing.T, admin *kafka.AdminClient, topic string) (int, map
 	}
 }
 
+// waitConfig waits until the topic has parts partitions (0: any) and the
+// wanted settings: the broker applies a new topic's settings a moment
+// after it first describes the topic.
+func waitConfig(t *testing.T, admin *kafka.AdminClient, topic string, parts int, want map[string]string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		n, got := topicConfig(t, admin, topic)
+		ok := parts == 0 || n == parts
+		for k, v := range want {
+			ok = ok && got[k] == v
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("topic %s: %d partitions, settings %v; want %d, %v", topic, n, got, parts, want)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 func TestEnsure(t *testing.T) {
 	broker := devstack.Kafka(t)
 	admin, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": broker.Brokers(), "log_level": 0})
@@ -76,7 +98,7 @@ func TestEnsure(t *testing.T) {
 		if err != nil || res[0].Error.Code() != kafka.ErrNoError {
 			t.Fatalf("create %s: %v %v", name, err, res)
 		}
-		topicConfig(t, admin, name)
+		waitConfig(t, admin, name, 1, cfg)
 	}
 	wantBytes := strconv.Itoa(kafkatopic.MaxMessageBytes(kafkatopic.DefaultMaxPayloadBytes))
 
@@ -85,11 +107,8 @@ func TestEnsure(t *testing.T) {
 		if res[0].Outcome != kafkatopic.Created {
 			t.Errorf("outcome %v", res[0].Outcome)
 		}
-		parts, cfg := topicConfig(t, admin, "fresh")
-		if parts != kafkatopic.DefaultPartitions || cfg["max.message.bytes"] != wantBytes || cfg["retention.ms"] != "1209600000" {
-			t.Errorf("partitions %d, config %v; want %d, max.message.bytes %s, retention.ms 1209600000 (14 days)",
-				parts, cfg, kafkatopic.DefaultPartitions, wantBytes)
-		}
+		waitConfig(t, admin, "fresh", kafkatopic.DefaultPartitions,
+			map[string]string{"max.message.bytes": wantBytes, "retention.ms": "1209600000"}) // 14 days
 		if res := ensure(kafkatopic.Spec{Name: "fresh"}); res[0].Outcome != kafkatopic.Existed {
 			t.Errorf("second Ensure: outcome %v, want existed", res[0].Outcome)
 		}
@@ -97,13 +116,8 @@ func TestEnsure(t *testing.T) {
 	t.Run("explicit partitions, size and retention", func(t *testing.T) {
 		ensure(kafkatopic.Spec{Name: "sized", Partitions: 2, MaxMessageBytes: 5 << 20, Retention: time.Hour},
 			kafkatopic.Spec{Name: "forever", Partitions: 1, Retention: -1})
-		parts, cfg := topicConfig(t, admin, "sized")
-		if parts != 2 || cfg["max.message.bytes"] != strconv.Itoa(5<<20) || cfg["retention.ms"] != "3600000" {
-			t.Errorf("sized: partitions %d, config %v", parts, cfg)
-		}
-		if _, cfg := topicConfig(t, admin, "forever"); cfg["retention.ms"] != "-1" {
-			t.Errorf("forever: retention.ms %s, want -1", cfg["retention.ms"])
-		}
+		waitConfig(t, admin, "sized", 2, map[string]string{"max.message.bytes": strconv.Itoa(5 << 20), "retention.ms": "3600000"})
+		waitConfig(t, admin, "forever", 1, map[string]string{"retention.ms": "-1"})
 	})
 	t.Run("an inherited limit that is too small is raised", func(t *testing.T) {
 		createPlain("inherited", nil)
@@ -114,9 +128,7 @@ func TestEnsure(t *testing.T) {
 		if res[0].Outcome != kafkatopic.Raised {
 			t.Errorf("outcome %v, want raised", res[0].Outcome)
 		}
-		if _, cfg := topicConfig(t, admin, "inherited"); cfg["max.message.bytes"] != wantBytes {
-			t.Errorf("max.message.bytes %s after Ensure, want %s", cfg["max.message.bytes"], wantBytes)
-		}
+		waitConfig(t, admin, "inherited", 1, map[string]string{"max.message.bytes": wantBytes})
 	})
 	t.Run("a limit set on the topic is kept", func(t *testing.T) {
 		createPlain("operator", map[string]string{"max.message.bytes": "4096"})
