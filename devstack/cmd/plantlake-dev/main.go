@@ -142,6 +142,8 @@ func install(ctx context.Context, log *slog.Logger, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "mosquitto:  %s\n", r.Mosquitto)
 	fmt.Fprintf(stdout, "kafka jars: %s (Kafka %s)\n", r.KafkaLibs, devstack.KafkaVersion)
 	fmt.Fprintf(stdout, "python:     %s (deltalake %s, pyarrow %s)\n", r.Python, devstack.DeltalakeVersion, devstack.PyarrowVersion)
+	fmt.Fprintf(stdout, "azurite:    %s (azurite %s, Azure Blob emulator)\n", r.Azurite, devstack.AzuriteVersion)
+	fmt.Fprintf(stdout, "moto:       %s (moto %s, S3 server)\n", r.Moto, devstack.MotoVersion)
 	if r.KcatErr != nil {
 		fmt.Fprintf(stdout, "kcat:       not installed (%v); only the bridge benchmark's baseline needs it\n", r.KcatErr)
 	} else {

@@ -143,11 +143,7 @@ func (s *Server) GetTransactionVersion(ctx context.Context, req *catalogv1.GetTr
 
 // GetChanges implements catalogv1.CatalogServiceServer.
 func (s *Server) GetChanges(ctx context.Context, req *catalogv1.GetChangesRequest) (*catalogv1.GetChangesResponse, error) {
-	end := req.GetEndVersion()
-	if end == 0 {
-		end = -1
-	}
-	chs, latest, err := s.cat.Changes(ctx, req.GetTable(), req.GetStartVersion(), end, int(req.GetLimit()))
+	chs, latest, err := s.cat.Changes(ctx, req.GetTable(), req.GetStartVersion(), req.EndVersion, int(req.GetLimit()))
 	if err != nil {
 		return nil, err
 	}

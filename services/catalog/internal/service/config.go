@@ -13,6 +13,7 @@ import (
 
 	"github.com/plantlake/plantlake/servicekit/config"
 	"github.com/plantlake/plantlake/services/catalog/internal/events"
+	"github.com/plantlake/plantlake/services/catalog/internal/warehouse"
 )
 
 // Default listen addresses (DESIGN.md section 3).
@@ -104,17 +105,20 @@ func (c *Config) validate() error {
 	return errors.Join(append(errs, c.Shared.Validate())...)
 }
 
-// WarehouseDir turns --warehouse (a folder or a file:// URI) into a folder.
+// WarehouseDir turns --warehouse into what the catalog opens: a folder
+// (from a path or a file:// URI) or an object-store URI (s3://, abfss://,
+// az://), which is returned unchanged.
 func WarehouseDir(w string) (string, error) {
-	if !strings.Contains(w, "://") {
+	scheme, err := warehouse.Check(w)
+	if err != nil {
+		return "", err
+	}
+	if scheme != "file" || !strings.Contains(w, "://") {
 		return w, nil
 	}
 	u, err := url.Parse(w)
 	if err != nil {
 		return "", err
-	}
-	if u.Scheme != "file" || (u.Host != "" && u.Host != "localhost") {
-		return "", fmt.Errorf("%q: only local folders and file:// URIs are supported", w)
 	}
 	return u.Path, nil
 }
