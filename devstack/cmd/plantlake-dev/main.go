@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/plantlake/plantlake/devstack"
+	"github.com/plantlake/plantlake/servicekit/kafkatopic"
 )
 
 func main() {
@@ -59,6 +60,7 @@ type stackFlags struct {
 	controllerPort int
 	kafkaHeapMB    int
 	autosave       time.Duration
+	retention      time.Duration
 }
 
 func (s *stackFlags) register(fs *flag.FlagSet) {
@@ -69,6 +71,8 @@ func (s *stackFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&s.controllerPort, "kafka-controller-port", 9093, "Kafka KRaft controller port")
 	fs.IntVar(&s.kafkaHeapMB, "kafka-heap-mb", 1024, "Kafka JVM maximum heap in MiB")
 	fs.DurationVar(&s.autosave, "mqtt-autosave", time.Second, "how often Mosquitto saves its queues besides on shutdown")
+	fs.DurationVar(&s.retention, "kafka-retention", kafkatopic.DefaultRetention,
+		"retention of the pipeline topics up creates (negative: forever); existing topics keep theirs")
 }
 
 func (s *stackFlags) kafka(log *slog.Logger) devstack.KafkaConfig {
@@ -171,10 +175,11 @@ func up(ctx context.Context, log *slog.Logger, stdout io.Writer, sf stackFlags) 
 		fmt.Fprintf(stdout, "kafka started (pid %d) in %s\n", k.Pid(), time.Since(start).Round(time.Millisecond))
 	}
 	brokers := fmt.Sprintf("%s:%d", sf.host, sf.kafkaPort)
-	if err := devstack.CreatePipelineTopics(ctx, brokers); err != nil {
+	if err := devstack.EnsureTopics(ctx, brokers, devstack.PipelineTopicSpecs(sf.retention)...); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "topics %v with %d partitions each\n", devstack.PipelineTopics, devstack.PipelinePartitions)
+	fmt.Fprintf(stdout, "topics %v with %d partitions each, room for a %d-byte payload, retention %v\n",
+		devstack.PipelineTopics, devstack.PipelinePartitions, kafkatopic.DefaultMaxPayloadBytes, sf.retention)
 	return status(stdout, sf)
 }
 
