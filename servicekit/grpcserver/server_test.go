@@ -77,19 +77,24 @@ type fixture struct {
 // test ends.
 func start(t *testing.T, token string) *fixture {
 	t.Helper()
+	return startWith(t, grpcserver.Options{AuthToken: token})
+}
+
+// startWith is start with more options; the logger, MapError and
+// Registerer are the fixture's.
+func startWith(t *testing.T, opts grpcserver.Options) *fixture {
+	t.Helper()
 	logs := &syncBuffer{}
 	reg := prometheus.NewRegistry()
-	srv := grpcserver.New(grpcserver.Options{
-		Logger:    slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		AuthToken: token,
-		MapError: func(err error) *status.Status {
-			if errors.Is(err, errPaused) {
-				return status.New(codes.FailedPrecondition, err.Error())
-			}
-			return nil
-		},
-		Registerer: reg,
-	})
+	opts.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	opts.MapError = func(err error) *status.Status {
+		if errors.Is(err, errPaused) {
+			return status.New(codes.FailedPrecondition, err.Error())
+		}
+		return nil
+	}
+	opts.Registerer = reg
+	srv := grpcserver.New(opts)
 	pipelinev1.RegisterPipelineServiceServer(srv, pipelineServer{})
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -300,4 +305,16 @@ func handled(t *testing.T, reg *prometheus.Registry, method string, code codes.C
 		}
 	}
 	return 0
+}
+
+func TestRequestTooLarge(t *testing.T) {
+	// A request over the limit is refused before it is read, whoever sends it.
+	f := startWith(t, grpcserver.Options{MaxMessageSize: 64 << 10})
+	client := pipelinev1.NewPipelineServiceClient(dial(t, f.addr, ""))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := client.Pause(ctx, &pipelinev1.PauseRequest{Reason: strings.Repeat("x", 100<<10)})
+	if got := status.Code(err); got != codes.ResourceExhausted {
+		t.Fatalf("code = %v (%v), want ResourceExhausted", got, err)
+	}
 }
