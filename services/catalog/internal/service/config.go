@@ -13,6 +13,7 @@ import (
 
 	"github.com/plantlake/plantlake/servicekit/config"
 	"github.com/plantlake/plantlake/services/catalog/internal/events"
+	"github.com/plantlake/plantlake/services/catalog/internal/server"
 )
 
 // Default listen addresses (DESIGN.md section 3).
@@ -46,6 +47,8 @@ type Config struct {
 	MaxOptimizeBytes int64
 	// MinVacuumRetention is the smallest retention a Vacuum call may ask for.
 	MinVacuumRetention time.Duration
+	// MaxCommitActions bounds the adds, removes and txns of one commit.
+	MaxCommitActions int
 }
 
 // ParseConfig reads the configuration from args and the environment. With
@@ -63,6 +66,7 @@ func ParseConfig(args []string) (*Config, error) {
 	fs.IntVar(&cfg.MaxOptimizeFiles, "max-optimize-files", 1000, "most files one compaction reads")
 	fs.DurationVar(&cfg.MinVacuumRetention, "min-vacuum-retention", time.Hour, "smallest retention a Vacuum call may ask for (shorter ones could delete files of commits in flight)")
 	fs.Int64Var(&cfg.MaxOptimizeBytes, "max-optimize-bytes", 64<<20, "most bytes of files one compaction reads (it holds them in memory)")
+	fs.IntVar(&cfg.MaxCommitActions, "max-commit-actions", server.DefaultMaxCommitActions, "most adds, removes and txns one commit may carry (more: InvalidArgument)")
 	if err := config.Parse(fs, args); err != nil {
 		return nil, err
 	}
@@ -94,6 +98,9 @@ func (c *Config) validate() error {
 	}
 	if c.MinVacuumRetention < 0 {
 		bad("min-vacuum-retention", "%v is negative", c.MinVacuumRetention)
+	}
+	if c.MaxCommitActions < 1 {
+		bad("max-commit-actions", "%d is less than 1", c.MaxCommitActions)
 	}
 	if c.MaxOptimizeBytes < 1<<20 {
 		bad("max-optimize-bytes", "%d is less than 1 MiB", c.MaxOptimizeBytes)

@@ -29,6 +29,7 @@ type Options struct {
 func Run(ctx context.Context, cfg *Config, opts Options) error {
 	kit, err := servicekit.New(ctx, servicekit.Options{
 		Name: "catalog", Config: &cfg.Shared, LogOutput: opts.LogOutput, MapError: server.MapError,
+		Scopes: server.MethodScopes,
 	})
 	if err != nil {
 		return err
@@ -64,7 +65,7 @@ func Run(ctx context.Context, cfg *Config, opts Options) error {
 	defer cat.Close()
 	registerMetrics(kit.Metrics, cat, pub)
 
-	server.New(cat, log).Register(kit.GRPC)
+	server.New(cat, log, server.Limits{MaxCommitActions: cfg.MaxCommitActions}).Register(kit.GRPC)
 	kit.GRPC.SetServing(true) // the warehouse is open; Kafka is not needed to serve
 	log.Info("catalog ready", "warehouse", cat.Root(), "announce", cfg.Announce, "auto_maintenance", cfg.AutoMaintenance)
 
