@@ -40,6 +40,8 @@ type process struct {
 	done chan struct{}
 	// waitErr is the exit status, valid after done is closed.
 	waitErr error
+	// state is the exited process's state (rusage), valid after done is closed.
+	state *os.ProcessState
 }
 
 // startProcess launches spec's program with its output in spec.logPath.
@@ -70,6 +72,7 @@ func startProcess(spec procSpec) (*process, error) {
 	p := &process{spec: spec, pid: cmd.Process.Pid, done: make(chan struct{})}
 	go func() {
 		p.waitErr = cmd.Wait()
+		p.state = cmd.ProcessState
 		close(p.done)
 	}()
 	if spec.pidFile != "" {

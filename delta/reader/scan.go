@@ -75,6 +75,27 @@ func New(store storage.Store, snap *delta.Snapshot, opts Options) (*Scan, error)
 	if err := checkReadable(snap); err != nil {
 		return nil, err
 	}
+	return plan(store, snap, snap.Files(), opts)
+}
+
+// NewFiles plans a scan of the given files instead of snap's live ones, shaped by snap's
+// schema and partition columns: the files one version added, read by a stage that follows
+// the table's changes (they need not be live in snap any more). Paths are canonical, as in
+// delta.Snapshot.Files (see delta.CanonicalPath). Files with a deletion vector are refused.
+func NewFiles(store storage.Store, snap *delta.Snapshot, files []delta.Add, opts Options) (*Scan, error) {
+	if err := checkReadable(snap); err != nil {
+		return nil, err
+	}
+	for _, a := range files {
+		if len(a.DeletionVector) > 0 && string(a.DeletionVector) != "null" {
+			return nil, &delta.UnsupportedFeatureError{Feature: "deletionVectors", Detail: "file " + a.Path + " has a deletion vector"}
+		}
+	}
+	return plan(store, snap, files, opts)
+}
+
+// plan resolves columns and filters against snap's schema and prunes files.
+func plan(store storage.Store, snap *delta.Snapshot, files []delta.Add, opts Options) (*Scan, error) {
 	schema, err := snap.Schema()
 	if err != nil {
 		return nil, fmt.Errorf("reader: table schema: %w", err)
@@ -128,7 +149,7 @@ func New(store storage.Store, snap *delta.Snapshot, opts Options) (*Scan, error)
 		s.filterIdx = append(s.filterIdx, i)
 		s.need[i] = true
 	}
-	for _, add := range snap.Files() {
+	for _, add := range files {
 		keep, err := s.mayMatch(&add)
 		if err != nil {
 			return nil, err

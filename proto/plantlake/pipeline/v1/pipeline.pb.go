@@ -43,6 +43,10 @@ const (
 	State_STATE_DEGRADED State = 4
 	// Shutting down.
 	State_STATE_STOPPING State = 5
+	// Halted by a rule with action "fail" or an error it cannot retry (see
+	// last_error); it keeps serving status until it is resumed after a fix
+	// or restarted.
+	State_STATE_FAILED State = 6
 )
 
 // Enum value maps for State.
@@ -54,6 +58,7 @@ var (
 		3: "STATE_PAUSED",
 		4: "STATE_DEGRADED",
 		5: "STATE_STOPPING",
+		6: "STATE_FAILED",
 	}
 	State_value = map[string]int32{
 		"STATE_UNSPECIFIED": 0,
@@ -62,6 +67,7 @@ var (
 		"STATE_PAUSED":      3,
 		"STATE_DEGRADED":    4,
 		"STATE_STOPPING":    5,
+		"STATE_FAILED":      6,
 	}
 )
 
@@ -791,7 +797,13 @@ type DeserializeStatus struct {
 	// Rows written to the dead-letter table.
 	RowsDeadLettered int64 `protobuf:"varint,4,opt,name=rows_dead_lettered,json=rowsDeadLettered,proto3" json:"rows_dead_lettered,omitempty"`
 	// Warnings raised by rules with action "warn".
-	Warnings      int64 `protobuf:"varint,5,opt,name=warnings,proto3" json:"warnings,omitempty"`
+	Warnings int64 `protobuf:"varint,5,opt,name=warnings,proto3" json:"warnings,omitempty"`
+	// The generation of the rules in force (recorded in each commit's commitInfo).
+	RulesGeneration int64 `protobuf:"varint,6,opt,name=rules_generation,json=rulesGeneration,proto3" json:"rules_generation,omitempty"`
+	// Pass and fail counts of every rule since start.
+	Rules []*RuleCount `protobuf:"bytes,7,rep,name=rules,proto3" json:"rules,omitempty"`
+	// The reprocess in progress, if any.
+	Reprocess     *ReprocessProgress `protobuf:"bytes,8,opt,name=reprocess,proto3" json:"reprocess,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -861,6 +873,163 @@ func (x *DeserializeStatus) GetWarnings() int64 {
 	return 0
 }
 
+func (x *DeserializeStatus) GetRulesGeneration() int64 {
+	if x != nil {
+		return x.RulesGeneration
+	}
+	return 0
+}
+
+func (x *DeserializeStatus) GetRules() []*RuleCount {
+	if x != nil {
+		return x.Rules
+	}
+	return nil
+}
+
+func (x *DeserializeStatus) GetReprocess() *ReprocessProgress {
+	if x != nil {
+		return x.Reprocess
+	}
+	return nil
+}
+
+// RuleCount is how often one validation rule passed and failed.
+type RuleCount struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The rule's name, e.g. "value_finite".
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Its action: warn, drop or fail.
+	Action string `protobuf:"bytes,2,opt,name=action,proto3" json:"action,omitempty"`
+	// Rows that passed it.
+	Passed int64 `protobuf:"varint,3,opt,name=passed,proto3" json:"passed,omitempty"`
+	// Rows that failed it.
+	Failed        int64 `protobuf:"varint,4,opt,name=failed,proto3" json:"failed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RuleCount) Reset() {
+	*x = RuleCount{}
+	mi := &file_plantlake_pipeline_v1_pipeline_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RuleCount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RuleCount) ProtoMessage() {}
+
+func (x *RuleCount) ProtoReflect() protoreflect.Message {
+	mi := &file_plantlake_pipeline_v1_pipeline_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RuleCount.ProtoReflect.Descriptor instead.
+func (*RuleCount) Descriptor() ([]byte, []int) {
+	return file_plantlake_pipeline_v1_pipeline_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *RuleCount) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RuleCount) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *RuleCount) GetPassed() int64 {
+	if x != nil {
+		return x.Passed
+	}
+	return 0
+}
+
+func (x *RuleCount) GetFailed() int64 {
+	if x != nil {
+		return x.Failed
+	}
+	return 0
+}
+
+// ReprocessProgress is a reprocess in progress.
+type ReprocessProgress struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The range asked for.
+	FromRawVersion int64 `protobuf:"varint,1,opt,name=from_raw_version,json=fromRawVersion,proto3" json:"from_raw_version,omitempty"`
+	ToRawVersion   int64 `protobuf:"varint,2,opt,name=to_raw_version,json=toRawVersion,proto3" json:"to_raw_version,omitempty"`
+	// When it started.
+	StartTime     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReprocessProgress) Reset() {
+	*x = ReprocessProgress{}
+	mi := &file_plantlake_pipeline_v1_pipeline_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReprocessProgress) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReprocessProgress) ProtoMessage() {}
+
+func (x *ReprocessProgress) ProtoReflect() protoreflect.Message {
+	mi := &file_plantlake_pipeline_v1_pipeline_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReprocessProgress.ProtoReflect.Descriptor instead.
+func (*ReprocessProgress) Descriptor() ([]byte, []int) {
+	return file_plantlake_pipeline_v1_pipeline_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ReprocessProgress) GetFromRawVersion() int64 {
+	if x != nil {
+		return x.FromRawVersion
+	}
+	return 0
+}
+
+func (x *ReprocessProgress) GetToRawVersion() int64 {
+	if x != nil {
+		return x.ToRawVersion
+	}
+	return 0
+}
+
+func (x *ReprocessProgress) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
+}
+
 // MergeStatus is the bronze -> gold stage's detail.
 type MergeStatus struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -880,7 +1049,7 @@ type MergeStatus struct {
 
 func (x *MergeStatus) Reset() {
 	*x = MergeStatus{}
-	mi := &file_plantlake_pipeline_v1_pipeline_proto_msgTypes[7]
+	mi := &file_plantlake_pipeline_v1_pipeline_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -892,7 +1061,7 @@ func (x *MergeStatus) String() string {
 func (*MergeStatus) ProtoMessage() {}
 
 func (x *MergeStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_plantlake_pipeline_v1_pipeline_proto_msgTypes[7]
+	mi := &file_plantlake_pipeline_v1_pipeline_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -905,7 +1074,7 @@ func (x *MergeStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MergeStatus.ProtoReflect.Descriptor instead.
 func (*MergeStatus) Descriptor() ([]byte, []int) {
-	return file_plantlake_pipeline_v1_pipeline_proto_rawDescGZIP(), []int{7}
+	return file_plantlake_pipeline_v1_pipeline_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *MergeStatus) GetBronzeVersion() int64 {
@@ -943,6 +1112,241 @@ func (x *MergeStatus) GetDuplicates() int64 {
 	return 0
 }
 
+// ReprocessRequest names a range of source versions, both ends included.
+type ReprocessRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The first source (raw) version to derive again.
+	FromRawVersion int64 `protobuf:"varint,1,opt,name=from_raw_version,json=fromRawVersion,proto3" json:"from_raw_version,omitempty"`
+	// The last source (raw) version to derive again; at most the stage's position.
+	ToRawVersion  int64 `protobuf:"varint,2,opt,name=to_raw_version,json=toRawVersion,proto3" json:"to_raw_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReprocessRequest) Reset() {
+	*x = ReprocessRequest{}
+	mi := &file_plantlake_pipeline_v1_pipeline_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReprocessRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReprocessRequest) ProtoMessage() {}
+
+func (x *ReprocessRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_plantlake_pipeline_v1_pipeline_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReprocessRequest.ProtoReflect.Descriptor instead.
+func (*ReprocessRequest) Descriptor() ([]byte, []int) {
+	return file_plantlake_pipeline_v1_pipeline_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ReprocessRequest) GetFromRawVersion() int64 {
+	if x != nil {
+		return x.FromRawVersion
+	}
+	return 0
+}
+
+func (x *ReprocessRequest) GetToRawVersion() int64 {
+	if x != nil {
+		return x.ToRawVersion
+	}
+	return 0
+}
+
+// ReprocessResponse says what a reprocess replaced.
+type ReprocessResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Rows now in bronze for the range, and rows now in dead letters.
+	RowsValid        int64 `protobuf:"varint,1,opt,name=rows_valid,json=rowsValid,proto3" json:"rows_valid,omitempty"`
+	RowsDeadLettered int64 `protobuf:"varint,2,opt,name=rows_dead_lettered,json=rowsDeadLettered,proto3" json:"rows_dead_lettered,omitempty"`
+	// Rows the reprocess removed from bronze and from dead letters.
+	RowsRemovedValid        int64 `protobuf:"varint,3,opt,name=rows_removed_valid,json=rowsRemovedValid,proto3" json:"rows_removed_valid,omitempty"`
+	RowsRemovedDeadLettered int64 `protobuf:"varint,4,opt,name=rows_removed_dead_lettered,json=rowsRemovedDeadLettered,proto3" json:"rows_removed_dead_lettered,omitempty"`
+	// The versions written: dead letters, then bronze.
+	DeadLettersVersion int64 `protobuf:"varint,5,opt,name=dead_letters_version,json=deadLettersVersion,proto3" json:"dead_letters_version,omitempty"`
+	BronzeVersion      int64 `protobuf:"varint,6,opt,name=bronze_version,json=bronzeVersion,proto3" json:"bronze_version,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *ReprocessResponse) Reset() {
+	*x = ReprocessResponse{}
+	mi := &file_plantlake_pipeline_v1_pipeline_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReprocessResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReprocessResponse) ProtoMessage() {}
+
+func (x *ReprocessResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_plantlake_pipeline_v1_pipeline_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReprocessResponse.ProtoReflect.Descriptor instead.
+func (*ReprocessResponse) Descriptor() ([]byte, []int) {
+	return file_plantlake_pipeline_v1_pipeline_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ReprocessResponse) GetRowsValid() int64 {
+	if x != nil {
+		return x.RowsValid
+	}
+	return 0
+}
+
+func (x *ReprocessResponse) GetRowsDeadLettered() int64 {
+	if x != nil {
+		return x.RowsDeadLettered
+	}
+	return 0
+}
+
+func (x *ReprocessResponse) GetRowsRemovedValid() int64 {
+	if x != nil {
+		return x.RowsRemovedValid
+	}
+	return 0
+}
+
+func (x *ReprocessResponse) GetRowsRemovedDeadLettered() int64 {
+	if x != nil {
+		return x.RowsRemovedDeadLettered
+	}
+	return 0
+}
+
+func (x *ReprocessResponse) GetDeadLettersVersion() int64 {
+	if x != nil {
+		return x.DeadLettersVersion
+	}
+	return 0
+}
+
+func (x *ReprocessResponse) GetBronzeVersion() int64 {
+	if x != nil {
+		return x.BronzeVersion
+	}
+	return 0
+}
+
+// ReloadRulesRequest asks to read the rules file again.
+type ReloadRulesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReloadRulesRequest) Reset() {
+	*x = ReloadRulesRequest{}
+	mi := &file_plantlake_pipeline_v1_pipeline_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReloadRulesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReloadRulesRequest) ProtoMessage() {}
+
+func (x *ReloadRulesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_plantlake_pipeline_v1_pipeline_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReloadRulesRequest.ProtoReflect.Descriptor instead.
+func (*ReloadRulesRequest) Descriptor() ([]byte, []int) {
+	return file_plantlake_pipeline_v1_pipeline_proto_rawDescGZIP(), []int{12}
+}
+
+// ReloadRulesResponse says which rules are in force.
+type ReloadRulesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The new generation.
+	RulesGeneration int64 `protobuf:"varint,1,opt,name=rules_generation,json=rulesGeneration,proto3" json:"rules_generation,omitempty"`
+	// The names of the rules in force.
+	Rules         []string `protobuf:"bytes,2,rep,name=rules,proto3" json:"rules,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReloadRulesResponse) Reset() {
+	*x = ReloadRulesResponse{}
+	mi := &file_plantlake_pipeline_v1_pipeline_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReloadRulesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReloadRulesResponse) ProtoMessage() {}
+
+func (x *ReloadRulesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_plantlake_pipeline_v1_pipeline_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReloadRulesResponse.ProtoReflect.Descriptor instead.
+func (*ReloadRulesResponse) Descriptor() ([]byte, []int) {
+	return file_plantlake_pipeline_v1_pipeline_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ReloadRulesResponse) GetRulesGeneration() int64 {
+	if x != nil {
+		return x.RulesGeneration
+	}
+	return 0
+}
+
+func (x *ReloadRulesResponse) GetRules() []string {
+	if x != nil {
+		return x.Rules
+	}
+	return nil
+}
+
 // GetStatusRequest asks for the status.
 type GetStatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -952,7 +1356,7 @@ type GetStatusRequest struct {
 
 func (x *GetStatusRequest) Reset() {
 	*x = GetStatusRequest{}
-	mi := &file_plantlake_pipeline_v1_pipeline_proto_msgTypes[8]
+	mi := &file_plantlake_pipeline_v1_pipeline_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -964,7 +1368,7 @@ func (x *GetStatusRequest) String() string {
 func (*GetStatusRequest) ProtoMessage() {}
 
 func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plantlake_pipeline_v1_pipeline_proto_msgTypes[8]
+	mi := &file_plantlake_pipeline_v1_pipeline_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -977,7 +1381,7 @@ func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetStatusRequest) Descriptor() ([]byte, []int) {
-	return file_plantlake_pipeline_v1_pipeline_proto_rawDescGZIP(), []int{8}
+	return file_plantlake_pipeline_v1_pipeline_proto_rawDescGZIP(), []int{14}
 }
 
 // GetStatusResponse returns the status.
@@ -991,7 +1395,7 @@ type GetStatusResponse struct {
 
 func (x *GetStatusResponse) Reset() {
 	*x = GetStatusResponse{}
-	mi := &file_plantlake_pipeline_v1_pipeline_proto_msgTypes[9]
+	mi := &file_plantlake_pipeline_v1_pipeline_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1003,7 +1407,7 @@ func (x *GetStatusResponse) String() string {
 func (*GetStatusResponse) ProtoMessage() {}
 
 func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plantlake_pipeline_v1_pipeline_proto_msgTypes[9]
+	mi := &file_plantlake_pipeline_v1_pipeline_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1016,7 +1420,7 @@ func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetStatusResponse) Descriptor() ([]byte, []int) {
-	return file_plantlake_pipeline_v1_pipeline_proto_rawDescGZIP(), []int{9}
+	return file_plantlake_pipeline_v1_pipeline_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetStatusResponse) GetStatus() *Status {
@@ -1037,7 +1441,7 @@ type PauseRequest struct {
 
 func (x *PauseRequest) Reset() {
 	*x = PauseRequest{}
-	mi := &file_plantlake_pipeline_v1_pipeline_proto_msgTypes[10]
+	mi := &file_plantlake_pipeline_v1_pipeline_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1049,7 +1453,7 @@ func (x *PauseRequest) String() string {
 func (*PauseRequest) ProtoMessage() {}
 
 func (x *PauseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plantlake_pipeline_v1_pipeline_proto_msgTypes[10]
+	mi := &file_plantlake_pipeline_v1_pipeline_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1062,7 +1466,7 @@ func (x *PauseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseRequest.ProtoReflect.Descriptor instead.
 func (*PauseRequest) Descriptor() ([]byte, []int) {
-	return file_plantlake_pipeline_v1_pipeline_proto_rawDescGZIP(), []int{10}
+	return file_plantlake_pipeline_v1_pipeline_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *PauseRequest) GetReason() string {
@@ -1083,7 +1487,7 @@ type PauseResponse struct {
 
 func (x *PauseResponse) Reset() {
 	*x = PauseResponse{}
-	mi := &file_plantlake_pipeline_v1_pipeline_proto_msgTypes[11]
+	mi := &file_plantlake_pipeline_v1_pipeline_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1095,7 +1499,7 @@ func (x *PauseResponse) String() string {
 func (*PauseResponse) ProtoMessage() {}
 
 func (x *PauseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plantlake_pipeline_v1_pipeline_proto_msgTypes[11]
+	mi := &file_plantlake_pipeline_v1_pipeline_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1108,7 +1512,7 @@ func (x *PauseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseResponse.ProtoReflect.Descriptor instead.
 func (*PauseResponse) Descriptor() ([]byte, []int) {
-	return file_plantlake_pipeline_v1_pipeline_proto_rawDescGZIP(), []int{11}
+	return file_plantlake_pipeline_v1_pipeline_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *PauseResponse) GetStatus() *Status {
@@ -1127,7 +1531,7 @@ type ResumeRequest struct {
 
 func (x *ResumeRequest) Reset() {
 	*x = ResumeRequest{}
-	mi := &file_plantlake_pipeline_v1_pipeline_proto_msgTypes[12]
+	mi := &file_plantlake_pipeline_v1_pipeline_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1139,7 +1543,7 @@ func (x *ResumeRequest) String() string {
 func (*ResumeRequest) ProtoMessage() {}
 
 func (x *ResumeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plantlake_pipeline_v1_pipeline_proto_msgTypes[12]
+	mi := &file_plantlake_pipeline_v1_pipeline_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1152,7 +1556,7 @@ func (x *ResumeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeRequest.ProtoReflect.Descriptor instead.
 func (*ResumeRequest) Descriptor() ([]byte, []int) {
-	return file_plantlake_pipeline_v1_pipeline_proto_rawDescGZIP(), []int{12}
+	return file_plantlake_pipeline_v1_pipeline_proto_rawDescGZIP(), []int{18}
 }
 
 // ResumeResponse returns the status after resuming.
@@ -1166,7 +1570,7 @@ type ResumeResponse struct {
 
 func (x *ResumeResponse) Reset() {
 	*x = ResumeResponse{}
-	mi := &file_plantlake_pipeline_v1_pipeline_proto_msgTypes[13]
+	mi := &file_plantlake_pipeline_v1_pipeline_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1178,7 +1582,7 @@ func (x *ResumeResponse) String() string {
 func (*ResumeResponse) ProtoMessage() {}
 
 func (x *ResumeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plantlake_pipeline_v1_pipeline_proto_msgTypes[13]
+	mi := &file_plantlake_pipeline_v1_pipeline_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1191,7 +1595,7 @@ func (x *ResumeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeResponse.ProtoReflect.Descriptor instead.
 func (*ResumeResponse) Descriptor() ([]byte, []int) {
-	return file_plantlake_pipeline_v1_pipeline_proto_rawDescGZIP(), []int{13}
+	return file_plantlake_pipeline_v1_pipeline_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ResumeResponse) GetStatus() *Status {
@@ -1210,7 +1614,7 @@ type TriggerCommitRequest struct {
 
 func (x *TriggerCommitRequest) Reset() {
 	*x = TriggerCommitRequest{}
-	mi := &file_plantlake_pipeline_v1_pipeline_proto_msgTypes[14]
+	mi := &file_plantlake_pipeline_v1_pipeline_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1222,7 +1626,7 @@ func (x *TriggerCommitRequest) String() string {
 func (*TriggerCommitRequest) ProtoMessage() {}
 
 func (x *TriggerCommitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plantlake_pipeline_v1_pipeline_proto_msgTypes[14]
+	mi := &file_plantlake_pipeline_v1_pipeline_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1235,7 +1639,7 @@ func (x *TriggerCommitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TriggerCommitRequest.ProtoReflect.Descriptor instead.
 func (*TriggerCommitRequest) Descriptor() ([]byte, []int) {
-	return file_plantlake_pipeline_v1_pipeline_proto_rawDescGZIP(), []int{14}
+	return file_plantlake_pipeline_v1_pipeline_proto_rawDescGZIP(), []int{20}
 }
 
 // TriggerCommitResponse says what the commit did.
@@ -1253,7 +1657,7 @@ type TriggerCommitResponse struct {
 
 func (x *TriggerCommitResponse) Reset() {
 	*x = TriggerCommitResponse{}
-	mi := &file_plantlake_pipeline_v1_pipeline_proto_msgTypes[15]
+	mi := &file_plantlake_pipeline_v1_pipeline_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1265,7 +1669,7 @@ func (x *TriggerCommitResponse) String() string {
 func (*TriggerCommitResponse) ProtoMessage() {}
 
 func (x *TriggerCommitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plantlake_pipeline_v1_pipeline_proto_msgTypes[15]
+	mi := &file_plantlake_pipeline_v1_pipeline_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1278,7 +1682,7 @@ func (x *TriggerCommitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TriggerCommitResponse.ProtoReflect.Descriptor instead.
 func (*TriggerCommitResponse) Descriptor() ([]byte, []int) {
-	return file_plantlake_pipeline_v1_pipeline_proto_rawDescGZIP(), []int{15}
+	return file_plantlake_pipeline_v1_pipeline_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *TriggerCommitResponse) GetCommitted() bool {
@@ -1368,7 +1772,7 @@ const file_plantlake_pipeline_v1_pipeline_proto_rawDesc = "" +
 	"partitions\x12.\n" +
 	"\x13last_commit_version\x18\x03 \x01(\x03R\x11lastCommitVersion\x12D\n" +
 	"\x10last_commit_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x0elastCommitTime\x12#\n" +
-	"\rbuffered_rows\x18\x05 \x01(\x03R\fbufferedRows\"\xcb\x01\n" +
+	"\rbuffered_rows\x18\x05 \x01(\x03R\fbufferedRows\"\xf6\x02\n" +
 	"\x11DeserializeStatus\x12\x1f\n" +
 	"\vraw_version\x18\x01 \x01(\x03R\n" +
 	"rawVersion\x12,\n" +
@@ -1376,7 +1780,20 @@ const file_plantlake_pipeline_v1_pipeline_proto_rawDesc = "" +
 	"\n" +
 	"rows_valid\x18\x03 \x01(\x03R\trowsValid\x12,\n" +
 	"\x12rows_dead_lettered\x18\x04 \x01(\x03R\x10rowsDeadLettered\x12\x1a\n" +
-	"\bwarnings\x18\x05 \x01(\x03R\bwarnings\"\xd0\x01\n" +
+	"\bwarnings\x18\x05 \x01(\x03R\bwarnings\x12)\n" +
+	"\x10rules_generation\x18\x06 \x01(\x03R\x0frulesGeneration\x126\n" +
+	"\x05rules\x18\a \x03(\v2 .plantlake.pipeline.v1.RuleCountR\x05rules\x12F\n" +
+	"\treprocess\x18\b \x01(\v2(.plantlake.pipeline.v1.ReprocessProgressR\treprocess\"g\n" +
+	"\tRuleCount\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06action\x18\x02 \x01(\tR\x06action\x12\x16\n" +
+	"\x06passed\x18\x03 \x01(\x03R\x06passed\x12\x16\n" +
+	"\x06failed\x18\x04 \x01(\x03R\x06failed\"\x9e\x01\n" +
+	"\x11ReprocessProgress\x12(\n" +
+	"\x10from_raw_version\x18\x01 \x01(\x03R\x0efromRawVersion\x12$\n" +
+	"\x0eto_raw_version\x18\x02 \x01(\x03R\ftoRawVersion\x129\n" +
+	"\n" +
+	"start_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\"\xd0\x01\n" +
 	"\vMergeStatus\x12%\n" +
 	"\x0ebronze_version\x18\x01 \x01(\x03R\rbronzeVersion\x122\n" +
 	"\x15bronze_latest_version\x18\x02 \x01(\x03R\x13bronzeLatestVersion\x12#\n" +
@@ -1384,7 +1801,22 @@ const file_plantlake_pipeline_v1_pipeline_proto_rawDesc = "" +
 	"\frows_updated\x18\x04 \x01(\x03R\vrowsUpdated\x12\x1e\n" +
 	"\n" +
 	"duplicates\x18\x05 \x01(\x03R\n" +
-	"duplicates\"\x12\n" +
+	"duplicates\"b\n" +
+	"\x10ReprocessRequest\x12(\n" +
+	"\x10from_raw_version\x18\x01 \x01(\x03R\x0efromRawVersion\x12$\n" +
+	"\x0eto_raw_version\x18\x02 \x01(\x03R\ftoRawVersion\"\xa4\x02\n" +
+	"\x11ReprocessResponse\x12\x1d\n" +
+	"\n" +
+	"rows_valid\x18\x01 \x01(\x03R\trowsValid\x12,\n" +
+	"\x12rows_dead_lettered\x18\x02 \x01(\x03R\x10rowsDeadLettered\x12,\n" +
+	"\x12rows_removed_valid\x18\x03 \x01(\x03R\x10rowsRemovedValid\x12;\n" +
+	"\x1arows_removed_dead_lettered\x18\x04 \x01(\x03R\x17rowsRemovedDeadLettered\x120\n" +
+	"\x14dead_letters_version\x18\x05 \x01(\x03R\x12deadLettersVersion\x12%\n" +
+	"\x0ebronze_version\x18\x06 \x01(\x03R\rbronzeVersion\"\x14\n" +
+	"\x12ReloadRulesRequest\"V\n" +
+	"\x13ReloadRulesResponse\x12)\n" +
+	"\x10rules_generation\x18\x01 \x01(\x03R\x0frulesGeneration\x12\x14\n" +
+	"\x05rules\x18\x02 \x03(\tR\x05rules\"\x12\n" +
 	"\x10GetStatusRequest\"J\n" +
 	"\x11GetStatusResponse\x125\n" +
 	"\x06status\x18\x01 \x01(\v2\x1d.plantlake.pipeline.v1.StatusR\x06status\"&\n" +
@@ -1399,19 +1831,22 @@ const file_plantlake_pipeline_v1_pipeline_proto_rawDesc = "" +
 	"\x15TriggerCommitResponse\x12\x1c\n" +
 	"\tcommitted\x18\x01 \x01(\bR\tcommitted\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x03R\aversion\x12\x12\n" +
-	"\x04rows\x18\x03 \x01(\x03R\x04rows*\x7f\n" +
+	"\x04rows\x18\x03 \x01(\x03R\x04rows*\x91\x01\n" +
 	"\x05State\x12\x15\n" +
 	"\x11STATE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eSTATE_STARTING\x10\x01\x12\x11\n" +
 	"\rSTATE_RUNNING\x10\x02\x12\x10\n" +
 	"\fSTATE_PAUSED\x10\x03\x12\x12\n" +
 	"\x0eSTATE_DEGRADED\x10\x04\x12\x12\n" +
-	"\x0eSTATE_STOPPING\x10\x052\x88\x03\n" +
+	"\x0eSTATE_STOPPING\x10\x05\x12\x10\n" +
+	"\fSTATE_FAILED\x10\x062\xce\x04\n" +
 	"\x0fPipelineService\x12^\n" +
 	"\tGetStatus\x12'.plantlake.pipeline.v1.GetStatusRequest\x1a(.plantlake.pipeline.v1.GetStatusResponse\x12R\n" +
 	"\x05Pause\x12#.plantlake.pipeline.v1.PauseRequest\x1a$.plantlake.pipeline.v1.PauseResponse\x12U\n" +
 	"\x06Resume\x12$.plantlake.pipeline.v1.ResumeRequest\x1a%.plantlake.pipeline.v1.ResumeResponse\x12j\n" +
-	"\rTriggerCommit\x12+.plantlake.pipeline.v1.TriggerCommitRequest\x1a,.plantlake.pipeline.v1.TriggerCommitResponseBGZEgithub.com/plantlake/plantlake/proto/plantlake/pipeline/v1;pipelinev1b\x06proto3"
+	"\rTriggerCommit\x12+.plantlake.pipeline.v1.TriggerCommitRequest\x1a,.plantlake.pipeline.v1.TriggerCommitResponse\x12^\n" +
+	"\tReprocess\x12'.plantlake.pipeline.v1.ReprocessRequest\x1a(.plantlake.pipeline.v1.ReprocessResponse\x12d\n" +
+	"\vReloadRules\x12).plantlake.pipeline.v1.ReloadRulesRequest\x1a*.plantlake.pipeline.v1.ReloadRulesResponseBGZEgithub.com/plantlake/plantlake/proto/plantlake/pipeline/v1;pipelinev1b\x06proto3"
 
 var (
 	file_plantlake_pipeline_v1_pipeline_proto_rawDescOnce sync.Once
@@ -1426,7 +1861,7 @@ func file_plantlake_pipeline_v1_pipeline_proto_rawDescGZIP() []byte {
 }
 
 var file_plantlake_pipeline_v1_pipeline_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_plantlake_pipeline_v1_pipeline_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_plantlake_pipeline_v1_pipeline_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_plantlake_pipeline_v1_pipeline_proto_goTypes = []any{
 	(State)(0),                    // 0: plantlake.pipeline.v1.State
 	(*Counts)(nil),                // 1: plantlake.pipeline.v1.Counts
@@ -1436,47 +1871,60 @@ var file_plantlake_pipeline_v1_pipeline_proto_goTypes = []any{
 	(*PartitionStatus)(nil),       // 5: plantlake.pipeline.v1.PartitionStatus
 	(*IngestStatus)(nil),          // 6: plantlake.pipeline.v1.IngestStatus
 	(*DeserializeStatus)(nil),     // 7: plantlake.pipeline.v1.DeserializeStatus
-	(*MergeStatus)(nil),           // 8: plantlake.pipeline.v1.MergeStatus
-	(*GetStatusRequest)(nil),      // 9: plantlake.pipeline.v1.GetStatusRequest
-	(*GetStatusResponse)(nil),     // 10: plantlake.pipeline.v1.GetStatusResponse
-	(*PauseRequest)(nil),          // 11: plantlake.pipeline.v1.PauseRequest
-	(*PauseResponse)(nil),         // 12: plantlake.pipeline.v1.PauseResponse
-	(*ResumeRequest)(nil),         // 13: plantlake.pipeline.v1.ResumeRequest
-	(*ResumeResponse)(nil),        // 14: plantlake.pipeline.v1.ResumeResponse
-	(*TriggerCommitRequest)(nil),  // 15: plantlake.pipeline.v1.TriggerCommitRequest
-	(*TriggerCommitResponse)(nil), // 16: plantlake.pipeline.v1.TriggerCommitResponse
-	(*timestamppb.Timestamp)(nil), // 17: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 18: google.protobuf.Duration
+	(*RuleCount)(nil),             // 8: plantlake.pipeline.v1.RuleCount
+	(*ReprocessProgress)(nil),     // 9: plantlake.pipeline.v1.ReprocessProgress
+	(*MergeStatus)(nil),           // 10: plantlake.pipeline.v1.MergeStatus
+	(*ReprocessRequest)(nil),      // 11: plantlake.pipeline.v1.ReprocessRequest
+	(*ReprocessResponse)(nil),     // 12: plantlake.pipeline.v1.ReprocessResponse
+	(*ReloadRulesRequest)(nil),    // 13: plantlake.pipeline.v1.ReloadRulesRequest
+	(*ReloadRulesResponse)(nil),   // 14: plantlake.pipeline.v1.ReloadRulesResponse
+	(*GetStatusRequest)(nil),      // 15: plantlake.pipeline.v1.GetStatusRequest
+	(*GetStatusResponse)(nil),     // 16: plantlake.pipeline.v1.GetStatusResponse
+	(*PauseRequest)(nil),          // 17: plantlake.pipeline.v1.PauseRequest
+	(*PauseResponse)(nil),         // 18: plantlake.pipeline.v1.PauseResponse
+	(*ResumeRequest)(nil),         // 19: plantlake.pipeline.v1.ResumeRequest
+	(*ResumeResponse)(nil),        // 20: plantlake.pipeline.v1.ResumeResponse
+	(*TriggerCommitRequest)(nil),  // 21: plantlake.pipeline.v1.TriggerCommitRequest
+	(*TriggerCommitResponse)(nil), // 22: plantlake.pipeline.v1.TriggerCommitResponse
+	(*timestamppb.Timestamp)(nil), // 23: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 24: google.protobuf.Duration
 }
 var file_plantlake_pipeline_v1_pipeline_proto_depIdxs = []int32{
 	0,  // 0: plantlake.pipeline.v1.Status.state:type_name -> plantlake.pipeline.v1.State
 	1,  // 1: plantlake.pipeline.v1.Status.counts:type_name -> plantlake.pipeline.v1.Counts
 	2,  // 2: plantlake.pipeline.v1.Status.rates:type_name -> plantlake.pipeline.v1.Rates
-	17, // 3: plantlake.pipeline.v1.Status.last_error_time:type_name -> google.protobuf.Timestamp
-	18, // 4: plantlake.pipeline.v1.Status.newest_data_age:type_name -> google.protobuf.Duration
-	17, // 5: plantlake.pipeline.v1.Status.start_time:type_name -> google.protobuf.Timestamp
+	23, // 3: plantlake.pipeline.v1.Status.last_error_time:type_name -> google.protobuf.Timestamp
+	24, // 4: plantlake.pipeline.v1.Status.newest_data_age:type_name -> google.protobuf.Duration
+	23, // 5: plantlake.pipeline.v1.Status.start_time:type_name -> google.protobuf.Timestamp
 	4,  // 6: plantlake.pipeline.v1.Status.bridge:type_name -> plantlake.pipeline.v1.BridgeStatus
 	6,  // 7: plantlake.pipeline.v1.Status.ingest:type_name -> plantlake.pipeline.v1.IngestStatus
 	7,  // 8: plantlake.pipeline.v1.Status.deserialize:type_name -> plantlake.pipeline.v1.DeserializeStatus
-	8,  // 9: plantlake.pipeline.v1.Status.merge:type_name -> plantlake.pipeline.v1.MergeStatus
+	10, // 9: plantlake.pipeline.v1.Status.merge:type_name -> plantlake.pipeline.v1.MergeStatus
 	5,  // 10: plantlake.pipeline.v1.IngestStatus.partitions:type_name -> plantlake.pipeline.v1.PartitionStatus
-	17, // 11: plantlake.pipeline.v1.IngestStatus.last_commit_time:type_name -> google.protobuf.Timestamp
-	3,  // 12: plantlake.pipeline.v1.GetStatusResponse.status:type_name -> plantlake.pipeline.v1.Status
-	3,  // 13: plantlake.pipeline.v1.PauseResponse.status:type_name -> plantlake.pipeline.v1.Status
-	3,  // 14: plantlake.pipeline.v1.ResumeResponse.status:type_name -> plantlake.pipeline.v1.Status
-	9,  // 15: plantlake.pipeline.v1.PipelineService.GetStatus:input_type -> plantlake.pipeline.v1.GetStatusRequest
-	11, // 16: plantlake.pipeline.v1.PipelineService.Pause:input_type -> plantlake.pipeline.v1.PauseRequest
-	13, // 17: plantlake.pipeline.v1.PipelineService.Resume:input_type -> plantlake.pipeline.v1.ResumeRequest
-	15, // 18: plantlake.pipeline.v1.PipelineService.TriggerCommit:input_type -> plantlake.pipeline.v1.TriggerCommitRequest
-	10, // 19: plantlake.pipeline.v1.PipelineService.GetStatus:output_type -> plantlake.pipeline.v1.GetStatusResponse
-	12, // 20: plantlake.pipeline.v1.PipelineService.Pause:output_type -> plantlake.pipeline.v1.PauseResponse
-	14, // 21: plantlake.pipeline.v1.PipelineService.Resume:output_type -> plantlake.pipeline.v1.ResumeResponse
-	16, // 22: plantlake.pipeline.v1.PipelineService.TriggerCommit:output_type -> plantlake.pipeline.v1.TriggerCommitResponse
-	19, // [19:23] is the sub-list for method output_type
-	15, // [15:19] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	23, // 11: plantlake.pipeline.v1.IngestStatus.last_commit_time:type_name -> google.protobuf.Timestamp
+	8,  // 12: plantlake.pipeline.v1.DeserializeStatus.rules:type_name -> plantlake.pipeline.v1.RuleCount
+	9,  // 13: plantlake.pipeline.v1.DeserializeStatus.reprocess:type_name -> plantlake.pipeline.v1.ReprocessProgress
+	23, // 14: plantlake.pipeline.v1.ReprocessProgress.start_time:type_name -> google.protobuf.Timestamp
+	3,  // 15: plantlake.pipeline.v1.GetStatusResponse.status:type_name -> plantlake.pipeline.v1.Status
+	3,  // 16: plantlake.pipeline.v1.PauseResponse.status:type_name -> plantlake.pipeline.v1.Status
+	3,  // 17: plantlake.pipeline.v1.ResumeResponse.status:type_name -> plantlake.pipeline.v1.Status
+	15, // 18: plantlake.pipeline.v1.PipelineService.GetStatus:input_type -> plantlake.pipeline.v1.GetStatusRequest
+	17, // 19: plantlake.pipeline.v1.PipelineService.Pause:input_type -> plantlake.pipeline.v1.PauseRequest
+	19, // 20: plantlake.pipeline.v1.PipelineService.Resume:input_type -> plantlake.pipeline.v1.ResumeRequest
+	21, // 21: plantlake.pipeline.v1.PipelineService.TriggerCommit:input_type -> plantlake.pipeline.v1.TriggerCommitRequest
+	11, // 22: plantlake.pipeline.v1.PipelineService.Reprocess:input_type -> plantlake.pipeline.v1.ReprocessRequest
+	13, // 23: plantlake.pipeline.v1.PipelineService.ReloadRules:input_type -> plantlake.pipeline.v1.ReloadRulesRequest
+	16, // 24: plantlake.pipeline.v1.PipelineService.GetStatus:output_type -> plantlake.pipeline.v1.GetStatusResponse
+	18, // 25: plantlake.pipeline.v1.PipelineService.Pause:output_type -> plantlake.pipeline.v1.PauseResponse
+	20, // 26: plantlake.pipeline.v1.PipelineService.Resume:output_type -> plantlake.pipeline.v1.ResumeResponse
+	22, // 27: plantlake.pipeline.v1.PipelineService.TriggerCommit:output_type -> plantlake.pipeline.v1.TriggerCommitResponse
+	12, // 28: plantlake.pipeline.v1.PipelineService.Reprocess:output_type -> plantlake.pipeline.v1.ReprocessResponse
+	14, // 29: plantlake.pipeline.v1.PipelineService.ReloadRules:output_type -> plantlake.pipeline.v1.ReloadRulesResponse
+	24, // [24:30] is the sub-list for method output_type
+	18, // [18:24] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_plantlake_pipeline_v1_pipeline_proto_init() }
@@ -1496,7 +1944,7 @@ func file_plantlake_pipeline_v1_pipeline_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plantlake_pipeline_v1_pipeline_proto_rawDesc), len(file_plantlake_pipeline_v1_pipeline_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   16,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -27,6 +27,8 @@ const (
 	PipelineService_Pause_FullMethodName         = "/plantlake.pipeline.v1.PipelineService/Pause"
 	PipelineService_Resume_FullMethodName        = "/plantlake.pipeline.v1.PipelineService/Resume"
 	PipelineService_TriggerCommit_FullMethodName = "/plantlake.pipeline.v1.PipelineService/TriggerCommit"
+	PipelineService_Reprocess_FullMethodName     = "/plantlake.pipeline.v1.PipelineService/Reprocess"
+	PipelineService_ReloadRules_FullMethodName   = "/plantlake.pipeline.v1.PipelineService/ReloadRules"
 )
 
 // PipelineServiceClient is the client API for PipelineService service.
@@ -45,6 +47,15 @@ type PipelineServiceClient interface {
 	// TriggerCommit commits (or, for the bridge, flushes) what is buffered now
 	// instead of waiting for the batch to fill, and returns when it is done.
 	TriggerCommit(ctx context.Context, in *TriggerCommitRequest, opts ...grpc.CallOption) (*TriggerCommitResponse, error)
+	// Reprocess derives a range of source versions again with the current
+	// rules and replaces that range's rows in the targets (deserialize only;
+	// other stages answer Unimplemented). It returns when the range is
+	// replaced; running it twice changes nothing more.
+	Reprocess(ctx context.Context, in *ReprocessRequest, opts ...grpc.CallOption) (*ReprocessResponse, error)
+	// ReloadRules reads the stage's rules file again (deserialize only). A
+	// rules file that does not load is refused with InvalidArgument naming the
+	// rule, and the rules in force stay.
+	ReloadRules(ctx context.Context, in *ReloadRulesRequest, opts ...grpc.CallOption) (*ReloadRulesResponse, error)
 }
 
 type pipelineServiceClient struct {
@@ -95,6 +106,26 @@ func (c *pipelineServiceClient) TriggerCommit(ctx context.Context, in *TriggerCo
 	return out, nil
 }
 
+func (c *pipelineServiceClient) Reprocess(ctx context.Context, in *ReprocessRequest, opts ...grpc.CallOption) (*ReprocessResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReprocessResponse)
+	err := c.cc.Invoke(ctx, PipelineService_Reprocess_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *pipelineServiceClient) ReloadRules(ctx context.Context, in *ReloadRulesRequest, opts ...grpc.CallOption) (*ReloadRulesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReloadRulesResponse)
+	err := c.cc.Invoke(ctx, PipelineService_ReloadRules_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PipelineServiceServer is the server API for PipelineService service.
 // All implementations must embed UnimplementedPipelineServiceServer
 // for forward compatibility.
@@ -111,6 +142,15 @@ type PipelineServiceServer interface {
 	// TriggerCommit commits (or, for the bridge, flushes) what is buffered now
 	// instead of waiting for the batch to fill, and returns when it is done.
 	TriggerCommit(context.Context, *TriggerCommitRequest) (*TriggerCommitResponse, error)
+	// Reprocess derives a range of source versions again with the current
+	// rules and replaces that range's rows in the targets (deserialize only;
+	// other stages answer Unimplemented). It returns when the range is
+	// replaced; running it twice changes nothing more.
+	Reprocess(context.Context, *ReprocessRequest) (*ReprocessResponse, error)
+	// ReloadRules reads the stage's rules file again (deserialize only). A
+	// rules file that does not load is refused with InvalidArgument naming the
+	// rule, and the rules in force stay.
+	ReloadRules(context.Context, *ReloadRulesRequest) (*ReloadRulesResponse, error)
 	mustEmbedUnimplementedPipelineServiceServer()
 }
 
@@ -132,6 +172,12 @@ func (UnimplementedPipelineServiceServer) Resume(context.Context, *ResumeRequest
 }
 func (UnimplementedPipelineServiceServer) TriggerCommit(context.Context, *TriggerCommitRequest) (*TriggerCommitResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method TriggerCommit not implemented")
+}
+func (UnimplementedPipelineServiceServer) Reprocess(context.Context, *ReprocessRequest) (*ReprocessResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Reprocess not implemented")
+}
+func (UnimplementedPipelineServiceServer) ReloadRules(context.Context, *ReloadRulesRequest) (*ReloadRulesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReloadRules not implemented")
 }
 func (UnimplementedPipelineServiceServer) mustEmbedUnimplementedPipelineServiceServer() {}
 func (UnimplementedPipelineServiceServer) testEmbeddedByValue()                         {}
@@ -226,6 +272,42 @@ func _PipelineService_TriggerCommit_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _PipelineService_Reprocess_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReprocessRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PipelineServiceServer).Reprocess(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PipelineService_Reprocess_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PipelineServiceServer).Reprocess(ctx, req.(*ReprocessRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PipelineService_ReloadRules_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReloadRulesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PipelineServiceServer).ReloadRules(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PipelineService_ReloadRules_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PipelineServiceServer).ReloadRules(ctx, req.(*ReloadRulesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // PipelineService_ServiceDesc is the grpc.ServiceDesc for PipelineService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -248,6 +330,14 @@ var PipelineService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "TriggerCommit",
 			Handler:    _PipelineService_TriggerCommit_Handler,
+		},
+		{
+			MethodName: "Reprocess",
+			Handler:    _PipelineService_Reprocess_Handler,
+		},
+		{
+			MethodName: "ReloadRules",
+			Handler:    _PipelineService_ReloadRules_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1,6 +1,7 @@
 // Package pipelineapi serves the bridge's plantlake.pipeline.v1
-// PipelineService: thin adapters that call the bridge and translate its
-// status into the protocol's messages.
+// PipelineService through the service kit's one adapter
+// (servicekit/pipelinesvc): the bridge's controls, and its status in the
+// protocol's messages.
 package pipelineapi
 
 import (
@@ -10,12 +11,11 @@ import (
 	"log/slog"
 	"time"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pipelinev1 "github.com/plantlake/plantlake/proto/plantlake/pipeline/v1"
+	"github.com/plantlake/plantlake/servicekit/pipelinesvc"
 	"github.com/plantlake/plantlake/services/bridge/internal/bridge"
 )
 
@@ -33,59 +33,51 @@ type Engine interface {
 	Flush(ctx context.Context) (int, error)
 }
 
-// Server implements pipelinev1.PipelineServiceServer over an Engine.
-type Server struct {
-	pipelinev1.UnimplementedPipelineServiceServer
-	engine Engine
-	log    *slog.Logger
+// controller is the bridge as servicekit/pipelinesvc drives it.
+type controller struct{ engine Engine }
+
+// NewServer returns the PipelineService of engine: the service kit's one
+// adapter, over the bridge's controls and status.
+func NewServer(engine Engine, log *slog.Logger) *pipelinesvc.Server {
+	return pipelinesvc.New(controller{engine}, log)
 }
 
-// NewServer returns the API for engine.
-func NewServer(engine Engine, log *slog.Logger) *Server {
-	return &Server{engine: engine, log: log}
-}
-
-// GetStatus reports the bridge's state and counters.
-func (s *Server) GetStatus(context.Context, *pipelinev1.GetStatusRequest) (*pipelinev1.GetStatusResponse, error) {
-	return &pipelinev1.GetStatusResponse{Status: s.status()}, nil
-}
+// Status reports the bridge's state and counters.
+func (c controller) Status() *pipelinev1.Status { return statusOf(c.engine) }
 
 // Pause stops the bridge taking readings; Mosquitto keeps them meanwhile.
-func (s *Server) Pause(_ context.Context, req *pipelinev1.PauseRequest) (*pipelinev1.PauseResponse, error) {
-	s.log.Info("pause requested", "reason", req.GetReason())
-	s.engine.Pause()
-	return &pipelinev1.PauseResponse{Status: s.status()}, nil
+func (c controller) Pause(context.Context) error {
+	c.engine.Pause()
+	return nil
 }
 
 // Resume undoes Pause.
-func (s *Server) Resume(context.Context, *pipelinev1.ResumeRequest) (*pipelinev1.ResumeResponse, error) {
-	s.log.Info("resume requested")
-	s.engine.Resume()
-	return &pipelinev1.ResumeResponse{Status: s.status()}, nil
+func (c controller) Resume(context.Context) error {
+	c.engine.Resume()
+	return nil
 }
 
 // TriggerCommit flushes the Kafka producer (ignoring linger.ms) and returns
 // once librdkafka holds nothing unsent, or fails with DeadlineExceeded.
-func (s *Server) TriggerCommit(ctx context.Context, _ *pipelinev1.TriggerCommitRequest) (*pipelinev1.TriggerCommitResponse, error) {
-	before := s.engine.Status().Produced
-	remaining, err := s.engine.Flush(ctx)
+func (c controller) TriggerCommit(ctx context.Context) (pipelinesvc.Committed, error) {
+	before := c.engine.Status().Produced
+	remaining, err := c.engine.Flush(ctx)
 	switch {
 	case errors.Is(err, bridge.ErrNotRunning):
-		return nil, status.Error(codes.Unavailable, "the bridge is not running")
+		return pipelinesvc.Committed{}, fmt.Errorf("the bridge: %w", pipelinesvc.ErrNotRunning)
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		return nil, status.Errorf(codes.DeadlineExceeded, "flush: %d records still unsent when the call ended", remaining)
+		return pipelinesvc.Committed{}, fmt.Errorf("flush: %d records still unsent when the call ended: %w", remaining, context.DeadlineExceeded)
 	case err != nil:
-		return nil, status.Errorf(codes.Internal, "flush: %v", err)
+		return pipelinesvc.Committed{}, fmt.Errorf("flush: %w", err)
 	}
-	rows := int64(s.engine.Status().Produced - before)
-	return &pipelinev1.TriggerCommitResponse{Committed: rows > 0, Rows: rows}, nil
+	return pipelinesvc.Committed{Rows: int64(c.engine.Status().Produced - before)}, nil
 }
 
-func (s *Server) status() *pipelinev1.Status {
-	st := s.engine.Status()
+func statusOf(engine Engine) *pipelinev1.Status {
+	st := engine.Status()
 	out := &pipelinev1.Status{
 		Service:  ServiceName,
-		State:    state(st, s.engine.Healthy()),
+		State:    state(st, engine.Healthy()),
 		Position: fmt.Sprintf("acked %d of %d received", st.Acked, st.Received),
 		Lag:      int64(st.InFlight + st.Queued),
 		Counts: &pipelinev1.Counts{

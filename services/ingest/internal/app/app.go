@@ -1,7 +1,8 @@
 // Package app wires ingest together on the service kit: configuration,
-// logging, telemetry, the catalog client, the raw-table sink, the ingester
-// engine, and the gRPC (PipelineService) and metrics servers, all run until
-// the context ends or, with --run-once, until the engine is caught up.
+// logging, telemetry, the catalog client, the pipeline runner with its Kafka
+// source and raw-table sink, and the gRPC (PipelineService) and metrics
+// servers, all run until the context ends or, with --run-once, until the
+// source is caught up.
 package app
 
 import (
@@ -15,18 +16,27 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
+	"github.com/plantlake/plantlake/pipeline"
+	"github.com/plantlake/plantlake/pipeline/kafkasource"
+	"github.com/plantlake/plantlake/pipeline/tablesink"
 	catalogv1 "github.com/plantlake/plantlake/proto/plantlake/catalog/v1"
 	pipelinev1 "github.com/plantlake/plantlake/proto/plantlake/pipeline/v1"
 	"github.com/plantlake/plantlake/servicekit"
+	"github.com/plantlake/plantlake/servicekit/backoff"
+	"github.com/plantlake/plantlake/servicekit/pipelinesvc"
 
 	"github.com/plantlake/plantlake/services/ingest/internal/config"
-	"github.com/plantlake/plantlake/services/ingest/internal/control"
 	"github.com/plantlake/plantlake/services/ingest/internal/ingester"
-	"github.com/plantlake/plantlake/services/ingest/internal/rawsink"
+	"github.com/plantlake/plantlake/services/ingest/internal/rawtable"
 )
 
 // tracerName names ingest's spans' instrumentation scope.
 const tracerName = "github.com/plantlake/plantlake/services/ingest"
+
+// serviceName is ingest's name in logs, metrics and status.
+const serviceName = "ingest"
 
 // Run runs ingest with the command-line arguments args (without the
 // program name) until ctx ends, or with --run-once until caught up. Logs go
@@ -43,7 +53,7 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 	if _, set := os.LookupEnv("GOMEMLIMIT"); cfg.MemoryLimit > 0 && !set {
 		debug.SetMemoryLimit(cfg.MemoryLimit)
 	}
-	kit, err := servicekit.New(ctx, servicekit.Options{Name: "ingest", Config: &cfg.Shared, LogOutput: stderr})
+	kit, err := servicekit.New(ctx, servicekit.Options{Name: serviceName, Config: &cfg.Shared, LogOutput: stderr})
 	if err != nil {
 		return err
 	}
@@ -53,69 +63,121 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	defer conn.Close()
 
-	// The engine exists before the table is open so that GetStatus answers
-	// (STARTING) while ingest waits for the catalog.
-	sink := &lazySink{}
-	engine, err := ingester.New(ingester.Config{
-		Brokers:         cfg.Shared.KafkaBrokers,
-		KafkaConfig:     cfg.Shared.KafkaConfig,
-		GroupID:         cfg.Group,
-		Topics:          cfg.Topics,
-		TopicPartitions: cfg.Shared.KafkaPartitions,
+	rows := ingester.NewRows()
+	defer rows.Close()
+	src, err := kafkasource.New(kafkasource.Config{
+		Brokers:     cfg.Shared.KafkaBrokers,
+		KafkaConfig: cfg.Shared.KafkaConfig,
+		GroupID:     cfg.Group,
+		Topics:      cfg.Topics,
+		AppID:       rawtable.AppID,
+		EnsureTopics: func(ctx context.Context, admin *kafka.AdminClient, topics []string) error {
+			return ensureTopics(ctx, admin, topics, cfg.Shared.KafkaPartitions, kit.Logger)
+		},
+		RunOnce: cfg.RunOnce,
+	}, rows, kit.Logger, kafkasource.NewMetrics(serviceName, kit.Metrics))
+	if err != nil {
+		return err
+	}
+	// The runner exists before the table is open so that GetStatus answers
+	// (STARTING, with the reason in last_error) while ingest waits for the catalog.
+	sink := &pipeline.Deferred[[]tablesink.File]{}
+	runner, err := pipeline.New(pipeline.Config{
+		Name:            serviceName,
+		Target:          rawtable.Name,
 		BatchMaxRows:    cfg.BatchMaxRows,
 		BatchMaxBytes:   cfg.BatchMaxBytes,
 		BatchMaxAge:     cfg.BatchMaxAge,
 		RunOnce:         cfg.RunOnce,
 		MaxLinks:        cfg.MaxTraceLinks,
 		ShutdownTimeout: cfg.Shared.ShutdownTimeout,
-	}, sink, kit.Logger, ingester.NewMetrics(kit.Metrics), kit.Tracing.Provider.Tracer(tracerName))
+	}, src, pipeline.Batch[[]tablesink.File](rows), sink, kit.Logger, pipeline.NewMetrics(serviceName, kit.Metrics), kit.Tracing.Provider.Tracer(tracerName))
 	if err != nil {
 		return err
 	}
-	pipelinev1.RegisterPipelineServiceServer(kit.GRPC, control.NewServer(engine, started))
+	pipelinev1.RegisterPipelineServiceServer(kit.GRPC, pipelinesvc.New(control{runner, src, started}, kit.Logger))
 
-	// Run-once ends the service when the engine is done.
+	// Run-once ends the service when the runner is done.
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	loop := func(ctx context.Context) error {
 		defer stop()
-		s, err := openSink(ctx, catalogv1.NewCatalogServiceClient(conn), kit.Logger)
+		client := catalogv1.NewCatalogServiceClient(conn)
+		var target *tablesink.Target
+		err := backoff.Retry(ctx, backoff.Policy{Initial: 200 * time.Millisecond, Max: 5 * time.Second}, kit.Logger,
+			"open the raw table through the catalog", runner.ReportError,
+			func(ctx context.Context) error {
+				cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+				defer cancel()
+				var err error
+				target, err = tablesink.Open(cctx, client, ingester.Table, kit.Logger)
+				if errors.Is(err, tablesink.ErrUnsupportedLocation) {
+					return backoff.Permanent(err)
+				}
+				return err
+			})
 		if err != nil {
 			return err
 		}
-		sink.set(s)
-		kit.GRPC.SetServing(true)
-		if err := engine.Run(ctx); err != nil {
+		sink.Set(tablesink.Single{T: target})
+		go watchHealth(ctx, runner, kit.GRPC.SetServing)
+		if err := runner.Run(ctx); err != nil {
 			return fmt.Errorf("ingest: %w", err)
+		}
+		if cfg.RunOnce {
+			kit.Logger.Info("run-once: done", "waited_for_records", src.PollWait().Round(time.Millisecond))
 		}
 		return nil
 	}
 	return kit.Run(runCtx, loop)
 }
 
-// openSink opens the raw table through the catalog, retrying until the
-// catalog answers or ctx ends.
-func openSink(ctx context.Context, client catalogv1.CatalogServiceClient, log *slog.Logger) (*rawsink.Sink, error) {
-	backoff := 200 * time.Millisecond
+// watchHealth keeps the gRPC health service NOT_SERVING while Kafka or the
+// catalog does not answer, until ctx ends.
+func watchHealth(ctx context.Context, r interface{ Healthy() bool }, set func(bool)) {
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
 	for {
-		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		s, err := rawsink.Open(cctx, client, log)
-		cancel()
-		if err == nil {
-			return s, nil
-		}
-		if errors.Is(err, rawsink.ErrUnsupportedLocation) {
-			return nil, err
-		}
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("open the raw table: %w", err)
-		}
-		log.Warn("open the raw table through the catalog; retrying", "err", err, "backoff", backoff)
+		set(r.Healthy())
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("open the raw table: %w", ctx.Err())
-		case <-time.After(backoff):
+			return
+		case <-t.C:
 		}
-		backoff = min(2*backoff, 5*time.Second)
 	}
+}
+
+// ensureTopics creates the topics that do not exist yet, with the given
+// partition count.
+func ensureTopics(ctx context.Context, admin *kafka.AdminClient, topics []string, partitions int, log *slog.Logger) error {
+	var specs []kafka.TopicSpecification
+	md, err := admin.GetMetadata(nil, true, 10000)
+	if err != nil {
+		return fmt.Errorf("kafka metadata: %w", err)
+	}
+	for _, t := range topics {
+		if tm, ok := md.Topics[t]; ok && tm.Error.Code() == kafka.ErrNoError && len(tm.Partitions) > 0 {
+			continue
+		}
+		specs = append(specs, kafka.TopicSpecification{Topic: t, NumPartitions: partitions, ReplicationFactor: -1})
+	}
+	if len(specs) == 0 {
+		return nil
+	}
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	res, err := admin.CreateTopics(cctx, specs)
+	if err != nil {
+		return fmt.Errorf("create topics: %w", err)
+	}
+	for _, r := range res {
+		switch r.Error.Code() {
+		case kafka.ErrNoError:
+			log.Info("created topic", "topic", r.Topic, "partitions", partitions)
+		case kafka.ErrTopicAlreadyExists:
+		default:
+			return fmt.Errorf("create topic %s: %w", r.Topic, r.Error)
+		}
+	}
+	return nil
 }

@@ -1,4 +1,4 @@
-package rawsink
+package ingester
 
 import (
 	"context"
@@ -15,6 +15,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/plantlake/plantlake/pipeline"
+	"github.com/plantlake/plantlake/pipeline/tablesink"
 	catalogv1 "github.com/plantlake/plantlake/proto/plantlake/catalog/v1"
 
 	"github.com/plantlake/plantlake/services/ingest/internal/rawtable"
@@ -24,7 +26,7 @@ import (
 var catalogBin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "rawsink-test-")
+	dir, err := os.MkdirTemp("", "ingester-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -68,15 +70,21 @@ func catalogClient(t *testing.T) (catalogv1.CatalogServiceClient, string) {
 var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // batch builds one batch of n rows of topic/partition starting at offset first.
-func batch(topic string, partition int32, first int64, n int) []rawtable.Batch {
-	b := rawtable.NewBuilder(nil)
-	defer b.Release()
+func batch(topic string, partition int32, first int64, n int) []tablesink.File {
+	r := NewRows()
+	defer r.Close()
 	for i := range n {
-		b.Append(&rawtable.Row{Topic: topic, Partition: partition, Offset: first + int64(i),
+		r.b.Append(&rawtable.Row{Topic: topic, Partition: partition, Offset: first + int64(i),
 			Payload: fmt.Appendf(nil, "payload %d", first+int64(i)), Headers: []rawtable.Header{{Key: rawtable.BridgeTimestampHeader, Value: []byte("1700000000000")}},
 			IngestTime: time.Now()})
 	}
-	return b.Flush()
+	return r.Flush()
+}
+
+// Open opens the raw table as ingest does.
+func Open(ctx context.Context, client catalogv1.CatalogServiceClient, log *slog.Logger) (tablesink.Single, error) {
+	t, err := tablesink.Open(ctx, client, Table, log)
+	return tablesink.Single{T: t}, err
 }
 
 func TestOpenCreatesTheTableOnce(t *testing.T) {
@@ -90,12 +98,12 @@ func TestOpenCreatesTheTableOnce(t *testing.T) {
 	if err != nil {
 		t.Fatalf("second Open (table exists): %v", err)
 	}
-	if first.Location() != second.Location() {
-		t.Errorf("locations differ: %s, %s", first.Location(), second.Location())
+	if first.T.Location() != second.T.Location() {
+		t.Errorf("locations differ: %s, %s", first.T.Location(), second.T.Location())
 	}
 	want := filepath.Join(warehouse, "raw", "plant_sensor_readings")
-	if got := strings.TrimSuffix(strings.TrimPrefix(first.Location(), "file://"), "/"); got != want {
-		t.Errorf("location %s, want under %s", first.Location(), want)
+	if got := strings.TrimSuffix(strings.TrimPrefix(first.T.Location(), "file://"), "/"); got != want {
+		t.Errorf("location %s, want under %s", first.T.Location(), want)
 	}
 }
 
@@ -111,40 +119,36 @@ func TestCommitPositionsAndConflicts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(start.Offsets) != 0 || start.Version != 0 {
+	if len(start.Versions) != 0 || start.ReadVersion != 0 {
 		t.Fatalf("new table positions = %+v, want none at version 0", start)
 	}
 
-	commit := func(readVersion int64, read []string, txns []rawtable.Txn, partition int32, first int64) (rawtable.Committed, error) {
-		c := rawtable.Commit{ReadVersion: readVersion, ReadAppIDs: read, Txns: txns, Batches: batch("t", partition, first, 10), Rows: 10}
-		defer func() {
-			for _, b := range c.Batches {
-				b.Record.Release()
-			}
-		}()
+	commit := func(readVersion int64, read []string, txns []pipeline.Txn, partition int32, first int64) (pipeline.Committed, error) {
+		c := pipeline.Commit[[]tablesink.File]{ReadVersion: readVersion, Cut: pipeline.Cut{ReadAppIDs: read, Txns: txns}, Data: batch("t", partition, first, 10), Rows: 10}
+		defer tablesink.Release(c.Data)
 		return sink.Commit(ctx, c)
 	}
 	steps := []struct {
 		name        string
 		readVersion int64
 		read        []string
-		txn         rawtable.Txn
+		txn         pipeline.Txn
 		partition   int32
 		wantAborted bool
 	}{
 		// The owner of partition 0 commits offsets 0..9.
-		{"owner of partition 0", 0, []string{a}, rawtable.Txn{AppID: a, Offset: 9}, 0, false},
+		{"owner of partition 0", 0, []string{a}, pipeline.Txn{AppID: a, Version: 9}, 0, false},
 		// A worker that read partition 0 at version 0 too (a zombie) loses.
-		{"zombie of partition 0", 0, []string{a}, rawtable.Txn{AppID: a, Offset: 9}, 0, true},
+		{"zombie of partition 0", 0, []string{a}, pipeline.Txn{AppID: a, Version: 9}, 0, true},
 		// The owner of partition 1, which read at version 0, does not conflict.
-		{"owner of partition 1", 0, []string{b}, rawtable.Txn{AppID: b, Offset: 9}, 1, false},
+		{"owner of partition 1", 0, []string{b}, pipeline.Txn{AppID: b, Version: 9}, 1, false},
 		// Reading both partitions at version 0 conflicts with either commit.
-		{"reader of both", 0, []string{a, b}, rawtable.Txn{AppID: b, Offset: 19}, 1, true},
+		{"reader of both", 0, []string{a, b}, pipeline.Txn{AppID: b, Version: 19}, 1, true},
 	}
 	for _, st := range steps {
 		t.Run(st.name, func(t *testing.T) {
-			res, err := commit(st.readVersion, st.read, []rawtable.Txn{st.txn}, st.partition, st.txn.Offset-9)
-			if got := errors.Is(err, rawtable.ErrAborted); got != st.wantAborted {
+			res, err := commit(st.readVersion, st.read, []pipeline.Txn{st.txn}, st.partition, st.txn.Version-9)
+			if got := errors.Is(err, pipeline.ErrAborted); got != st.wantAborted {
 				t.Fatalf("commit error = %v, want aborted: %v", err, st.wantAborted)
 			}
 			if err == nil && (res.Files != 1 || res.Bytes <= 0) {
@@ -156,10 +160,10 @@ func TestCommitPositionsAndConflicts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if pos.Offsets[a] != 9 || pos.Offsets[b] != 9 || len(pos.Offsets) != 2 || pos.Version != 2 {
+	if pos.Versions[a] != 9 || pos.Versions[b] != 9 || len(pos.Versions) != 2 || pos.ReadVersion != 2 {
 		t.Errorf("positions = %+v, want a=9 b=9 at version 2", pos)
 	}
-	rows, version, err := stack.ReadRaw(ctx, sink.Location())
+	rows, version, err := stack.ReadRaw(ctx, sink.T.Location())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,8 +185,8 @@ func TestOpenLocation(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.loc, func(t *testing.T) {
-			_, err := openLocation(tc.loc)
-			if (err != nil) != tc.wantErr || (err != nil && !errors.Is(err, ErrUnsupportedLocation)) {
+			_, err := tablesink.OpenLocation(tc.loc)
+			if (err != nil) != tc.wantErr || (err != nil && !errors.Is(err, tablesink.ErrUnsupportedLocation)) {
 				t.Errorf("openLocation(%q) = %v, want error: %v", tc.loc, err, tc.wantErr)
 			}
 		})

@@ -1,21 +1,21 @@
-package ingester
+package pipeline
 
 import (
 	"testing"
 	"time"
+
+	pipelinev1 "github.com/plantlake/plantlake/proto/plantlake/pipeline/v1"
 )
 
 func TestConfigValidate(t *testing.T) {
-	good := Config{Brokers: "k:9092", GroupID: "g", Topics: []string{"t"}, BatchMaxRows: 1, BatchMaxBytes: 1, BatchMaxAge: time.Second}
+	good := Config{Name: "ingest", BatchMaxRows: 1, BatchMaxBytes: 1, BatchMaxAge: time.Second}
 	tests := []struct {
 		name    string
 		edit    func(*Config)
 		wantErr bool
 	}{
 		{"valid", func(*Config) {}, false},
-		{"no brokers", func(c *Config) { c.Brokers = "" }, true},
-		{"no group", func(c *Config) { c.GroupID = "" }, true},
-		{"no topics", func(c *Config) { c.Topics = nil }, true},
+		{"no name", func(c *Config) { c.Name = "" }, true},
 		{"zero rows", func(c *Config) { c.BatchMaxRows = 0 }, true},
 		{"zero bytes", func(c *Config) { c.BatchMaxBytes = 0 }, true},
 		{"age 15m", func(c *Config) { c.BatchMaxAge = 15 * time.Minute }, false},
@@ -29,23 +29,6 @@ func TestConfigValidate(t *testing.T) {
 				t.Errorf("Validate() = %v, want error: %v", err, tc.wantErr)
 			}
 		})
-	}
-}
-
-func TestConsumerConfigKeepsExactlyOnceSettings(t *testing.T) {
-	e := &Engine{cfg: Config{Brokers: "k:1", GroupID: "g", KafkaConfig: map[string]string{
-		"enable.auto.commit": "true", "enable.auto.offset.store": "true", "group.id": "other",
-		"fetch.min.bytes": "1", "security.protocol": "SASL_SSL",
-	}}}
-	cm := e.consumerConfig()
-	want := map[string]any{
-		"enable.auto.commit": false, "enable.auto.offset.store": false, "group.id": "g",
-		"fetch.min.bytes": "1", "security.protocol": "SASL_SSL", "bootstrap.servers": "k:1",
-	}
-	for k, v := range want {
-		if cm[k] != v {
-			t.Errorf("%s = %v, want %v", k, cm[k], v)
-		}
 	}
 }
 
@@ -68,5 +51,30 @@ func TestRateWindow(t *testing.T) {
 		if r != st.wantRecv || c != st.wantRows || d != st.wantD {
 			t.Errorf("at %s: rates %.2f %.2f %.2f, want %.2f %.2f %.2f", st.at, r, c, d, st.wantRecv, st.wantRows, st.wantD)
 		}
+	}
+}
+
+func TestProtoState(t *testing.T) {
+	now := time.Now()
+	tests := []struct {
+		name string
+		st   Status
+		want pipelinev1.State
+	}{
+		{"starting", Status{State: StateStarting}, pipelinev1.State_STATE_STARTING},
+		{"running", Status{State: StateRunning}, pipelinev1.State_STATE_RUNNING},
+		{"paused", Status{State: StatePaused}, pipelinev1.State_STATE_PAUSED},
+		{"stopping", Status{State: StateStopping}, pipelinev1.State_STATE_STOPPING},
+		{"error since the last commit", Status{State: StateRunning, LastErrorTime: now,
+			LastCommit: CommitInfo{Time: now.Add(-time.Second)}}, pipelinev1.State_STATE_DEGRADED},
+		{"committed since the last error", Status{State: StateRunning, LastErrorTime: now.Add(-time.Second),
+			LastCommit: CommitInfo{Time: now}}, pipelinev1.State_STATE_RUNNING},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.st.protoState(); got != tc.want {
+				t.Errorf("protoState = %v, want %v", got, tc.want)
+			}
+		})
 	}
 }

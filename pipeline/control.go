@@ -1,0 +1,79 @@
+package pipeline
+
+import (
+	"context"
+
+	"github.com/plantlake/plantlake/servicekit/pipelinesvc"
+)
+
+// control is a call from another goroutine, run by the Run goroutine
+// between two polls.
+type control struct {
+	f     func() error
+	reply chan error
+}
+
+func (c control) run() { c.reply <- c.f() }
+
+// do runs f on the Run goroutine and waits for its result.
+func (r *Runner[D]) do(ctx context.Context, f func() error) error {
+	c := control{f: f, reply: make(chan error, 1)}
+	select {
+	case r.controls <- c:
+	case <-r.done:
+		return ErrNotRunning
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-c.reply:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Pause stops the source taking input until Resume. The batch being built
+// is still committed when it reaches its age.
+func (r *Runner[D]) Pause(ctx context.Context) error {
+	return r.do(ctx, func() error {
+		if err := r.src.Pause(); err != nil {
+			return err
+		}
+		r.paused = true
+		r.log.Info("paused")
+		r.refreshStatus()
+		return nil
+	})
+}
+
+// Resume undoes Pause.
+func (r *Runner[D]) Resume(ctx context.Context) error {
+	return r.do(ctx, func() error {
+		if err := r.src.Resume(); err != nil {
+			return err
+		}
+		r.paused = false
+		r.log.Info("resumed")
+		r.refreshStatus()
+		return nil
+	})
+}
+
+// TriggerCommit finishes the commit in flight, closes the batch now and
+// commits it. It returns the table version the runner is at afterwards and
+// the rows the two commits carried (zero when there was nothing to commit),
+// or the commit's error, after which the runner has read its positions
+// again.
+func (r *Runner[D]) TriggerCommit(ctx context.Context) (pipelinesvc.Committed, error) {
+	var t triggered
+	err := r.do(ctx, func() error {
+		var err error
+		t, err = r.ackOrReposition(r.runCtx, "trigger")
+		return err
+	})
+	if err != nil {
+		return pipelinesvc.Committed{}, err
+	}
+	return pipelinesvc.Committed{Version: t.version, Rows: t.rows}, nil
+}

@@ -1,0 +1,120 @@
+// Package pipelinesvc serves plantlake.pipeline.v1.PipelineService for every
+// hop (bridge, ingest, deserialize, merge): thin gRPC handlers over a
+// [Controller], with the one mapping of control errors to status codes.
+//
+// It lives in the service kit, not in the pipeline module, so that the
+// bridge can use it without linking any Delta code.
+package pipelinesvc
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	pipelinev1 "github.com/plantlake/plantlake/proto/plantlake/pipeline/v1"
+)
+
+// Errors a Controller returns (wrapped) for the API to map to status codes.
+var (
+	// ErrNotRunning: the hop is not (or no longer) processing; Unavailable.
+	ErrNotRunning = errors.New("not running")
+	// ErrAborted: the commit lost a race with another writer; the batch
+	// was dropped and is read again. Aborted (retryable).
+	ErrAborted = errors.New("commit aborted by a concurrent writer")
+	// ErrHalted: the hop stopped on a fail rule or a fatal error and waits
+	// for Resume or a restart. FailedPrecondition.
+	ErrHalted = errors.New("halted")
+	// ErrInvalid: the request's arguments are wrong. InvalidArgument.
+	ErrInvalid = errors.New("invalid argument")
+)
+
+// Committed is what a triggered commit wrote.
+type Committed struct {
+	// Version is the table version written (0 for a hop without tables,
+	// the bridge); Rows how many rows or records the commit carried.
+	Version int64
+	Rows    int64
+}
+
+// Controller is what a hop offers its control API. Every method may be
+// called from any goroutine.
+type Controller interface {
+	// Status returns the hop's current status.
+	Status() *pipelinev1.Status
+	// Pause stops taking input until Resume; what is in flight still
+	// completes. It is idempotent.
+	Pause(ctx context.Context) error
+	// Resume undoes Pause (and clears a halt, where the hop has one).
+	Resume(ctx context.Context) error
+	// TriggerCommit closes the batch being built now and commits it (the
+	// bridge: flushes its producer). A zero Committed means there was
+	// nothing to commit.
+	TriggerCommit(ctx context.Context) (Committed, error)
+}
+
+// Server implements pipelinev1.PipelineServiceServer over a Controller.
+type Server struct {
+	pipelinev1.UnimplementedPipelineServiceServer
+	c   Controller
+	log *slog.Logger
+}
+
+// New returns the control API of c.
+func New(c Controller, log *slog.Logger) *Server { return &Server{c: c, log: log} }
+
+// GetStatus reports the hop's state, position, lag and counters.
+func (s *Server) GetStatus(context.Context, *pipelinev1.GetStatusRequest) (*pipelinev1.GetStatusResponse, error) {
+	return &pipelinev1.GetStatusResponse{Status: s.c.Status()}, nil
+}
+
+// Pause stops taking input.
+func (s *Server) Pause(ctx context.Context, req *pipelinev1.PauseRequest) (*pipelinev1.PauseResponse, error) {
+	s.log.Info("pause requested", "reason", req.GetReason())
+	if err := s.c.Pause(ctx); err != nil {
+		return nil, Status("pause", err)
+	}
+	return &pipelinev1.PauseResponse{Status: s.c.Status()}, nil
+}
+
+// Resume starts taking input again.
+func (s *Server) Resume(ctx context.Context, _ *pipelinev1.ResumeRequest) (*pipelinev1.ResumeResponse, error) {
+	s.log.Info("resume requested")
+	if err := s.c.Resume(ctx); err != nil {
+		return nil, Status("resume", err)
+	}
+	return &pipelinev1.ResumeResponse{Status: s.c.Status()}, nil
+}
+
+// TriggerCommit commits the batch being built now and says what it wrote.
+func (s *Server) TriggerCommit(ctx context.Context, _ *pipelinev1.TriggerCommitRequest) (*pipelinev1.TriggerCommitResponse, error) {
+	res, err := s.c.TriggerCommit(ctx)
+	if err != nil {
+		return nil, Status("commit", err)
+	}
+	return &pipelinev1.TriggerCommitResponse{Committed: res.Rows > 0, Version: res.Version, Rows: res.Rows}, nil
+}
+
+// Status maps a control error to a gRPC status, in this one place for every
+// hop; op names the call in the message.
+func Status(op string, err error) error {
+	code := codes.Unavailable
+	hint := ""
+	switch {
+	case errors.Is(err, ErrInvalid):
+		code = codes.InvalidArgument
+	case errors.Is(err, ErrNotRunning):
+		code = codes.Unavailable
+	case errors.Is(err, ErrAborted):
+		code, hint = codes.Aborted, " (the batch was dropped and is read again)"
+	case errors.Is(err, ErrHalted):
+		code, hint = codes.FailedPrecondition, " (fix the cause, then Resume)"
+	case errors.Is(err, context.Canceled):
+		code = codes.Canceled
+	case errors.Is(err, context.DeadlineExceeded):
+		code = codes.DeadlineExceeded
+	}
+	return status.Errorf(code, "%s: %v%s", op, err, hint)
+}
