@@ -52,6 +52,9 @@ func (s *Server) Register(r grpc.ServiceRegistrar) {
 
 // CreateTable implements catalogv1.CatalogServiceServer.
 func (s *Server) CreateTable(ctx context.Context, req *catalogv1.CreateTableRequest) (*catalogv1.CreateTableResponse, error) {
+	if err := authorizeCreate(ctx, req.GetName()); err != nil {
+		return nil, err
+	}
 	if err := checkCreateTable(req); err != nil {
 		return nil, err
 	}

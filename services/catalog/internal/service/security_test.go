@@ -91,10 +91,18 @@ func TestScopes(t *testing.T) {
 			`may not write txn app id "deserialize/raw" to table "raw.scoped"`},
 		{"ingest may not commit to bronze", "ingest-tok", commitTo("bronze.scoped", ""), codes.PermissionDenied,
 			`may not commit to table "bronze.scoped"`},
-		{"ingest may not create tables", "ingest-tok", func(c catalogv1.CatalogServiceClient) error {
+		{"ingest creates a table it may commit to", "ingest-tok", func(c catalogv1.CatalogServiceClient) error {
 			_, err := c.CreateTable(ctxT(t), &catalogv1.CreateTableRequest{Name: "raw.mine", Columns: []*catalogv1.Column{{Name: "x", Type: "long"}}})
 			return err
-		}, codes.PermissionDenied, "lacks the admin scope"},
+		}, codes.OK, ""},
+		{"ingest may not create other tables", "ingest-tok", func(c catalogv1.CatalogServiceClient) error {
+			_, err := c.CreateTable(ctxT(t), &catalogv1.CreateTableRequest{Name: "gold.mine", Columns: []*catalogv1.Column{{Name: "x", Type: "long"}}})
+			return err
+		}, codes.PermissionDenied, `create table "gold.mine" needs admin or a commit grant for it`},
+		{"reader may not create tables", "read-tok", func(c catalogv1.CatalogServiceClient) error {
+			_, err := c.CreateTable(ctxT(t), &catalogv1.CreateTableRequest{Name: "raw.mine2", Columns: []*catalogv1.Column{{Name: "x", Type: "long"}}})
+			return err
+		}, codes.PermissionDenied, `"reader" lacks the commit scope`},
 		{"ingest may not maintain", "ingest-tok", func(c catalogv1.CatalogServiceClient) error {
 			_, err := c.Checkpoint(ctxT(t), &catalogv1.CheckpointRequest{Table: "raw.scoped"})
 			return err
