@@ -142,6 +142,8 @@ func (k *Kit) setUpSecurity() error {
 		k.Logger.Warn("no --identities, --auth-token or --tls-cert: gRPC listens on loopback only, and anyone on this machine may call every method", "grpc", addr)
 	case !cfg.Secured():
 		k.Logger.Warn("--insecure-listen-any: gRPC listens without credentials or TLS, and anyone who reaches it may call every method", "grpc", addr)
+	case k.identities == nil && cfg.AuthToken == "" && cfg.TLSClientCA == "":
+		k.Logger.Warn("TLS without --identities, --auth-token or --tls-client-ca: connections are encrypted, but anyone who reaches the server may call every method", "grpc", addr)
 	default:
 		attrs := []any{"grpc", addr, "tls", k.serverTLS != nil, "client_certificates", cfg.TLSClientCA != ""}
 		if k.identities != nil {
