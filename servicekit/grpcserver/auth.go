@@ -170,11 +170,20 @@ func (s *Server) authorize(ctx context.Context, method string) (*identity.Identi
 	return id, nil
 }
 
-// identityStream gives a stream handler the context with the identity.
-type identityStream struct {
+// serverStream gives a stream handler the context with the identity, and
+// gives the decode gate's weight back as soon as a message is decoded.
+type serverStream struct {
 	grpc.ServerStream
-	ctx context.Context
+	ctx  context.Context
+	gate *decodeGate
 }
 
 // Context returns the call's context with its identity.
-func (s identityStream) Context() context.Context { return s.ctx }
+func (s serverStream) Context() context.Context { return s.ctx }
+
+// RecvMsg receives a message into m.
+func (s serverStream) RecvMsg(m any) error {
+	err := s.ServerStream.RecvMsg(m)
+	s.gate.release(m)
+	return err
+}

@@ -28,6 +28,8 @@ type catalogStub struct {
 	catalogv1.UnimplementedCatalogServiceServer
 }
 
+func withCatalogStub(s *grpcserver.Server) { catalogv1.RegisterCatalogServiceServer(s, catalogStub{}) }
+
 const identitiesJSON = `{"identities": [
   {"name": "reader", "tokens": ["read-tok"], "scopes": ["read"]},
   {"name": "operator", "tokens": ["op-tok"], "certificate_names": ["ops.plant.example"], "scopes": ["read", "operate"]},
@@ -79,8 +81,7 @@ func call(t *testing.T, conn *grpc.ClientConn, name string) error {
 }
 
 func TestScopes(t *testing.T) {
-	f := startWith(t, grpcserver.Options{Identities: writeIdentities(t, identitiesJSON)})
-	catalogv1.RegisterCatalogServiceServer(f.srv, catalogStub{})
+	f := startWith(t, grpcserver.Options{Identities: writeIdentities(t, identitiesJSON)}, withCatalogStub)
 	f.srv.SetServing(true)
 	tests := []struct {
 		token, call string
@@ -119,8 +120,7 @@ func TestScopes(t *testing.T) {
 }
 
 func TestRequireScopes(t *testing.T) {
-	f := startWith(t, grpcserver.Options{Identities: writeIdentities(t, identitiesJSON)})
-	catalogv1.RegisterCatalogServiceServer(f.srv, catalogStub{})
+	f := startWith(t, grpcserver.Options{Identities: writeIdentities(t, identitiesJSON)}, withCatalogStub)
 	f.srv.RequireScopes(map[string]identity.Scope{"/plantlake.catalog.v1.CatalogService/": identity.Read})
 	f.srv.SetServing(true)
 	if err := call(t, dial(t, f.addr, "read-tok"), "ListTables"); status.Code(err) != codes.Unimplemented {

@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/stats"
@@ -88,6 +89,7 @@ type Server struct {
 	latency *prometheus.HistogramVec
 
 	anonymous *identity.Identity
+	gate      *decodeGate
 
 	mu       sync.Mutex
 	services []string
@@ -115,6 +117,7 @@ func New(opts Options) *Server {
 	}
 	s.RequireScopes(PipelineScopes)
 	s.RequireScopes(opts.Scopes)
+	s.gate = newDecodeGate(opts.ReleaseAfterBytes, int64(opts.MaxMessageSize))
 	if opts.Registerer != nil {
 		s.handled = prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "plantlake_grpc_server_handled_total",
@@ -136,6 +139,9 @@ func New(opts Options) *Server {
 	}
 	if opts.TLS != nil {
 		serverOpts = append(serverOpts, grpc.Creds(credentials.NewTLS(opts.TLS.Config())))
+	}
+	if s.gate != nil {
+		serverOpts = append(serverOpts, grpc.ForceServerCodecV2(gatedCodec{CodecV2: encoding.GetCodecV2("proto"), gate: s.gate}))
 	}
 	s.grpc = grpc.NewServer(append(serverOpts, opts.ServerOptions...)...)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
@@ -212,6 +218,7 @@ func (s *Server) Shutdown(ctx context.Context) (graceful bool) {
 	case <-done:
 		return true
 	case <-ctx.Done():
+		s.gate.shutDown()
 		s.grpc.Stop()
 		<-done
 		return false
@@ -220,6 +227,7 @@ func (s *Server) Shutdown(ctx context.Context) (graceful bool) {
 
 func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 	start := time.Now()
+	defer s.gate.release(req)
 	id, err := s.authorize(ctx, info.FullMethod)
 	defer func() { s.observe(info.FullMethod, id, start, err) }()
 	if err != nil {
@@ -240,9 +248,11 @@ func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.Str
 	if err != nil {
 		return err
 	}
+	ctx := ss.Context()
 	if id != nil {
-		ss = identityStream{ServerStream: ss, ctx: identity.NewContext(ss.Context(), id)}
+		ctx = identity.NewContext(ctx, id)
 	}
+	ss = serverStream{ServerStream: ss, ctx: ctx, gate: s.gate}
 	defer s.recoverPanic(info.FullMethod, &err)
 	return s.toStatus(handler(srv, ss))
 }

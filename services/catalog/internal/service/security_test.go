@@ -325,6 +325,24 @@ func TestHostileCommitMemory(t *testing.T) {
 			t.Logf("answered %v in %v", st.Code(), time.Since(start).Round(time.Millisecond))
 		})
 	}
+	t.Run("three at once", func(t *testing.T) {
+		reqs := make([]*catalogv1.CommitRequest, 3)
+		for i := range reqs {
+			reqs[i] = &catalogv1.CommitRequest{Table: table, BlindAppend: true, Adds: adds(230_000, 0)}
+		}
+		errs := make(chan error, len(reqs))
+		for _, req := range reqs {
+			go func() {
+				_, err := p.client.Commit(ctxT(t), req, send)
+				errs <- err
+			}()
+		}
+		for range reqs {
+			if err := <-errs; status.Code(err) != codes.InvalidArgument {
+				t.Errorf("Commit = %v, want InvalidArgument", err)
+			}
+		}
+	})
 	// The last release may wait out its one-second spacing.
 	time.Sleep(1500 * time.Millisecond)
 	after, peak := vmRSS(t, pid)

@@ -6,6 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"runtime/debug"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
@@ -35,6 +37,9 @@ func Run(ctx context.Context, cfg *Config, opts Options) error {
 		return err
 	}
 	log := kit.Logger
+	if _, set := os.LookupEnv("GOMEMLIMIT"); cfg.MemoryLimit > 0 && !set {
+		debug.SetMemoryLimit(cfg.MemoryLimit)
+	}
 
 	dir, err := WarehouseDir(cfg.Shared.Warehouse)
 	if err != nil {
