@@ -66,21 +66,31 @@ func testMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	// Kafka starts while the binaries build.
+	kafkaErr := make(chan error, 1)
+	go func() {
+		var err error
+		broker, err = devstack.StartKafka(ctx, devstack.KafkaConfig{Dir: filepath.Join(dir, "kafka")})
+		kafkaErr <- err
+	}()
 	ingestBin = filepath.Join(dir, "ingest")
 	deserializeBin = filepath.Join(dir, "deserialize")
+	var buildErr error
 	for bin, pkg := range map[string]string{ingestBin: "../../../ingest/cmd/ingest", deserializeBin: "."} {
 		cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, pkg)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "go build %s: %v\n%s", pkg, err, out)
-			return 1
+		if out, err := cmd.CombinedOutput(); err != nil && buildErr == nil {
+			buildErr = fmt.Errorf("go build %s: %w\n%s", pkg, err, out)
 		}
 	}
-	broker, err = devstack.StartKafka(ctx, devstack.KafkaConfig{Dir: filepath.Join(dir, "kafka")})
-	if err != nil {
+	if err := <-kafkaErr; err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer broker.Stop()
+	if buildErr != nil {
+		fmt.Fprintln(os.Stderr, buildErr)
+		return 1
+	}
 	return m.Run()
 }
 
@@ -395,13 +405,33 @@ func (e *env) waitRaw(n int, timeout time.Duration) {
 	}
 }
 
-// waitDerived waits until both targets' txns reach raw's latest version
-// and returns that version.
+// lastDataVersion returns raw's last version that added rows (a later
+// compaction adds none) and its latest version.
+func (e *env) lastDataVersion() (data, latest int64) {
+	e.t.Helper()
+	latest = e.tableVersion(rawTable)
+	resp, err := e.client.GetChanges(context.Background(), &catalogv1.GetChangesRequest{Table: rawTable, StartVersion: max(0, latest-100)})
+	if err != nil {
+		e.t.Fatalf("GetChanges of raw: %v", err)
+	}
+	data = -1
+	for _, ch := range resp.GetChanges() {
+		for _, a := range ch.GetAdds() {
+			if a.GetDataChange() {
+				data = max(data, ch.GetVersion())
+			}
+		}
+	}
+	return data, latest
+}
+
+// waitDerived waits until both targets' txns reach raw's last version that
+// added rows and returns that version.
 func (e *env) waitDerived(p *proc, timeout time.Duration) int64 {
 	e.t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		raw := e.tableVersion(rawTable)
+		raw, _ := e.lastDataVersion()
 		dl, br := e.txn(deadTable), e.txn(bronzeTable)
 		if dl == raw && br == raw {
 			return raw
@@ -410,7 +440,7 @@ func (e *env) waitDerived(p *proc, timeout time.Duration) int64 {
 			e.t.Fatalf("%s exited: %v\n%s", p.name, p.err, p.tail(30))
 		}
 		if time.Now().After(deadline) {
-			e.t.Fatalf("after %s: raw at version %d, dead letters' txn %d, bronze's %d", timeout, raw, dl, br)
+			e.t.Fatalf("after %s: raw's last data version %d, dead letters' txn %d, bronze's %d", timeout, raw, dl, br)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
