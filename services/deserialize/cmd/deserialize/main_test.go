@@ -425,15 +425,16 @@ func (e *env) lastDataVersion() (data, latest int64) {
 	return data, latest
 }
 
-// waitDerived waits until both targets' txns reach raw's last version that
-// added rows and returns that version.
+// waitDerived waits until raw has rows and both targets' txns reach raw's
+// last version that added rows, and returns that version. Callers wait for
+// raw to hold what they produced first (waitRaw).
 func (e *env) waitDerived(p *proc, timeout time.Duration) int64 {
 	e.t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
 		raw, _ := e.lastDataVersion()
 		dl, br := e.txn(deadTable), e.txn(bronzeTable)
-		if dl == raw && br == raw {
+		if raw >= 0 && dl == raw && br == raw {
 			return raw
 		}
 		if p != nil && p.exited() {
