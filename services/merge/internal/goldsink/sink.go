@@ -1,0 +1,401 @@
+// Package goldsink is merge's pipeline sink: it merges a deduplicated batch
+// of bronze rows into gold.plant_sensor_readings and commits the result
+// through the catalog together with the bronze position (a txn).
+//
+// A merge reads gold's latest snapshot from the table's log, picks the files
+// that may hold the batch's keys (mergeplan.Candidates: the batch's
+// event_date partitions, then the files whose sensor_id and ts bounds admit
+// one of the batch's rows), and reads only the key columns of those. With
+// first_wins, rows whose key is found are skipped and the rest are written
+// as new files: the commit adds files and removes none, and it names the
+// candidates in read_files, so that a compaction that rewrote one of them
+// meanwhile aborts it (the rows it skipped might have moved). With
+// latest_wins, the files holding keys that a newer bronze row replaces are
+// rewritten, streamed in chunks, and removed in the same commit. An Aborted
+// commit is returned wrapping pipeline.ErrAborted: the runner drops the
+// batch and merges it again from bronze against the new gold.
+package goldsink
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/plantlake/plantlake/delta"
+	"github.com/plantlake/plantlake/delta/datafile"
+	"github.com/plantlake/plantlake/delta/reader"
+	"github.com/plantlake/plantlake/delta/storage"
+	"github.com/plantlake/plantlake/pipeline"
+	"github.com/plantlake/plantlake/pipeline/tablesink"
+	catalogv1 "github.com/plantlake/plantlake/proto/plantlake/catalog/v1"
+
+	"github.com/plantlake/plantlake/services/merge/internal/gold"
+	"github.com/plantlake/plantlake/services/merge/internal/mergeplan"
+)
+
+// DefaultMaxFileRows bounds the rows of one file the sink writes, and so
+// the rows a rewrite holds in memory at once (about 100 bytes a row in
+// Arrow, and the encoded file).
+const DefaultMaxFileRows = 256 << 10
+
+// Options configure a Sink.
+type Options struct {
+	Strategy mergeplan.Strategy
+	Key      mergeplan.KeySpec
+	// MaxFileRows bounds the rows per written file; DefaultMaxFileRows when 0.
+	MaxFileRows int
+	// Now is the clock of merged_at; time.Now when nil.
+	Now func() time.Time
+}
+
+// Counts are what the sink did since it was opened.
+type Counts struct {
+	// Inserted rows were new keys; Updated rows replaced a gold row.
+	Inserted, Updated int64
+	// Duplicates are bronze rows dropped: a newer row of their key was in
+	// the batch, or (first_wins) the key was in gold, or (latest_wins) gold's
+	// row was not older.
+	Duplicates int64
+	// CandidateFiles and RewrittenFiles count the gold files read for keys
+	// and rewritten.
+	CandidateFiles, RewrittenFiles int64
+}
+
+// Sink merges batches into gold.
+type Sink struct {
+	target *tablesink.Target
+	client catalogv1.CatalogServiceClient
+	table  *delta.Table
+	store  storage.Store
+	opts   Options
+	log    *slog.Logger
+	cache  *mergeplan.StatsCache
+
+	inserted, updated, duplicates atomic.Int64
+	candidates, rewritten         atomic.Int64
+}
+
+// Open creates gold through the catalog if it is missing and opens it.
+func Open(ctx context.Context, client catalogv1.CatalogServiceClient, opts Options, log *slog.Logger) (*Sink, error) {
+	if opts.Strategy == "" {
+		opts.Strategy = mergeplan.FirstWins
+	}
+	if opts.MaxFileRows <= 0 {
+		opts.MaxFileRows = DefaultMaxFileRows
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if len(opts.Key.Columns()) == 0 {
+		k, err := mergeplan.NewKeySpec(gold.KeyColumns)
+		if err != nil {
+			return nil, err
+		}
+		opts.Key = k
+	}
+	target, err := tablesink.Open(ctx, client, gold.Table, log)
+	if err != nil {
+		return nil, err
+	}
+	store, err := tablesink.OpenLocation(target.Location())
+	if err != nil {
+		return nil, fmt.Errorf("gold: %w", err)
+	}
+	return &Sink{
+		target: target,
+		client: client,
+		table:  delta.Open(store, delta.WithLogger(log)),
+		store:  store,
+		opts:   opts,
+		log:    log,
+		cache:  mergeplan.NewStatsCache(),
+	}, nil
+}
+
+// Counts returns the counters; safe from any goroutine.
+func (s *Sink) Counts() Counts {
+	return Counts{
+		Inserted: s.inserted.Load(), Updated: s.updated.Load(), Duplicates: s.duplicates.Load(),
+		CandidateFiles: s.candidates.Load(), RewrittenFiles: s.rewritten.Load(),
+	}
+}
+
+// Positions reads gold's txn positions.
+func (s *Sink) Positions(ctx context.Context, appIDs []string) (pipeline.Positions, error) {
+	return s.target.Positions(ctx, appIDs)
+}
+
+// row outcomes in a merge.
+const (
+	outInsert uint8 = iota
+	outSkip
+	outUpdate
+)
+
+// plan is one batch's merge against one gold snapshot.
+type plan struct {
+	d          *mergeplan.Data
+	snap       *delta.Snapshot
+	parts      []*mergeplan.Partition
+	candidates []delta.Add
+	out        []uint8
+	// rewrite are the candidates that hold a key latest_wins replaces.
+	rewrite  []delta.Add
+	mergedAt int64
+}
+
+// Commit merges c's rows into gold and commits them with c's txns.
+func (s *Sink) Commit(ctx context.Context, c pipeline.Commit[*mergeplan.Data]) (pipeline.Committed, error) {
+	snap, err := s.table.Snapshot(ctx)
+	if err != nil {
+		return pipeline.Committed{}, fmt.Errorf("snapshot of %s: %w", gold.Name, err)
+	}
+	if snap.Version() < c.ReadVersion {
+		return pipeline.Committed{}, fmt.Errorf("snapshot of %s is at version %d, behind the read version %d", gold.Name, snap.Version(), c.ReadVersion)
+	}
+	files := snap.Files()
+	s.cache.Trim(files)
+	p := &plan{
+		d:        c.Data,
+		snap:     snap,
+		parts:    mergeplan.Partitions(c.Data, s.opts.Key),
+		out:      make([]uint8, len(c.Data.Rows)),
+		mergedAt: s.opts.Now().UnixMicro(),
+	}
+	p.candidates = mergeplan.Candidates(c.Data, p.parts, files, s.cache)
+	if err := s.match(ctx, p); err != nil {
+		return pipeline.Committed{}, err
+	}
+
+	req := &catalogv1.CommitRequest{
+		Table: gold.Name,
+		// The positions were read at c.ReadVersion; the files at the newer
+		// snapshot. A winner after c.ReadVersion that wrote our app id's txn,
+		// removed a file read, or added data to a partition read aborts us.
+		ReadVersion: c.ReadVersion,
+		Operation:   "MERGE",
+		OperationParameters: map[string]string{
+			"predicate": s.opts.Key.String(),
+			"strategy":  string(s.opts.Strategy),
+		},
+		ReadAppIds: c.ReadAppIDs,
+	}
+	for _, x := range c.Txns {
+		req.Txns = append(req.Txns, &catalogv1.Txn{AppId: x.AppID, Version: x.Version})
+	}
+	for _, f := range p.candidates {
+		req.ReadFiles = append(req.ReadFiles, delta.EncodePath(f.Path))
+	}
+	var res pipeline.Committed
+	addFile := func(add delta.Add) {
+		res.Files++
+		res.Bytes += add.Size
+		req.Adds = append(req.Adds, addFileProto(add))
+	}
+	inserted, updated, err := s.write(ctx, p, addFile)
+	if err != nil {
+		return pipeline.Committed{}, err
+	}
+	for _, f := range p.rewrite {
+		size := f.Size
+		req.Removes = append(req.Removes, &catalogv1.RemoveFile{
+			Path: delta.EncodePath(f.Path), PartitionValues: f.PartitionValues, Size: size, DataChange: true,
+		})
+	}
+	req.BlindAppend = len(req.ReadFiles) == 0 && len(req.Removes) == 0
+	dups := int64(c.Data.Duplicates) + int64(len(c.Data.Rows)) - inserted - updated
+	req.OperationMetrics = map[string]string{
+		"numSourceRows":          strconv.Itoa(c.Data.Appended),
+		"numTargetRowsInserted":  strconv.FormatInt(inserted, 10),
+		"numTargetRowsUpdated":   strconv.FormatInt(updated, 10),
+		"numTargetFilesAdded":    strconv.Itoa(len(req.Adds)),
+		"numTargetFilesRemoved":  strconv.Itoa(len(req.Removes)),
+		"numCandidateFilesRead":  strconv.Itoa(len(p.candidates)),
+		"numSourceRowsDuplicate": strconv.FormatInt(dups, 10),
+	}
+	resp, err := s.client.Commit(ctx, req)
+	if err != nil {
+		if status.Code(err) == codes.Aborted {
+			return pipeline.Committed{}, fmt.Errorf("%w: merge into %s: %w", pipeline.ErrAborted, gold.Name, err)
+		}
+		return pipeline.Committed{}, fmt.Errorf("commit the merge into %s at read version %d: %w", gold.Name, c.ReadVersion, err)
+	}
+	s.inserted.Add(inserted)
+	s.updated.Add(updated)
+	s.duplicates.Add(dups)
+	s.candidates.Add(int64(len(p.candidates)))
+	s.rewritten.Add(int64(len(p.rewrite)))
+	res.Version = resp.GetVersion()
+	return res, nil
+}
+
+// match reads the key columns of the candidate files and decides each
+// batch row's outcome.
+func (s *Sink) match(ctx context.Context, p *plan) error {
+	cols := s.opts.Key.Columns()
+	if s.opts.Strategy == mergeplan.LatestWins {
+		cols = append(cols, gold.OrderColumns...)
+	}
+	rr := gold.NewRowReader()
+	var g gold.Row
+	for _, f := range p.candidates {
+		holds := false
+		err := s.scan(ctx, p.snap, f, cols, func(rec arrow.RecordBatch) error {
+			if err := rr.Bind(rec, cols); err != nil {
+				return err
+			}
+			for i := range int(rec.NumRows()) {
+				rr.Read(i, &g)
+				idx, ok := p.d.Index[s.opts.Key.Key(&g)]
+				if !ok {
+					continue
+				}
+				if s.opts.Strategy == mergeplan.LatestWins && p.d.Rows[idx].Newer(&g) {
+					p.out[idx] = outUpdate
+					holds = true
+				} else {
+					p.out[idx] = outSkip
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if holds {
+			p.rewrite = append(p.rewrite, f)
+		}
+	}
+	return nil
+}
+
+// scan streams the columns cols of one gold file to fn.
+func (s *Sink) scan(ctx context.Context, snap *delta.Snapshot, f delta.Add, cols []string, fn func(arrow.RecordBatch) error) error {
+	sc, err := reader.NewFiles(s.store, snap, []delta.Add{f}, reader.Options{Columns: cols})
+	if err != nil {
+		return fmt.Errorf("read %s of %s: %w", f.Path, gold.Name, err)
+	}
+	defer sc.Close()
+	for rec, err := range sc.Records(ctx) {
+		if err != nil {
+			return fmt.Errorf("read %s of %s: %w", f.Path, gold.Name, err)
+		}
+		if err := fn(rec); err != nil {
+			return fmt.Errorf("read %s of %s: %w", f.Path, gold.Name, err)
+		}
+	}
+	return nil
+}
+
+// write writes the new rows per partition (sorted by sensor_id and ts) and
+// the rewritten files, handing each file's add to add.
+func (s *Sink) write(ctx context.Context, p *plan, add func(delta.Add)) (inserted, updated int64, err error) {
+	b := gold.NewBuilder(nil)
+	defer b.Release()
+	w := fileWriter{s: s, b: b, add: add}
+	for _, part := range p.parts {
+		w.partition = part.Value
+		for _, ri := range part.Rows {
+			if p.out[ri] != outInsert {
+				continue
+			}
+			r := p.d.Rows[ri]
+			s.stamp(&r, p.mergedAt)
+			if err := w.append(ctx, &r); err != nil {
+				return 0, 0, err
+			}
+			inserted++
+		}
+		if err := w.flush(ctx); err != nil {
+			return 0, 0, err
+		}
+	}
+	rr := gold.NewRowReader()
+	var g gold.Row
+	for _, f := range p.rewrite {
+		w.partition = f.PartitionValues[gold.PartitionColumn]
+		err := s.scan(ctx, p.snap, f, nil, func(rec arrow.RecordBatch) error {
+			if err := rr.Bind(rec, nil); err != nil {
+				return err
+			}
+			for i := range int(rec.NumRows()) {
+				rr.Read(i, &g)
+				if idx, ok := p.d.Index[s.opts.Key.Key(&g)]; ok && p.out[idx] == outUpdate {
+					g = p.d.Rows[idx]
+					s.stamp(&g, p.mergedAt)
+					updated++
+				}
+				if err := w.append(ctx, &g); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return 0, 0, fmt.Errorf("rewrite: %w", err)
+		}
+		if err := w.flush(ctx); err != nil {
+			return 0, 0, err
+		}
+	}
+	return inserted, updated, nil
+}
+
+// stamp sets merged_at.
+func (s *Sink) stamp(r *gold.Row, mergedAt int64) {
+	r.MergedAt = mergedAt
+	r.Nulls &^= 1 << gold.ColMergedAt
+}
+
+// fileWriter writes the rows of one partition as files of at most
+// MaxFileRows rows.
+type fileWriter struct {
+	s         *Sink
+	b         *gold.Builder
+	add       func(delta.Add)
+	partition string
+}
+
+func (w *fileWriter) append(ctx context.Context, r *gold.Row) error {
+	w.b.Append(r)
+	if w.b.Len() >= w.s.opts.MaxFileRows {
+		return w.flush(ctx)
+	}
+	return nil
+}
+
+func (w *fileWriter) flush(ctx context.Context) error {
+	if w.b.Len() == 0 {
+		return nil
+	}
+	rec := w.b.NewRecord()
+	defer rec.Release()
+	add, err := datafile.Write(ctx, w.s.store, datafile.Options{
+		PartitionColumns: []string{gold.PartitionColumn},
+		PartitionValues:  map[string]string{gold.PartitionColumn: w.partition},
+	}, rec)
+	if err != nil {
+		return fmt.Errorf("write a data file of %s (event_date %q): %w", gold.Name, w.partition, err)
+	}
+	w.add(add)
+	return nil
+}
+
+func addFileProto(a delta.Add) *catalogv1.AddFile {
+	return &catalogv1.AddFile{
+		Path:             a.Path,
+		PartitionValues:  a.PartitionValues,
+		Size:             a.Size,
+		ModificationTime: a.ModificationTime,
+		DataChange:       a.DataChange,
+		Stats:            a.Stats,
+		Tags:             a.Tags,
+	}
+}
