@@ -78,6 +78,10 @@ type Sink struct {
 	log    *slog.Logger
 	cache  *mergeplan.StatsCache
 
+	// beforeCommit, when set (by tests), runs between the plan and the
+	// catalog commit: where a concurrent compaction would land.
+	beforeCommit func(ctx context.Context)
+
 	inserted, updated, duplicates atomic.Int64
 	candidates, rewritten         atomic.Int64
 }
@@ -219,6 +223,9 @@ func (s *Sink) Commit(ctx context.Context, c pipeline.Commit[*mergeplan.Data]) (
 		"numTargetFilesRemoved":  strconv.Itoa(len(req.Removes)),
 		"numCandidateFilesRead":  strconv.Itoa(len(p.candidates)),
 		"numSourceRowsDuplicate": strconv.FormatInt(dups, 10),
+	}
+	if s.beforeCommit != nil {
+		s.beforeCommit(ctx)
 	}
 	resp, err := s.client.Commit(ctx, req)
 	if err != nil {

@@ -98,7 +98,7 @@ type Partition struct {
 	// bySensor is true when sensor_id is part of the key, so that its
 	// bounds may prune.
 	bySensor bool
-	sensors      []string // sensors[i] = Data.Rows[Rows[i]].SensorID
+	sensors  []string // sensors[i] = Data.Rows[Rows[i]].SensorID
 }
 
 // Partitions groups d's rows by event_date, in partition order.
