@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/plantlake/plantlake/servicekit/pipelinesvc"
 )
@@ -47,11 +48,21 @@ func (r *Runner[D]) Pause(ctx context.Context) error {
 	})
 }
 
-// Resume undoes Pause.
+// Resume undoes Pause, and ends a halt: the positions are read again and
+// the source reads from there, with whatever was fixed meanwhile (a rules
+// reload).
 func (r *Runner[D]) Resume(ctx context.Context) error {
 	return r.do(ctx, func() error {
 		if err := r.src.Resume(); err != nil {
 			return err
+		}
+		if r.halted != nil {
+			r.log.Info("resuming after a halt", "halted_by", r.halted)
+			r.halted = nil
+			r.setState(StateRunning)
+			if err := r.reposition(r.runCtx); err != nil {
+				return err
+			}
 		}
 		r.paused = false
 		r.log.Info("resumed")
@@ -68,6 +79,9 @@ func (r *Runner[D]) Resume(ctx context.Context) error {
 func (r *Runner[D]) TriggerCommit(ctx context.Context) (pipelinesvc.Committed, error) {
 	var t triggered
 	err := r.do(ctx, func() error {
+		if r.halted != nil {
+			return fmt.Errorf("%w: %w", ErrHalted, r.halted)
+		}
 		var err error
 		t, err = r.ackOrReposition(r.runCtx, "trigger")
 		return err

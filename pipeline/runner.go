@@ -68,7 +68,9 @@ type Runner[D any] struct {
 	runCtx      context.Context
 	now         time.Time
 	fatal       error
-	lastCommit  commitSummary
+	// halted is the error that halted the runner (state FAILED), if any.
+	halted     error
+	lastCommit commitSummary
 	// inflight is the batch being committed in the background, if any.
 	inflight *pendingCommit[D]
 	totals   totals
@@ -178,9 +180,40 @@ func (r *Runner[D]) Run(ctx context.Context) (err error) {
 			r.log.Info("run-once: caught up", "version", r.readVersion, "rows", r.totals.rows, "commits", r.totals.commits)
 			return nil
 		}
+		if r.halted != nil {
+			r.waitHalted(ctx)
+			continue
+		}
 		if err := r.src.Poll(ctx, r.pollTimeout()); err != nil {
+			if errors.Is(err, ErrHalted) {
+				r.halt(err)
+				continue
+			}
 			return err
 		}
+	}
+}
+
+// halt stops the runner on err (a "fail" rule): the batch is dropped, the
+// state is FAILED with err as the last error, and nothing is read until
+// Resume.
+func (r *Runner[D]) halt(err error) {
+	r.dropBatch()
+	r.halted = err
+	r.ReportError(err)
+	r.setState(StateFailed)
+	r.log.Error("halted; fix the cause, then Resume (or restart)", "err", err)
+}
+
+// waitHalted serves control calls while halted, until ctx ends.
+func (r *Runner[D]) waitHalted(ctx context.Context) {
+	t := time.NewTimer(100 * time.Millisecond)
+	defer t.Stop()
+	select {
+	case ctl := <-r.controls:
+		ctl.run()
+	case <-ctx.Done():
+	case <-t.C:
 	}
 }
 

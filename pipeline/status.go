@@ -20,6 +20,8 @@ const (
 	StatePaused   State = "paused"
 	StateStopping State = "stopping"
 	StateStopped  State = "stopped"
+	// StateFailed: halted by a "fail" rule; waits for Resume.
+	StateFailed State = "failed"
 )
 
 // Status is a snapshot of a runner, refreshed about twice a second and
@@ -130,6 +132,8 @@ func (s Status) protoState() pipelinev1.State {
 		return pipelinev1.State_STATE_PAUSED
 	case StateStopping, StateStopped:
 		return pipelinev1.State_STATE_STOPPING
+	case StateFailed:
+		return pipelinev1.State_STATE_FAILED
 	}
 	if !s.LastErrorTime.IsZero() && s.LastErrorTime.After(s.LastCommit.Time) {
 		return pipelinev1.State_STATE_DEGRADED

@@ -19,6 +19,12 @@ var ErrAborted = pipelinesvc.ErrAborted
 // (or no longer) running.
 var ErrNotRunning = pipelinesvc.ErrNotRunning
 
+// ErrHalted is wrapped by a source's or hop's error that must stop the
+// runner (a validation rule with action "fail"): the batch is dropped, the
+// state becomes FAILED with the error as last_error, and the runner waits
+// for Resume (after a fix) while it keeps serving status.
+var ErrHalted = pipelinesvc.ErrHalted
+
 // Txn is a source position as a target table stores it: every record of the
 // source named by AppID up to and including Version is in the table (a Kafka
 // offset for ingest, a table version for the table-following hops).
@@ -131,7 +137,8 @@ type Source interface {
 	// Start connects to the source and begins reading.
 	Start(ctx context.Context, h Host) error
 	// Poll waits up to timeout for input, appends what is ready to the
-	// batch, and returns; it returns early when h.Full().
+	// batch, and returns; it returns early when h.Full(). An error wrapping
+	// ErrHalted halts the runner; any other error ends it.
 	Poll(ctx context.Context, timeout time.Duration) error
 	// AppIDs are the app ids of the positions the source holds now.
 	AppIDs() []string
