@@ -110,3 +110,15 @@ var KeyColumnsWithLine = []string{"sensor_id", "measurement", "ts", "line"}
 // OrderColumns decide which of two rows with one key is newer: the larger
 // (raw_version, kafka_topic, kafka_partition, kafka_offset).
 var OrderColumns = []string{"raw_version", "kafka_topic", "kafka_partition", "kafka_offset"}
+
+// BronzeColumns are the bronze columns gold keeps: all of gold's but
+// bronze_version and merged_at, which merge sets.
+func BronzeColumns() []string {
+	var out []string
+	for i, f := range ArrowSchema.Fields() {
+		if i != ColBronzeVersion && i != ColMergedAt {
+			out = append(out, f.Name)
+		}
+	}
+	return out
+}
