@@ -244,27 +244,47 @@ func (s *Sink) Commit(ctx context.Context, c pipeline.Commit[*mergeplan.Data]) (
 }
 
 // match reads the key columns of the candidate files and decides each
-// batch row's outcome.
+// batch row's outcome. Gold rows whose ts lies outside the batch's range
+// for the partition are passed over before their key is hashed.
 func (s *Sink) match(ctx context.Context, p *plan) error {
 	cols := s.opts.Key.Columns()
-	if s.opts.Strategy == mergeplan.LatestWins {
+	latest := s.opts.Strategy == mergeplan.LatestWins
+	if latest {
 		cols = append(cols, gold.OrderColumns...)
 	}
+	parts := make(map[string]*mergeplan.Partition, len(p.parts))
+	for _, part := range p.parts {
+		parts[part.Value] = part
+	}
+	kr := mergeplan.NewKeyReader(s.opts.Key)
 	rr := gold.NewRowReader()
 	var g gold.Row
 	for _, f := range p.candidates {
+		part := parts[f.PartitionValues[gold.PartitionColumn]]
 		holds := false
 		err := s.scan(ctx, p.snap, f, cols, func(rec arrow.RecordBatch) error {
-			if err := rr.Bind(rec, cols); err != nil {
+			if err := kr.Bind(rec); err != nil {
 				return err
 			}
+			if latest {
+				if err := rr.Bind(rec, cols); err != nil {
+					return err
+				}
+			}
 			for i := range int(rec.NumRows()) {
-				rr.Read(i, &g)
-				idx, ok := p.d.Index[s.opts.Key.Key(&g)]
+				if ts, ok := kr.TS(i); ok && !part.AnyNull() && !part.MayHoldTS(ts) {
+					continue
+				}
+				idx, ok := p.d.Index[kr.Key(i)]
 				if !ok {
 					continue
 				}
-				if s.opts.Strategy == mergeplan.LatestWins && p.d.Rows[idx].Newer(&g) {
+				if !latest {
+					p.out[idx] = outSkip
+					continue
+				}
+				rr.Read(i, &g)
+				if p.d.Rows[idx].Newer(&g) {
 					p.out[idx] = outUpdate
 					holds = true
 				} else {
