@@ -99,6 +99,10 @@ var Table = tablesink.Table{
 	SchemaJSON:       DeltaSchema,
 	PartitionColumns: []string{PartitionColumn},
 	Description:      "Plant sensor readings, each (sensor_id, measurement, ts) once, merged from " + BronzeName,
+	// The catalog's compaction orders the rows of compacted files by
+	// sensor and time, so that queries by sensor, and merge's candidate
+	// search, prune by the files' min/max stats.
+	Properties: map[string]string{"plantlake.autoOptimize.sortBy": "sensor_id,ts"},
 }
 
 // KeyColumns are gold's default merge key (DESIGN.md section 2).

@@ -25,6 +25,9 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/compute"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -321,8 +324,10 @@ func (s *Sink) scan(ctx context.Context, snap *delta.Snapshot, f delta.Add, cols
 	return nil
 }
 
-// write writes the new rows per partition (sorted by sensor_id and ts) and
-// the rewritten files, handing each file's add to add.
+// write writes the new and replacing rows per partition (sorted by
+// sensor_id and ts), then the rewritten files: each streamed a record batch
+// at a time, with the replaced rows filtered out column-wise, in files of
+// at most MaxFileRows rows. Each file's add goes to add.
 func (s *Sink) write(ctx context.Context, p *plan, add func(delta.Add)) (inserted, updated int64, err error) {
 	b := gold.NewBuilder(nil)
 	defer b.Release()
@@ -330,45 +335,59 @@ func (s *Sink) write(ctx context.Context, p *plan, add func(delta.Add)) (inserte
 	for _, part := range p.parts {
 		w.partition = part.Value
 		for _, ri := range part.Rows {
-			if p.out[ri] != outInsert {
+			switch p.out[ri] {
+			case outSkip:
 				continue
+			case outUpdate:
+				updated++
+			default:
+				inserted++
 			}
 			r := p.d.Rows[ri]
 			s.stamp(&r, p.mergedAt)
 			if err := w.append(ctx, &r); err != nil {
 				return 0, 0, err
 			}
-			inserted++
 		}
 		if err := w.flush(ctx); err != nil {
 			return 0, 0, err
 		}
 	}
-	rr := gold.NewRowReader()
-	var g gold.Row
+	kr := mergeplan.NewKeyReader(s.opts.Key)
 	for _, f := range p.rewrite {
 		w.partition = f.PartitionValues[gold.PartitionColumn]
 		err := s.scan(ctx, p.snap, f, nil, func(rec arrow.RecordBatch) error {
-			if err := rr.Bind(rec, nil); err != nil {
+			if err := kr.Bind(rec); err != nil {
 				return err
 			}
+			mb := array.NewBooleanBuilder(memory.DefaultAllocator)
+			defer mb.Release()
+			mb.Reserve(int(rec.NumRows()))
+			dropped := 0
 			for i := range int(rec.NumRows()) {
-				rr.Read(i, &g)
-				if idx, ok := p.d.Index[s.opts.Key.Key(&g)]; ok && p.out[idx] == outUpdate {
-					g = p.d.Rows[idx]
-					s.stamp(&g, p.mergedAt)
-					updated++
+				idx, ok := p.d.Index[kr.Key(i)]
+				keep := !ok || p.out[idx] != outUpdate
+				if !keep {
+					dropped++
 				}
-				if err := w.append(ctx, &g); err != nil {
-					return err
-				}
+				mb.UnsafeAppend(keep)
 			}
-			return nil
+			if dropped == 0 {
+				return w.appendRecord(ctx, rec)
+			}
+			mask := mb.NewArray()
+			defer mask.Release()
+			kept, err := compute.FilterRecordBatch(ctx, rec, mask, compute.DefaultFilterOptions())
+			if err != nil {
+				return fmt.Errorf("filter the replaced rows: %w", err)
+			}
+			defer kept.Release()
+			return w.appendRecord(ctx, kept)
 		})
 		if err != nil {
 			return 0, 0, fmt.Errorf("rewrite: %w", err)
 		}
-		if err := w.flush(ctx); err != nil {
+		if err := w.flushRecords(ctx); err != nil {
 			return 0, 0, err
 		}
 	}
@@ -382,12 +401,44 @@ func (s *Sink) stamp(r *gold.Row, mergedAt int64) {
 }
 
 // fileWriter writes the rows of one partition as files of at most
-// MaxFileRows rows.
+// MaxFileRows rows: rows appended one by one through the builder, or record
+// batches of a rewritten file passed through as they are.
 type fileWriter struct {
 	s         *Sink
 	b         *gold.Builder
 	add       func(delta.Add)
 	partition string
+	recs      []arrow.RecordBatch
+	recRows   int64
+}
+
+// appendRecord keeps rec (retained) for the next file, writing the file
+// once MaxFileRows rows are kept.
+func (w *fileWriter) appendRecord(ctx context.Context, rec arrow.RecordBatch) error {
+	if rec.NumRows() == 0 {
+		return nil
+	}
+	rec.Retain()
+	w.recs = append(w.recs, rec)
+	w.recRows += rec.NumRows()
+	if w.recRows >= int64(w.s.opts.MaxFileRows) {
+		return w.flushRecords(ctx)
+	}
+	return nil
+}
+
+// flushRecords writes the kept record batches as one file.
+func (w *fileWriter) flushRecords(ctx context.Context) error {
+	if len(w.recs) == 0 {
+		return nil
+	}
+	defer func() {
+		for _, r := range w.recs {
+			r.Release()
+		}
+		w.recs, w.recRows = nil, 0
+	}()
+	return w.writeFile(ctx, w.recs...)
 }
 
 func (w *fileWriter) append(ctx context.Context, r *gold.Row) error {
@@ -404,10 +455,15 @@ func (w *fileWriter) flush(ctx context.Context) error {
 	}
 	rec := w.b.NewRecord()
 	defer rec.Release()
+	return w.writeFile(ctx, rec)
+}
+
+// writeFile writes recs as one data file of the partition.
+func (w *fileWriter) writeFile(ctx context.Context, recs ...arrow.RecordBatch) error {
 	add, err := datafile.Write(ctx, w.s.store, datafile.Options{
 		PartitionColumns: []string{gold.PartitionColumn},
 		PartitionValues:  map[string]string{gold.PartitionColumn: w.partition},
-	}, rec)
+	}, recs...)
 	if err != nil {
 		return fmt.Errorf("write a data file of %s (event_date %q): %w", gold.Name, w.partition, err)
 	}
