@@ -160,6 +160,7 @@ type plan struct {
 
 // Commit merges c's rows into gold and commits them with c's txns.
 func (s *Sink) Commit(ctx context.Context, c pipeline.Commit[*mergeplan.Data]) (pipeline.Committed, error) {
+	started := time.Now()
 	snap, err := s.table.Snapshot(ctx)
 	if err != nil {
 		return pipeline.Committed{}, fmt.Errorf("snapshot of %s: %w", gold.Name, err)
@@ -177,9 +178,11 @@ func (s *Sink) Commit(ctx context.Context, c pipeline.Commit[*mergeplan.Data]) (
 		mergedAt: s.opts.Now().UnixMicro(),
 	}
 	p.candidates = mergeplan.Candidates(c.Data, p.parts, files, s.cache)
+	planned := time.Now()
 	if err := s.match(ctx, p); err != nil {
 		return pipeline.Committed{}, err
 	}
+	matched := time.Now()
 
 	req := &catalogv1.CommitRequest{
 		Table: gold.Name,
@@ -227,6 +230,7 @@ func (s *Sink) Commit(ctx context.Context, c pipeline.Commit[*mergeplan.Data]) (
 		"numCandidateFilesRead":  strconv.Itoa(len(p.candidates)),
 		"numSourceRowsDuplicate": strconv.FormatInt(dups, 10),
 	}
+	written := time.Now()
 	if s.beforeCommit != nil {
 		s.beforeCommit(ctx)
 	}
@@ -243,6 +247,9 @@ func (s *Sink) Commit(ctx context.Context, c pipeline.Commit[*mergeplan.Data]) (
 	s.candidates.Add(int64(len(p.candidates)))
 	s.rewritten.Add(int64(len(p.rewrite)))
 	res.Version = resp.GetVersion()
+	s.log.Debug("merged", "version", res.Version, "rows", len(c.Data.Rows), "inserted", inserted, "updated", updated,
+		"duplicates", dups, "gold_files", len(files), "candidates", len(p.candidates), "rewritten", len(p.rewrite),
+		"plan", planned.Sub(started), "match", matched.Sub(planned), "write", written.Sub(matched), "commit", time.Since(written))
 	return res, nil
 }
 
