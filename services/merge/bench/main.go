@@ -88,7 +88,8 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("%-12s %-11s %10s %12s %12s %8s %10s\n", "gold rows", "strategy", "plantlake", "delta-rs", "ratio", "RSS MiB", "candidates")
+	fmt.Printf("%-10s %-11s %9s %9s %6s %9s %9s %6s %7s %5s\n", "gold rows", "strategy", "plantlake", "delta-rs", "ratio",
+		"pl CPU", "dr CPU", "ratio", "RSS MiB", "cand")
 	for _, s := range strings.Split(*sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil || n < rowsPerDay || n%rowsPerDay != 0 {
@@ -99,8 +100,10 @@ func run() error {
 			if err != nil {
 				return err
 			}
-			fmt.Printf("%-12d %-11s %9.2fs %11.2fs %11.2fx %8d %10s\n", n, strategy, r.plantlake.Seconds(), r.deltaRS.Seconds(),
-				r.deltaRS.Seconds()/r.plantlake.Seconds(), r.rssKiB/1024, r.candidates)
+			fmt.Printf("%-10d %-11s %8.2fs %8.2fs %5.2fx %8.2fs %8.2fs %5.2fx %7d %5s\n", n, strategy,
+				r.plantlake.Seconds(), r.deltaRS.Seconds(), r.deltaRS.Seconds()/r.plantlake.Seconds(),
+				r.plantlakeCPU.Seconds(), r.deltaRSCPU.Seconds(), r.deltaRSCPU.Seconds()/r.plantlakeCPU.Seconds(),
+				r.rssKiB/1024, r.candidates)
 		}
 	}
 	return nil
@@ -108,9 +111,14 @@ func run() error {
 
 type result struct {
 	plantlake, deltaRS time.Duration
-	rssKiB             int64
-	candidates         string
+	// plantlakeCPU and deltaRSCPU are the processes' user + system time:
+	// on a shared machine wall time measures the neighbours as much.
+	plantlakeCPU, deltaRSCPU time.Duration
+	rssKiB                   int64
+	candidates               string
 }
+
+func cpuTime(ps *os.ProcessState) time.Duration { return ps.UserTime() + ps.SystemTime() }
 
 // round builds gold of n rows and a bronze batch, then merges it both ways.
 func round(ctx context.Context, dir, bin, py, script string, n, batch int, dup float64, strategy string) (result, error) {
@@ -160,6 +168,7 @@ func round(ctx context.Context, dir, bin, py, script string, n, batch int, dup f
 		data, _ := os.ReadFile(logPath)
 		return res, fmt.Errorf("merge: %w\n%s", err, data)
 	}
+	res.plantlakeCPU = cpuTime(cmd.ProcessState)
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		res.rssKiB = ru.Maxrss
 	}
@@ -187,6 +196,7 @@ func round(ctx context.Context, dir, bin, py, script string, n, batch int, dup f
 	if err := py2.Run(); err != nil {
 		return res, fmt.Errorf("delta-rs merge: %w", err)
 	}
+	res.deltaRSCPU = cpuTime(py2.ProcessState)
 	secs, err := strconv.ParseFloat(strings.TrimSpace(out.String()), 64)
 	if err != nil {
 		return res, fmt.Errorf("delta-rs merge printed %q", out.String())
