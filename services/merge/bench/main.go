@@ -64,6 +64,7 @@ func run() error {
 	batch := flag.Int("batch", 100_000, "bronze batch rows")
 	dup := flag.Float64("dup", 0.05, "share of the batch whose keys are in gold")
 	strategies := flag.String("strategies", "first_wins,latest_wins", "strategies to measure")
+	mergeArgs := flag.String("merge-args", "", "extra flags for the merge process, space-separated")
 	dir := flag.String("dir", "", "work folder (a temporary one when empty; removed at the end)")
 	flag.Parse()
 	ctx := context.Background()
@@ -96,7 +97,7 @@ func run() error {
 			return fmt.Errorf("-sizes: %q is not a multiple of %d", s, rowsPerDay)
 		}
 		for _, strategy := range strings.Split(*strategies, ",") {
-			r, err := round(ctx, filepath.Join(work, fmt.Sprintf("%d-%s", n, strategy)), bin, py, script, n, *batch, *dup, strategy)
+			r, err := round(ctx, filepath.Join(work, fmt.Sprintf("%d-%s", n, strategy)), bin, py, script, n, *batch, *dup, strategy, strings.Fields(*mergeArgs))
 			if err != nil {
 				return err
 			}
@@ -121,7 +122,7 @@ type result struct {
 func cpuTime(ps *os.ProcessState) time.Duration { return ps.UserTime() + ps.SystemTime() }
 
 // round builds gold of n rows and a bronze batch, then merges it both ways.
-func round(ctx context.Context, dir, bin, py, script string, n, batch int, dup float64, strategy string) (result, error) {
+func round(ctx context.Context, dir, bin, py, script string, n, batch int, dup float64, strategy string, extra []string) (result, error) {
 	var res result
 	wh := filepath.Join(dir, "warehouse")
 	cat, err := devstack.StartCatalog(ctx, devstack.CatalogConfig{Warehouse: wh, Args: []string{"--auto-maintenance=false"}})
@@ -156,9 +157,10 @@ func round(ctx context.Context, dir, bin, py, script string, n, batch int, dup f
 	if err != nil {
 		return res, err
 	}
-	cmd := exec.CommandContext(ctx, "taskset", "-c", "1", bin, "--run-once", "--catalog-addr", cat.Addr(),
+	args := append([]string{"-c", "1", bin, "--run-once", "--catalog-addr", cat.Addr(),
 		"--kafka-brokers", "127.0.0.1:1", "--grpc-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0",
-		"--strategy", strategy, "--batch-max-rows", strconv.Itoa(2*batch), "--batch-max-age", "50ms", "--log-level", "debug")
+		"--strategy", strategy, "--batch-max-rows", strconv.Itoa(2 * batch), "--batch-max-age", "50ms", "--log-level", "debug"}, extra...)
+	cmd := exec.CommandContext(ctx, "taskset", args...)
 	cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	start := time.Now()

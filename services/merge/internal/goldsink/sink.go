@@ -313,9 +313,12 @@ func (s *Sink) match(ctx context.Context, p *plan) error {
 	return nil
 }
 
+// scanBatchRows caps the rows of a record batch read from gold.
+const scanBatchRows = 16 << 10
+
 // scan streams the columns cols of one gold file to fn.
 func (s *Sink) scan(ctx context.Context, snap *delta.Snapshot, f delta.Add, cols []string, fn func(arrow.RecordBatch) error) error {
-	sc, err := reader.NewFiles(s.store, snap, []delta.Add{f}, reader.Options{Columns: cols})
+	sc, err := reader.NewFiles(s.store, snap, []delta.Add{f}, reader.Options{Columns: cols, BatchRows: scanBatchRows})
 	if err != nil {
 		return fmt.Errorf("read %s of %s: %w", f.Path, gold.Name, err)
 	}
@@ -407,6 +410,11 @@ func (s *Sink) stamp(r *gold.Row, mergedAt int64) {
 	r.Nulls &^= 1 << gold.ColMergedAt
 }
 
+// rowGroupRows caps a written file's row groups: the Parquet writer holds
+// a row group's encoded pages until it closes, so smaller groups keep a
+// rewrite's memory down (and give readers finer min/max stats).
+const rowGroupRows = 64 << 10
+
 // fileWriter writes the rows of one partition as files of at most
 // MaxFileRows rows: rows appended one by one through the builder, or record
 // batches of a rewritten file passed through as they are.
@@ -470,6 +478,7 @@ func (w *fileWriter) writeFile(ctx context.Context, recs ...arrow.RecordBatch) e
 	add, err := datafile.Write(ctx, w.s.store, datafile.Options{
 		PartitionColumns: []string{gold.PartitionColumn},
 		PartitionValues:  map[string]string{gold.PartitionColumn: w.partition},
+		RowGroupRows:     rowGroupRows,
 	}, recs...)
 	if err != nil {
 		return fmt.Errorf("write a data file of %s (event_date %q): %w", gold.Name, w.partition, err)
