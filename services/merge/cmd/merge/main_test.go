@@ -5,11 +5,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -155,6 +159,40 @@ func (p *proc) stop(t *testing.T) error {
 		p.kill()
 		return fmt.Errorf("merge did not stop within 30s")
 	}
+}
+
+// metric returns the value of an unlabelled metric from the process's
+// /metrics (its address is in the "serving" log line).
+func (p *proc) metric(t *testing.T, name string) float64 {
+	t.Helper()
+	data, err := os.ReadFile(p.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`metrics=(http://\S+/metrics)`).FindSubmatch(data)
+	if m == nil {
+		t.Fatalf("no metrics address in %s", p.log)
+	}
+	resp, err := http.Get(string(m[1]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
 }
 
 func freeAddr(t *testing.T) string {
@@ -350,6 +388,9 @@ func TestMergeMatchesDeltaRS(t *testing.T) {
 			}
 			if strategy == "latest_wins" && m.GetRowsUpdated() == 0 {
 				t.Errorf("latest_wins updated no row: %v", m)
+			}
+			if got := p.metric(t, "plantlake_merge_rows_inserted_total"); got != float64(m.GetRowsInserted()) {
+				t.Errorf("plantlake_merge_rows_inserted_total = %v, want %d as in the status", got, m.GetRowsInserted())
 			}
 			if err := p.stop(t); err != nil {
 				t.Errorf("merge exit: %v", err)

@@ -97,6 +97,7 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	ctl := &control{Runner: runner, src: src, started: started}
+	registerMetrics(kit.Metrics, ctl)
 	pipelinev1.RegisterPipelineServiceServer(kit.GRPC, pipelinesvc.New(ctl, kit.Logger))
 
 	// Run-once ends the service when the runner is done.
