@@ -11,6 +11,7 @@ import (
 
 	"github.com/plantlake/plantlake/delta"
 	"github.com/plantlake/plantlake/delta/storage"
+	"github.com/plantlake/plantlake/delta/storage/storeuri"
 	catalogv1 "github.com/plantlake/plantlake/proto/plantlake/catalog/v1"
 )
 
@@ -277,7 +278,7 @@ func (f *Follower) deltaTable(ctx context.Context) (*delta.Table, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tablesource: get table %s: %w", f.cfg.Table, err)
 	}
-	store, err := OpenLocation(resp.GetTable().GetLocation())
+	store, err := storeuri.Open(ctx, resp.GetTable().GetLocation())
 	if err != nil {
 		return nil, fmt.Errorf("tablesource: table %s: %w", f.cfg.Table, err)
 	}

@@ -58,10 +58,10 @@ type Source struct {
 	batchTo int64 // last version in the batch; -1: none
 	// batchFrom is the position the batch being built started after.
 	batchFrom int64
-	paused  bool
-	idle    bool // the last Next found nothing new
-	stop    context.CancelFunc
-	done    chan error
+	paused    bool
+	idle      bool // the last Next found nothing new
+	stop      context.CancelFunc
+	done      chan error
 
 	mu   sync.Mutex
 	snap SourceStatus
@@ -132,6 +132,9 @@ func (s *Source) Poll(ctx context.Context, timeout time.Duration) error {
 			s.host.DropBatch()
 			pos, err := s.host.ReadPositions(ctx, s.AppIDs())
 			if err != nil {
+				if ctx.Err() != nil {
+					return nil // shutting down
+				}
 				return err
 			}
 			return s.Seek(ctx, pos)

@@ -214,7 +214,7 @@ func writeGold(ctx context.Context, client catalogv1.CatalogServiceClient, n int
 	if err != nil {
 		return err
 	}
-	store, err := tablesink.OpenLocation(t.Location())
+	store, err := tablesink.OpenLocation(ctx, t.Location())
 	if err != nil {
 		return err
 	}

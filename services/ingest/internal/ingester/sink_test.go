@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/plantlake/plantlake/devstack"
 	"github.com/plantlake/plantlake/pipeline"
 	"github.com/plantlake/plantlake/pipeline/tablesink"
 	catalogv1 "github.com/plantlake/plantlake/proto/plantlake/catalog/v1"
@@ -49,7 +50,7 @@ func catalogClient(t *testing.T) (catalogv1.CatalogServiceClient, string) {
 	t.Helper()
 	dir := t.TempDir()
 	warehouse := filepath.Join(dir, "warehouse")
-	cat, err := stack.StartCatalog(context.Background(), catalogBin, warehouse, "", filepath.Join(dir, "catalog.log"), "")
+	cat, err := devstack.StartCatalog(context.Background(), devstack.CatalogConfig{Bin: catalogBin, Warehouse: warehouse, LogPath: filepath.Join(dir, "catalog.log")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +60,7 @@ func catalogClient(t *testing.T) (catalogv1.CatalogServiceClient, string) {
 		}
 		cat.Kill()
 	})
-	conn, err := grpc.NewClient(cat.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(cat.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,12 +181,13 @@ func TestOpenLocation(t *testing.T) {
 	}{
 		{"file://" + dir + "/", false},
 		{dir, false},
-		{"s3://bucket/raw/plant_sensor_readings/", true},
-		{"abfss://c@a.dfs.core.windows.net/raw/", true},
+		{"s3://bucket/raw/plant_sensor_readings/", false},
+		{"abfss://c@a.dfs.core.windows.net/raw/", false},
+		{"ftp://host/raw/", true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.loc, func(t *testing.T) {
-			_, err := tablesink.OpenLocation(tc.loc)
+			_, err := tablesink.OpenLocation(context.Background(), tc.loc)
 			if (err != nil) != tc.wantErr || (err != nil && !errors.Is(err, tablesink.ErrUnsupportedLocation)) {
 				t.Errorf("openLocation(%q) = %v, want error: %v", tc.loc, err, tc.wantErr)
 			}

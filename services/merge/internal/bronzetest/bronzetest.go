@@ -150,7 +150,8 @@ func (w *Writer) Write(ctx context.Context, rs []Reading) (int64, error) {
 		})
 	}
 	defer tablesink.Release(files)
-	res, err := w.T.Commit(ctx, pos.ReadVersion, nil, []pipeline.Txn{{AppID: "bronzetest", Version: pos.ReadVersion + 1}}, files, len(rs))
+	res, err := w.T.Commit(ctx, tablesink.Write{ReadVersion: pos.ReadVersion,
+		Txns: []pipeline.Txn{{AppID: "bronzetest", Version: pos.ReadVersion + 1}}, Files: files, Rows: len(rs)})
 	if err != nil {
 		return 0, fmt.Errorf("write bronze: %w", err)
 	}

@@ -111,7 +111,7 @@ func Open(ctx context.Context, client catalogv1.CatalogServiceClient, opts Optio
 	if err != nil {
 		return nil, err
 	}
-	store, err := tablesink.OpenLocation(target.Location())
+	store, err := tablesink.OpenLocation(ctx, target.Location())
 	if err != nil {
 		return nil, fmt.Errorf("gold: %w", err)
 	}
