@@ -64,6 +64,12 @@ var (
 // bronze or dead-letter row came from.
 const rawVersionColumn = "raw_version"
 
+// AppID is the txn app id of the reprocess commits of the rows derived
+// from source. Its version counts the reprocesses committed to the table;
+// a commit reads it, so two reprocesses racing on one table cannot both
+// commit.
+func AppID(source string) string { return "deserialize-reprocess/" + source }
+
 // chunkRows is how many raw rows are derived before their files are
 // written, so that memory stays bounded whatever the range.
 const chunkRows = 256 << 10
@@ -94,7 +100,8 @@ type Result struct {
 type Reprocessor struct {
 	client  catalogv1.CatalogServiceClient
 	source  string
-	appID   string
+	appID   string // the follower's, whose txns are the position
+	ownID   string // the reprocess commits' own
 	pattern *parse.TopicPattern
 	log     *slog.Logger
 	tables  map[string]*delta.Table
@@ -103,7 +110,7 @@ type Reprocessor struct {
 // New returns a Reprocessor of the rows derived from source (the raw
 // table) through client, mapping topics with pattern.
 func New(client catalogv1.CatalogServiceClient, source string, pattern *parse.TopicPattern, log *slog.Logger) *Reprocessor {
-	return &Reprocessor{client: client, source: source, appID: deserializer.AppID(source), pattern: pattern, log: log,
+	return &Reprocessor{client: client, source: source, appID: deserializer.AppID(source), ownID: AppID(source), pattern: pattern, log: log,
 		tables: map[string]*delta.Table{}}
 }
 
@@ -294,7 +301,7 @@ func (t *target) keep(ctx context.Context, from, to int64) error {
 			t.removed += rec.NumRows()
 		})
 		if err == nil && len(recs) > 0 {
-			err = t.write(ctx, a.PartitionValues, recs)
+			err = t.write(ctx, a.PartitionValues, recs, false)
 		}
 		release()
 		if err != nil {
@@ -321,8 +328,11 @@ func (t *target) scan(ctx context.Context, a delta.Add, opts reader.Options, fn 
 }
 
 // write writes recs as one data file of the partition and adds it to the
-// target's commit.
-func (t *target) write(ctx context.Context, partition map[string]string, recs []arrow.RecordBatch) error {
+// target's commit. Rows kept from a rewritten file are added with
+// dataChange=false: they are in the table already, and a reader following
+// the table's changes (merge) must not read them again; the range's
+// derived rows are added with dataChange=true.
+func (t *target) write(ctx context.Context, partition map[string]string, recs []arrow.RecordBatch, dataChange bool) error {
 	opts := t.table.Files
 	opts.PartitionColumns = t.table.PartitionColumns
 	opts.PartitionValues = partition
@@ -335,7 +345,7 @@ func (t *target) write(ctx context.Context, partition map[string]string, recs []
 		PartitionValues:  add.PartitionValues,
 		Size:             add.Size,
 		ModificationTime: add.ModificationTime,
-		DataChange:       true,
+		DataChange:       dataChange,
 		Stats:            add.Stats,
 		Tags:             add.Tags,
 	})
@@ -359,7 +369,7 @@ func (p *Reprocessor) derive(ctx context.Context, from, to int64, set *rules.Set
 		defer tablesink.ReleaseOutputs(outs)
 		for i, o := range outs {
 			for _, f := range o.Files {
-				if err := tg[i].write(ctx, f.PartitionValues, []arrow.RecordBatch{f.Record}); err != nil {
+				if err := tg[i].write(ctx, f.PartitionValues, []arrow.RecordBatch{f.Record}, true); err != nil {
 					return err
 				}
 			}
@@ -435,12 +445,17 @@ func (p *Reprocessor) commit(ctx context.Context, t *target, params map[string]s
 	if len(t.candidates) == 0 && len(t.adds) == 0 {
 		return t.snap.Version(), nil
 	}
+	seq, ok := t.snap.TxnVersion(p.ownID)
+	if !ok {
+		seq = 0
+	}
 	req := &catalogv1.CommitRequest{
 		Table:               t.table.Name,
 		ReadVersion:         t.snap.Version(),
 		Operation:           "REPROCESS",
 		OperationParameters: params,
 		Adds:                t.adds,
+		Txns:                []*catalogv1.Txn{{AppId: p.ownID, Version: seq + 1}},
 		OperationMetrics: map[string]string{
 			"numRemovedFiles": strconv.Itoa(len(t.candidates)),
 			"numAddedFiles":   strconv.Itoa(len(t.adds)),

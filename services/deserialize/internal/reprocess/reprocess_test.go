@@ -218,19 +218,32 @@ func (h *harness) files(name string) []string {
 	return out
 }
 
-// removes returns the paths a table's version removed.
-func (h *harness) removes(name string, version int64) []string {
+// change returns what a table's version did, with the paths it removed.
+func (h *harness) change(name string, version int64) (*catalogv1.VersionChange, []string) {
 	h.t.Helper()
 	resp, err := h.client.GetChanges(context.Background(), &catalogv1.GetChangesRequest{Table: name, StartVersion: version, EndVersion: &version})
 	if err != nil || len(resp.GetChanges()) != 1 {
 		h.t.Fatalf("changes of %s at %d: %v", name, version, err)
 	}
-	var out []string
-	for _, r := range resp.GetChanges()[0].GetRemoves() {
-		out = append(out, delta.CanonicalPath(r.GetPath(), ""))
+	ch := resp.GetChanges()[0]
+	var removed []string
+	for _, r := range ch.GetRemoves() {
+		removed = append(removed, delta.CanonicalPath(r.GetPath(), ""))
 	}
-	slices.Sort(out)
-	return out
+	slices.Sort(removed)
+	return ch, removed
+}
+
+// dataChanges counts a version's adds by their dataChange flag.
+func dataChanges(ch *catalogv1.VersionChange) (changed, kept int) {
+	for _, a := range ch.GetAdds() {
+		if a.GetDataChange() {
+			changed++
+		} else {
+			kept++
+		}
+	}
+	return changed, kept
 }
 
 func mustRules(t *testing.T, src string) *rules.Set {
@@ -339,7 +352,7 @@ func TestReprocessMovesFixedDeadLetters(t *testing.T) {
 	// Only the files of the first follow run (versions 1..3) were
 	// rewritten; those of versions 4..6 are live still.
 	for name, version := range map[string]int64{bronze.DeadLettersTable: res.DeadLettersVersion, bronze.ReadingsTable: res.BronzeVersion} {
-		removed := h.removes(name, version)
+		ch, removed := h.change(name, version)
 		after := h.files(name)
 		var untouched int
 		for _, f := range filesBefore[name] {
@@ -352,6 +365,18 @@ func TestReprocessMovesFixedDeadLetters(t *testing.T) {
 		if len(removed) != 1 || untouched != 1 {
 			t.Errorf("%s: the reprocess removed %v; %d of %v untouched, want 1 removed and 1 untouched", name, removed, untouched, filesBefore[name])
 		}
+		// The rewritten file's rows of raw version 1 come back as a
+		// rearrangement (dataChange=false), which merge does not read
+		// again; the range's rows as new data.
+		if changed, kept := dataChanges(ch); changed != 1 || kept != 1 {
+			t.Errorf("%s: the reprocess added %d files with dataChange and %d without, want 1 and 1", name, changed, kept)
+		}
+		if txns := ch.GetTxns(); len(txns) != 1 || txns[0].GetAppId() != reprocess.AppID(rawName) || txns[0].GetVersion() != 1 {
+			t.Errorf("%s: the reprocess committed txns %v, want %s at 1", name, txns, reprocess.AppID(rawName))
+		}
+		if ch.GetOperation() != "REPROCESS" {
+			t.Errorf("%s: operation %q", name, ch.GetOperation())
+		}
 	}
 
 	// Again: the same rows.
@@ -360,6 +385,15 @@ func TestReprocessMovesFixedDeadLetters(t *testing.T) {
 		t.Fatalf("second reprocess: %v", err)
 	}
 	check("after a second reprocess")
+	for name, version := range map[string]int64{bronze.DeadLettersTable: again.DeadLettersVersion, bronze.ReadingsTable: again.BronzeVersion} {
+		ch, _ := h.change(name, version)
+		if changed, kept := dataChanges(ch); changed != 1 || kept != 0 {
+			t.Errorf("%s: the second reprocess added %d files with dataChange and %d without, want 1 and 0", name, changed, kept)
+		}
+		if txns := ch.GetTxns(); len(txns) != 1 || txns[0].GetVersion() != 2 {
+			t.Errorf("%s: the second reprocess committed txns %v, want version 2", name, txns)
+		}
+	}
 	if again.Valid != 4 || again.DeadLettered != 1 || again.RemovedValid != 4 || again.RemovedDeadLettered != 1 {
 		t.Errorf("second result %+v, want 4 valid, 1 dead-lettered, 4 and 1 removed", again)
 	}
