@@ -8,9 +8,12 @@
 // their rows outside the range back as new files; the range's rows are
 // derived again from raw, through the same deserializer and rules code
 // as following. One commit per table, dead letters first, then bronze,
-// removes the rewritten files and adds the new ones; it names the rewritten
-// files as read, so that a commit that removed one of them meanwhile (a
-// compaction) aborts it. Files without rows of the range are not touched.
+// removes the rewritten files and adds the new ones (the kept rows with
+// dataChange=false, the derived ones with dataChange=true, so that merge,
+// following bronze's changes, reads only the latter); it names the
+// rewritten files as read, so that a commit that removed one of them
+// meanwhile (a compaction) aborts it, and carries a txn under its own app
+// id (AppID). Files without rows of the range are not touched.
 //
 // Derivation is deterministic, so running the same range twice with the
 // same rules gives the same rows (in new files). The caller runs a
