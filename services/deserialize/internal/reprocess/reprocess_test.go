@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/plantlake/plantlake/delta"
 	"github.com/plantlake/plantlake/delta/reader"
@@ -47,15 +49,23 @@ const rawSchema = `{"type":"struct","fields":[` +
 	`{"name":"ingest_ts","type":"timestamp","nullable":true,"metadata":{}},` +
 	`{"name":"ingest_date","type":"date","nullable":true,"metadata":{}}]}`
 
-// rawArrow is the subset of raw's columns the test writes; the reader
-// gives the others as nulls.
+// utc is Delta's timestamp type.
+var utc = &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}
+
+// rawArrow is raw's Arrow schema (rawtable.ArrowSchema, copied likewise).
 var rawArrow = arrow.NewSchema([]arrow.Field{
 	{Name: "kafka_topic", Type: arrow.BinaryTypes.String, Nullable: true},
 	{Name: "kafka_partition", Type: arrow.PrimitiveTypes.Int32, Nullable: true},
 	{Name: "kafka_offset", Type: arrow.PrimitiveTypes.Int64, Nullable: true},
+	{Name: "kafka_timestamp", Type: utc, Nullable: true},
 	{Name: "kafka_key", Type: arrow.BinaryTypes.String, Nullable: true},
+	{Name: "headers", Type: arrow.ListOf(arrow.StructOf(
+		arrow.Field{Name: "key", Type: arrow.BinaryTypes.String, Nullable: true},
+		arrow.Field{Name: "value", Type: arrow.BinaryTypes.Binary, Nullable: true},
+	)), Nullable: true},
+	{Name: "bridge_ts", Type: utc, Nullable: true},
 	{Name: "raw_payload", Type: arrow.BinaryTypes.Binary, Nullable: true},
-	{Name: "ingest_ts", Type: &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}, Nullable: true},
+	{Name: "ingest_ts", Type: utc, Nullable: true},
 	{Name: "ingest_date", Type: arrow.FixedWidthTypes.Date32, Nullable: true},
 }, nil)
 
@@ -97,10 +107,13 @@ func (h *harness) writeRaw(payloads ...string) int64 {
 		b.Field(0).(*array.StringBuilder).Append("plant.raw")
 		b.Field(1).(*array.Int32Builder).Append(0)
 		b.Field(2).(*array.Int64Builder).Append(h.offset)
-		b.Field(3).(*array.StringBuilder).Append("plant/l1/s1/temperature")
-		b.Field(4).(*array.BinaryBuilder).Append([]byte(p))
-		b.Field(5).(*array.TimestampBuilder).Append(arrow.Timestamp(ingest.UnixMicro()))
-		b.Field(6).(*array.Date32Builder).Append(arrow.Date32FromTime(ingest))
+		b.Field(3).(*array.TimestampBuilder).Append(arrow.Timestamp(ingest.UnixMicro()))
+		b.Field(4).(*array.StringBuilder).Append("plant/l1/s1/temperature")
+		b.Field(5).(*array.ListBuilder).AppendNull()
+		b.Field(6).(*array.TimestampBuilder).AppendNull()
+		b.Field(7).(*array.BinaryBuilder).Append([]byte(p))
+		b.Field(8).(*array.TimestampBuilder).Append(arrow.Timestamp(ingest.UnixMicro()))
+		b.Field(9).(*array.Date32Builder).Append(arrow.Date32FromTime(ingest))
 		h.offset++
 	}
 	rec := b.NewRecordBatch()
@@ -258,10 +271,11 @@ func mustRules(t *testing.T, src string) *rules.Set {
 // TestReprocessMovesFixedDeadLetters: readings dead-lettered by a rule
 // move into bronze when the rule is fixed and their raw versions are
 // reprocessed; the other rows stay where they were, files without rows of
-// the range are not rewritten, a second run changes no row, and a range
-// past the derived versions is refused.
+// the range are not rewritten, a second run changes no row, a range past
+// the derived versions is refused, a raw compaction changes nothing, and a
+// version whose raw files were vacuumed is refused by name.
 func TestReprocessMovesFixedDeadLetters(t *testing.T) {
-	cat := devstack.Catalog(t, devstack.CatalogConfig{Args: []string{"--auto-maintenance=false"}})
+	cat := devstack.Catalog(t, devstack.CatalogConfig{Args: []string{"--auto-maintenance=false", "--min-vacuum-retention=0s"}})
 	client := catalogv1.NewCatalogServiceClient(cat.Conn(t))
 	ctx := context.Background()
 	log := slog.New(slog.DiscardHandler)
@@ -417,4 +431,22 @@ func TestReprocessMovesFixedDeadLetters(t *testing.T) {
 		}
 	}
 	check("after refused ranges")
+
+	// A raw compaction re-adds the rows with dataChange=false: the
+	// versions' own files are read still, until raw is vacuumed.
+	opt, err := client.Optimize(ctx, &catalogv1.OptimizeRequest{Table: rawName})
+	if err != nil || !opt.GetCommitted() {
+		t.Fatalf("optimize raw: %v (%v)", err, opt)
+	}
+	if _, err := run(2, 3); err != nil {
+		t.Fatalf("reprocess after a raw compaction: %v", err)
+	}
+	check("after a reprocess after a raw compaction")
+	if _, err := client.Vacuum(ctx, &catalogv1.VacuumRequest{Table: rawName, Retention: durationpb.New(0)}); err != nil {
+		t.Fatalf("vacuum raw: %v", err)
+	}
+	if _, err := run(2, 3); !errors.Is(err, reprocess.ErrFilesGone) || !strings.Contains(err.Error(), "version 2") {
+		t.Errorf("reprocess after raw was vacuumed: %v, want ErrFilesGone naming version 2", err)
+	}
+	check("after a refused reprocess of vacuumed versions")
 }
