@@ -23,11 +23,11 @@ import (
 // Topic names of the pipeline (DESIGN.md section 1 and 4).
 const (
 	// TopicRaw carries MQTT readings from the bridge to ingest.
-	TopicRaw = "plant_sensor_readings_raw"
+	TopicRaw = kafkatopic.Raw
 	// TopicOversized carries readings larger than the message limit, cut.
-	TopicOversized = "plant_sensor_readings_oversized"
+	TopicOversized = kafkatopic.Oversized
 	// TopicTableCommits carries the catalog's TableCommitEvents.
-	TopicTableCommits = "plantlake.table-commits"
+	TopicTableCommits = kafkatopic.TableCommits
 	// PipelinePartitions is how many partitions each pipeline topic gets.
 	PipelinePartitions = 6
 )

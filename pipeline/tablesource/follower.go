@@ -13,10 +13,11 @@ import (
 	"github.com/plantlake/plantlake/delta/storage"
 	"github.com/plantlake/plantlake/delta/storage/storeuri"
 	catalogv1 "github.com/plantlake/plantlake/proto/plantlake/catalog/v1"
+	"github.com/plantlake/plantlake/servicekit/kafkatopic"
 )
 
 // DefaultEventsTopic is the topic the catalog announces table commits on.
-const DefaultEventsTopic = "plantlake.table-commits"
+const DefaultEventsTopic = kafkatopic.TableCommits
 
 // DefaultPollInterval is how often a waiting Next asks the catalog for new
 // versions when no event woke it. An empty GetChanges is one in-memory

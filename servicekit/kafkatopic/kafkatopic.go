@@ -14,8 +14,8 @@
 //
 //	admin, _ := kafka.NewAdminClientFromProducer(producer)
 //	results, err := kafkatopic.Ensure(ctx, admin,
-//		kafkatopic.Spec{Name: "plant_sensor_readings_raw", Partitions: 6},
-//		kafkatopic.Spec{Name: "plant_sensor_readings_oversized", Partitions: 6})
+//		kafkatopic.Spec{Name: kafkatopic.Raw, Partitions: 6},
+//		kafkatopic.Spec{Name: kafkatopic.Oversized, Partitions: 6})
 //
 // The package uses only the Kafka client, so that any plantlake module can
 // import it.
@@ -29,6 +29,18 @@ import (
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+)
+
+// The topics of the pipeline (DESIGN.md sections 1 and 4), named once here.
+const (
+	// Raw carries MQTT readings from the bridge to ingest (key = MQTT
+	// topic, value = payload bytes).
+	Raw = "plant_sensor_readings_raw"
+	// Oversized carries readings larger than the bridge's payload limit,
+	// cut to it, with the oversized_bytes header.
+	Oversized = "plant_sensor_readings_oversized"
+	// TableCommits carries the catalog's TableCommitEvents (key = table).
+	TableCommits = "plantlake.table-commits"
 )
 
 // Defaults of a [Spec]'s zero fields.

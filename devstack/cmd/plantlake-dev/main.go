@@ -45,6 +45,7 @@ commands:
   up        start Mosquitto and Kafka as daemons and create the pipeline topics
   down      stop the daemons started by up
   status    show whether the daemons run and where
+  python-path  print the path of the Python (venv) with deltalake and pyarrow, installing it if missing
 
 Run plantlake-dev <command> -h for its flags.`
 
@@ -116,6 +117,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
 		}
+	case "python-path":
+		py, err := devstack.PythonPath(ctx, log)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, py)
+		return nil
 	case "-h", "--help", "help":
 		fmt.Fprintln(stdout, usage)
 		return nil

@@ -23,6 +23,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/plantlake/plantlake/servicekit/backoff"
 	"github.com/plantlake/plantlake/servicekit/config"
 	"github.com/plantlake/plantlake/servicekit/kafkalog"
 	"github.com/plantlake/plantlake/servicekit/kafkatopic"
@@ -299,29 +300,19 @@ func (b *Bridge) ensureTopics(ctx context.Context, producer *kafka.Producer) err
 			Retention:       b.cfg.KafkaRetention,
 		})
 	}
-	backoff := 250 * time.Millisecond
-	for {
-		results, err := kafkatopic.Ensure(ctx, admin, specs...)
-		if err == nil {
+	return backoff.Retry(ctx, backoff.Policy{Initial: 250 * time.Millisecond, Max: 5 * time.Second}, b.log,
+		"ensure Kafka topics", b.setError, func(ctx context.Context) error {
+			results, err := kafkatopic.Ensure(ctx, admin, specs...)
+			if err != nil {
+				return err
+			}
 			for _, r := range results {
 				if r.Outcome != kafkatopic.Existed {
 					b.log.Info("Kafka topic", "topic", r.Topic, "outcome", r.Outcome.String(), "max_message_bytes", r.MaxMessageBytes)
 				}
 			}
-			err = b.learnTopicLimits(ctx, admin)
-		}
-		if err == nil {
-			return nil
-		}
-		b.setError(err)
-		b.log.Warn("cannot create Kafka topics yet; retrying", "err", err)
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("ensure Kafka topics: %w", ctx.Err())
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 5*time.Second)
-	}
+			return b.learnTopicLimits(ctx, admin)
+		})
 }
 
 // learnTopicLimits reads the max.message.bytes of every topic the bridge

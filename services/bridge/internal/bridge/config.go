@@ -12,8 +12,8 @@ import (
 // Defaults for [Config]; the flags in cmd/bridge use the same values.
 const (
 	DefaultTopicFilter      = "plant/#"
-	DefaultKafkaTopic       = "plant_sensor_readings_raw"
-	DefaultOversizedTopic   = "plant_sensor_readings_oversized"
+	DefaultKafkaTopic       = kafkatopic.Raw
+	DefaultOversizedTopic   = kafkatopic.Oversized
 	DefaultMaxPayloadBytes  = kafkatopic.DefaultMaxPayloadBytes // 1 MiB; `make up` sizes its topics for it
 	DefaultKafkaRetention   = kafkatopic.DefaultRetention
 	DefaultTraceSampleRatio = 0.001

@@ -29,6 +29,7 @@ const (
 // catalogProperties are the plantlake.* properties the catalog reads.
 var catalogProperties = []string{
 	maintenance.PropOptimizeMinFiles, maintenance.PropOptimizeTargetSize, maintenance.PropVacuumInterval,
+	maintenance.PropOptimizeSortBy,
 }
 
 // checkProperties checks a table's properties, at CreateTable and on every
@@ -82,6 +83,11 @@ func checkProperties(props map[string]string, minRetention time.Duration, field 
 				return bad(k, "%q: want a size in bytes", v)
 			case n < minOptimizeTargetSize:
 				return bad(k, "%q is below the floor of %d bytes", v, minOptimizeTargetSize)
+			}
+		case k == maintenance.PropOptimizeSortBy:
+			// The names are checked against the schema when a compaction sorts.
+			if slices.Contains(sortColumns(v), "") || sortColumns(v) == nil {
+				return bad(k, "%q: want column names, comma-separated", v)
 			}
 		case strings.HasPrefix(k, "plantlake."):
 			return bad(k, "unknown plantlake property; the catalog knows %s", strings.Join(catalogProperties, ", "))

@@ -21,7 +21,7 @@ import (
 )
 
 // DefaultTopic is the topic table commits are announced on.
-const DefaultTopic = "plantlake.table-commits"
+const DefaultTopic = kafkatopic.TableCommits
 
 // Event is one announcement: the table it is about (the record key), the
 // version it announces, and the encoded record value.

@@ -230,6 +230,7 @@ func TestCommitsCannotBreakTables(t *testing.T) {
 		{"plantlake.autoOptimize.minFiles", "1", "floor of 2"},
 		{"plantlake.autoOptimize.targetFileSize", "10", "floor of 1048576"},
 		{"plantlake.autoVacum.interval", "1h", "unknown plantlake property"},
+		{"plantlake.autoOptimize.sortBy", "sensor_id,,ts", "column names"},
 		{"delta.deletedFileRetentionDuration", "interval 0 seconds", "--min-vacuum-retention"},
 		{"delta.deletedFileRetentionDuration", "a week", "interval"},
 		{"delta.logRetentionDuration", "interval -1 days", "interval"},

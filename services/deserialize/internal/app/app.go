@@ -30,6 +30,7 @@ import (
 	"github.com/plantlake/plantlake/services/deserialize/internal/config"
 	"github.com/plantlake/plantlake/services/deserialize/internal/deserializer"
 	"github.com/plantlake/plantlake/services/deserialize/internal/parse"
+	"github.com/plantlake/plantlake/services/deserialize/internal/reprocess"
 	"github.com/plantlake/plantlake/services/deserialize/internal/rules"
 )
 
@@ -123,7 +124,9 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ctl := &control{Runner: runner, src: src, rows: rows, rulesFile: cfg.RulesFile, started: started, log: kit.Logger}
+	ctl := &control{Runner: runner, src: src, rows: rows, rulesFile: cfg.RulesFile, started: started, log: kit.Logger,
+		reprocessor: reprocess.New(client, cfg.SourceTable, pattern, kit.Logger)}
+	ctl.latest.Store(set)
 	pipelinev1.RegisterPipelineServiceServer(kit.GRPC, &server{Server: pipelinesvc.New(ctl, kit.Logger), ctl: ctl})
 	newMetrics(kit.Metrics, rows)
 

@@ -2,13 +2,16 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/plantlake/plantlake/pipeline"
 	"github.com/plantlake/plantlake/pipeline/tablesink"
@@ -17,6 +20,7 @@ import (
 	"github.com/plantlake/plantlake/servicekit/pipelinesvc"
 
 	"github.com/plantlake/plantlake/services/deserialize/internal/deserializer"
+	"github.com/plantlake/plantlake/services/deserialize/internal/reprocess"
 	"github.com/plantlake/plantlake/services/deserialize/internal/rules"
 )
 
@@ -30,6 +34,15 @@ type control struct {
 	rulesFile string
 	started   time.Time
 	log       *slog.Logger
+
+	// reprocessor replaces ranges of raw versions; it runs on the runner's
+	// goroutine only (Runner.Exclusive).
+	reprocessor *reprocess.Reprocessor
+	// latest is the rules set last loaded: the one a reprocess derives
+	// with, even before the batch that a reload waits for has closed.
+	latest atomic.Pointer[rules.Set]
+	// reprocessing is the reprocess in progress, for the status.
+	reprocessing atomic.Pointer[pipelinev1.ReprocessProgress]
 }
 
 var _ pipelinesvc.Controller = (*control)(nil)
@@ -48,6 +61,7 @@ func (c *control) Status() *pipelinev1.Status {
 		RowsValid:        tot.Valid,
 		RowsDeadLettered: tot.DeadLettered,
 		RulesGeneration:  int64(set.Generation()),
+		Reprocess:        c.reprocessing.Load(),
 	}
 	for _, r := range c.rows.RuleTotals() {
 		detail.Rules = append(detail.Rules, &pipelinev1.RuleCount{Name: r.Name, Action: string(r.Action), Passed: r.Passed, Failed: r.Failed})
@@ -67,6 +81,7 @@ func (c *control) reload() (*rules.Set, error) {
 		return nil, err
 	}
 	c.rows.Reload(set)
+	c.latest.Store(set)
 	c.log.Info("rules reloaded; in force from the next batch", "file", c.rulesFile, "generation", set.Generation(), "digest", set.Digest())
 	return set, nil
 }
@@ -90,9 +105,53 @@ func (s *server) ReloadRules(context.Context, *pipelinev1.ReloadRulesRequest) (*
 	return resp, nil
 }
 
-// Reprocess is not available yet.
-func (s *server) Reprocess(context.Context, *pipelinev1.ReprocessRequest) (*pipelinev1.ReprocessResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "reprocess: not implemented yet")
+// reprocess derives raw versions from..to again with the rules last loaded
+// and replaces their rows in dead letters and bronze. It runs on the
+// runner's goroutine between two commits (Runner.Exclusive): the follower
+// takes no input meanwhile, and the batch it was building is committed
+// afterwards. The range must be within what both tables hold, which the
+// reprocessor checks against their txns once no commit is in flight.
+func (c *control) reprocess(ctx context.Context, from, to int64) (reprocess.Result, error) {
+	var res reprocess.Result
+	err := c.Runner.Exclusive(ctx, func(ctx context.Context) error {
+		c.reprocessing.Store(&pipelinev1.ReprocessProgress{FromRawVersion: from, ToRawVersion: to, StartTime: timestamppb.Now()})
+		defer c.reprocessing.Store(nil)
+		var err error
+		res, err = c.reprocessor.Run(ctx, from, to, c.latest.Load())
+		return err
+	})
+	return res, err
+}
+
+// Reprocess derives a range of raw versions again with the current rules
+// and replaces its rows in dead letters, then in bronze.
+func (s *server) Reprocess(ctx context.Context, req *pipelinev1.ReprocessRequest) (*pipelinev1.ReprocessResponse, error) {
+	res, err := s.ctl.reprocess(ctx, req.GetFromRawVersion(), req.GetToRawVersion())
+	if err != nil {
+		return nil, reprocessStatus(err)
+	}
+	return &pipelinev1.ReprocessResponse{
+		RowsValid:               res.Valid,
+		RowsDeadLettered:        res.DeadLettered,
+		RowsRemovedValid:        res.RemovedValid,
+		RowsRemovedDeadLettered: res.RemovedDeadLettered,
+		DeadLettersVersion:      res.DeadLettersVersion,
+		BronzeVersion:           res.BronzeVersion,
+	}, nil
+}
+
+// reprocessStatus maps a reprocess error to a gRPC status: a range outside
+// the derived versions is InvalidArgument; a raw version whose files are
+// gone, or a fail rule, is FailedPrecondition; the rest as every control
+// call's (pipelinesvc.Status).
+func reprocessStatus(err error) error {
+	switch {
+	case errors.Is(err, reprocess.ErrRange):
+		err = fmt.Errorf("%w: %w", pipelinesvc.ErrInvalid, err)
+	case errors.Is(err, reprocess.ErrFilesGone), errors.Is(err, reprocess.ErrFailRule):
+		return status.Errorf(codes.FailedPrecondition, "reprocess: %v", err)
+	}
+	return pipelinesvc.Status("reprocess", err)
 }
 
 // newMetrics registers the per-rule counters, read from the rules' counts

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/plantlake/plantlake/servicekit/config"
+	"github.com/plantlake/plantlake/servicekit/kafkatopic"
 
 	"github.com/plantlake/plantlake/services/deserialize/internal/parse"
 )
@@ -20,7 +21,7 @@ const (
 	DefaultGRPCAddr      = ":7004"
 	DefaultMetricsAddr   = ":9104"
 	DefaultSourceTable   = "raw.plant_sensor_readings"
-	DefaultEventsTopic   = "plantlake.table-commits"
+	DefaultEventsTopic   = kafkatopic.TableCommits
 	DefaultPlant         = "plant"
 	DefaultBatchMaxRows  = 500_000
 	DefaultBatchMaxBytes = 64 << 20

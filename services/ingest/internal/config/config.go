@@ -20,7 +20,7 @@ import (
 const (
 	DefaultGRPCAddr      = ":7003"
 	DefaultMetricsAddr   = ":9103"
-	DefaultTopics        = "plant_sensor_readings_raw,plant_sensor_readings_oversized"
+	DefaultTopics        = kafkatopic.Raw + "," + kafkatopic.Oversized
 	DefaultGroup         = "plantlake-ingest"
 	DefaultBatchMaxRows  = 500_000
 	DefaultBatchMaxBytes = 16 << 20
