@@ -63,10 +63,13 @@ Try:
   $dir/bin/grpcurl -plaintext 127.0.0.1:7001 plantlake.catalog.v1.CatalogService/ListTables
   $dir/bin/grpcurl -plaintext 127.0.0.1:7002 plantlake.pipeline.v1.PipelineService/GetStatus
   mosquitto_pub -p 1883 -q 1 -t plant/line3/press01/temperature \\
-    -m '{"sensor_id":"press01","measurement":"temperature","value":87.3,"unit":"C","ts":1625000000}'
+    -m '{"sensor_id":"press01","measurement":"temperature","value":87.3,"unit":"C","ts":'\$(date +%s)'}'
+    (a ts more than 7 days old or 1 hour ahead goes to bronze.plant_sensor_dead_letters: rule ts_window)
   $dir/bin/grpcurl -plaintext -d '{"table":"raw.plant_sensor_readings","limit":5}' \\
     127.0.0.1:7001 plantlake.catalog.v1.CatalogService/Scan
   $dir/bin/grpcurl -plaintext -d '{"table":"bronze.plant_sensor_readings","limit":5}' \\
+    127.0.0.1:7001 plantlake.catalog.v1.CatalogService/Scan
+  $dir/bin/grpcurl -plaintext -d '{"table":"gold.plant_sensor_readings","limit":5}' \\
     127.0.0.1:7001 plantlake.catalog.v1.CatalogService/Scan
   $dir/bin/grpcurl -plaintext 127.0.0.1:7004 plantlake.pipeline.v1.PipelineService/GetStatus
   make py    # a Python with deltalake: DeltaTable("$dir/warehouse/bronze/plant_sensor_readings")
