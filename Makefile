@@ -24,9 +24,9 @@ all: lint test
 install:
 	go run ./devstack/cmd/plantlake-dev install
 
-## up: start Mosquitto, Kafka, the catalog, the bridge and ingest in the background
+## up: start Mosquitto, Kafka and every service in the background (WAREHOUSE=s3://... or abfss://... for an object store)
 up:
-	scripts/up.sh "$(STACK_DIR)"
+	WAREHOUSE="$(WAREHOUSE)" scripts/up.sh "$(STACK_DIR)"
 
 ## py: a Python shell with deltalake and pyarrow (the venv make test and make up install)
 py: install
