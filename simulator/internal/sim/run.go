@@ -217,10 +217,10 @@ plan:
 
 // publisher publishes one share of the messages on its own connection.
 type publisher struct {
-	client                          mqtt.Client
-	qos                             byte
-	ledger                          *LedgerWriter
-	log                             *slog.Logger
+	client                           mqtt.Client
+	qos                              byte
+	ledger                           *LedgerWriter
+	log                              *slog.Logger
 	acked, unacked, retries, lastAck *atomic.Int64
 }
 
