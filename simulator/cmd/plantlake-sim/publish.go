@@ -81,7 +81,7 @@ func runPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.StringVar(&f.broker, "mqtt-broker", "tcp://localhost:1883", "MQTT broker URL (tcp://, ssl://, ws://, wss://)")
 	fs.StringVar(&f.username, "mqtt-username", "", "MQTT user name (empty: no login)")
 	fs.StringVar(&f.password, "mqtt-password", "", "MQTT password")
-	fs.StringVar(&f.caFile, "mqtt-tls-ca", "", "CA file (PEM) that verifies the broker's certificate, for ssl:// and wss://")
+	fs.StringVar(&f.caFile, "mqtt-ca", "", "CA file (PEM) that verifies the broker's certificate, for ssl:// and wss://")
 	fs.StringVar(&f.clientID, "client-id", "plantlake-sim", "MQTT client id; more publishers add -1, -2, ...")
 	fs.IntVar(&f.qos, "qos", 1, "MQTT QoS of every publish: 0, 1 or 2")
 	fs.IntVar(&f.lines, "lines", 2, "production lines (line1, line2, ...)")

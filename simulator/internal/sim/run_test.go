@@ -3,6 +3,8 @@ package sim
 import (
 	"bytes"
 	"context"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -10,6 +12,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/plantlake/plantlake/devstack"
+	"github.com/plantlake/plantlake/servicekit/grpcserver/tlstest"
 )
 
 type received struct {
@@ -172,4 +175,97 @@ func TestRunStopsOnDuration(t *testing.T) {
 	if sum.Planned != 300 || sum.Acked != 300 || sum.ByKind[KindReading] != 300 {
 		t.Fatalf("1.5 s at 200/s published %+v, want 300 readings", sum)
 	}
+}
+
+// TestRunTLSAndLogin publishes over TLS with a user name and password, and
+// is refused with a wrong password.
+func TestRunTLSAndLogin(t *testing.T) {
+	ca := tlstest.NewCA(t, "sim-test-ca")
+	pair := ca.Server(t, "mosquitto")
+	broker := devstack.MosquittoWith(t, devstack.MosquittoConfig{
+		Users: map[string]string{"plant": "s3cret"},
+		TLS:   &devstack.MosquittoTLS{CertFile: pair.CertFile, KeyFile: pair.KeyFile},
+	})
+	plan := testPlan(5)
+	plan.Start = time.Time{}
+	plan.Rate = 1000
+	cfg := RunConfig{Plan: plan, Broker: broker.TLSURL(), CAFile: ca.CertFile, Username: "plant", Password: "s3cret",
+		ClientID: "sim-test-tls", QoS: 1, Count: 100}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	sum, err := Run(ctx, cfg)
+	if err != nil || sum.Acked != 100 {
+		t.Fatalf("over TLS: %+v, %v", sum, err)
+	}
+	cfg.Password = "wrong"
+	if _, err := Run(ctx, cfg); err == nil || !strings.Contains(err.Error(), "connect") {
+		t.Fatalf("wrong password: %v, want a connect error", err)
+	}
+}
+
+// TestRunSurvivesBrokerRestart restarts Mosquitto mid-run: every message is
+// still acknowledged (republished after the reconnect) and in the ledger.
+func TestRunSurvivesBrokerRestart(t *testing.T) {
+	broker := devstack.Mosquitto(t)
+	plan := testPlan(6)
+	plan.Start = time.Time{}
+	plan.Rate = 500
+	var ledger bytes.Buffer
+	lw := NewLedgerWriter(&ledger)
+	var logs syncBuffer
+	cfg := RunConfig{Plan: plan, Broker: broker.URL(), ClientID: "sim-test-restart", QoS: 1, Count: 2500, Ledger: lw,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	restarted := make(chan error, 1)
+	go func() {
+		time.Sleep(2 * time.Second)
+		restarted <- broker.Restart()
+	}()
+	sum, err := Run(ctx, cfg)
+	if rerr := <-restarted; rerr != nil {
+		t.Fatalf("restart: %v", rerr)
+	}
+	if err != nil || sum.Acked != 2500 || sum.Unacked != 0 {
+		t.Fatalf("across a restart: %+v, %v", sum, err)
+	}
+	if err := lw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := ReadLedger(&ledger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seqs := map[int64]bool{}
+	for _, e := range entries {
+		if !e.Acked || seqs[e.Seq] {
+			t.Fatalf("entry %d: acked %v, seen before %v", e.Seq, e.Acked, seqs[e.Seq])
+		}
+		seqs[e.Seq] = true
+	}
+	if len(seqs) != 2500 {
+		t.Fatalf("%d ledger entries, want 2500", len(seqs))
+	}
+	if !strings.Contains(logs.String(), "mqtt connection lost") {
+		t.Errorf("the restart did not cut the connection:\n%s", logs.String())
+	}
+	t.Logf("retries %d, elapsed %v", sum.Retries, sum.Elapsed)
+}
+
+// syncBuffer is a bytes.Buffer safe for the logger's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
