@@ -146,7 +146,7 @@ func runPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		kinds = append(kinds, fmt.Sprintf("%s=%d", k, n))
 	}
 	sort.Strings(kinds)
-	cfg.Logger.Info("done", "published", sum.Planned, "acked", sum.Acked, "unacked", sum.Unacked,
+	cfg.Logger.Info("done", "published", sum.Published, "acked", sum.Acked, "unacked", sum.Unacked,
 		"retries", sum.Retries, "elapsed", sum.Elapsed.Round(time.Millisecond),
 		"rate", math.Round(sum.Rate()*10)/10, "kinds", strings.Join(kinds, " "))
 	if errors.Is(runErr, context.Canceled) {

@@ -48,10 +48,12 @@ type RunConfig struct {
 
 // Summary is what a run published.
 type Summary struct {
-	// Planned is how many messages were planned; Acked how many the broker
-	// acknowledged; Unacked how many were left without an ack at the end.
-	Planned, Acked, Unacked int64
-	// ByKind counts planned messages by kind.
+	// Planned is how many messages were planned; Published how many of
+	// them were published (fewer when the run was interrupted); Acked how
+	// many the broker acknowledged; Unacked how many were published but left
+	// without an ack at the end.
+	Planned, Published, Acked, Unacked int64
+	// ByKind counts published messages by kind.
 	ByKind map[Kind]int64
 	// Retries counts publish attempts after the first.
 	Retries int64
@@ -64,7 +66,7 @@ func (s Summary) Rate() float64 {
 	if s.Elapsed <= 0 {
 		return 0
 	}
-	return float64(s.Planned) / s.Elapsed.Seconds()
+	return float64(s.Published) / s.Elapsed.Seconds()
 }
 
 // drainTimeout bounds the wait for acks after the context ends.
@@ -167,12 +169,11 @@ func Run(ctx context.Context, cfg RunConfig) (Summary, error) {
 	defer stop()
 
 	var wg sync.WaitGroup
+	pubs := make([]*publisher, len(clients))
 	for i, c := range clients {
-		wg.Go(func() {
-			p := &publisher{client: c, qos: cfg.QoS, ledger: cfg.Ledger, log: log,
-				acked: &acked, unacked: &unacked, retries: &retries, lastAck: &lastAck}
-			p.run(ctx, drainCtx, start, queues[i], cfg.MaxInflight)
-		})
+		pubs[i] = &publisher{client: c, qos: cfg.QoS, ledger: cfg.Ledger, log: log, byKind: map[Kind]int64{},
+			acked: &acked, unacked: &unacked, retries: &retries, lastAck: &lastAck}
+		wg.Go(func() { pubs[i].run(ctx, drainCtx, start, queues[i], cfg.MaxInflight) })
 	}
 
 	var progress <-chan time.Time
@@ -190,7 +191,6 @@ plan:
 		select {
 		case queues[m.Seq%int64(len(queues))] <- m:
 			sum.Planned++
-			sum.ByKind[m.Kind]++
 		case <-ctx.Done():
 			break plan
 		}
@@ -205,6 +205,12 @@ plan:
 		close(q)
 	}
 	wg.Wait()
+	for _, p := range pubs {
+		sum.Published += p.published
+		for k, n := range p.byKind {
+			sum.ByKind[k] += n
+		}
+	}
 	sum.Acked, sum.Unacked, sum.Retries = acked.Load(), unacked.Load(), retries.Load()
 	if last := lastAck.Load(); last > 0 {
 		sum.Elapsed = time.Unix(0, last).Sub(start)
@@ -222,6 +228,10 @@ type publisher struct {
 	ledger                           *LedgerWriter
 	log                              *slog.Logger
 	acked, unacked, retries, lastAck *atomic.Int64
+	// published and byKind count what this publisher published; read
+	// after run returns.
+	published int64
+	byKind    map[Kind]int64
 }
 
 type pending struct {
@@ -258,6 +268,8 @@ func (p *publisher) run(ctx, drainCtx context.Context, start time.Time, q <-chan
 		e := NewEntry(m)
 		e.PublishedAt = time.Now().UTC()
 		e.Attempts = 1
+		p.published++
+		p.byKind[m.Kind]++
 		inflight <- pending{m: m, entry: e, tok: p.client.Publish(m.Topic, p.qos, false, m.Payload)}
 	}
 }
