@@ -12,6 +12,7 @@ import (
 	"sync"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -178,7 +179,7 @@ func (r Report) Write(w io.Writer) error {
 			age = d.AsDuration().Round(time.Millisecond).String()
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%.1f\t%.1f\t%s\t%s\n", h.Hop, h.Addr, stateName(s.GetState()),
-			orDash(s.GetPosition()), s.GetLag(), s.GetRates().GetReceivedPerSecond(), s.GetRates().GetWrittenPerSecond(),
+			orDash(cut(s.GetPosition(), 64)), s.GetLag(), s.GetRates().GetReceivedPerSecond(), s.GetRates().GetWrittenPerSecond(),
 			age, orDash(oneLine(s.GetLastError())))
 	}
 	if err := tw.Flush(); err != nil {
@@ -232,10 +233,19 @@ func orDash(s string) string {
 	return s
 }
 
+// oneLine puts s on one line, cut to 160 bytes.
 func oneLine(s string) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > 160 {
-		s = s[:157] + "..."
+	return cut(strings.Join(strings.Fields(s), " "), 160)
+}
+
+// cut shortens s to at most n bytes (at a rune boundary), ending in "...".
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
 	}
-	return s
+	i := n - 3
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i] + "..."
 }
