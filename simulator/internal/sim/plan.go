@@ -134,7 +134,7 @@ type series struct {
 	line, device, measurement, topic string
 	sig                              *signal
 	clock                            *deviceClock
-	lastTS                           int64 // micros of the last on-time reading
+	lastTS                           int64 // micros of the last on-time reading (even)
 }
 
 // deviceClock is a device's clock: a fixed offset and a drift.
@@ -157,8 +157,8 @@ type Planner struct {
 	startUS int64
 	// recent holds recent gold-bound messages, the candidates for duplicates.
 	recent []*Message
-	// used holds every gold key planned, so that no two readings share one.
-	used map[goldKey]struct{}
+	// lateUsed holds the gold keys of late readings, so that no two share one.
+	lateUsed map[goldKey]struct{}
 }
 
 type goldKey struct {
@@ -180,10 +180,10 @@ func NewPlanner(cfg PlanConfig) (*Planner, error) {
 		cfg.TopicPrefix = "plant"
 	}
 	p := &Planner{
-		cfg:     cfg,
-		r:       rand.New(rand.NewPCG(cfg.Seed, 0x706c616e746c616b)),
-		startUS: cfg.Start.UnixMicro(),
-		used:    map[goldKey]struct{}{},
+		cfg:      cfg,
+		r:        rand.New(rand.NewPCG(cfg.Seed, 0x706c616e746c616b)),
+		startUS:  cfg.Start.UnixMicro(),
+		lateUsed: map[goldKey]struct{}{},
 	}
 	n := 0
 	for l := 1; l <= cfg.Lines; l++ {
@@ -236,7 +236,7 @@ func (p *Planner) Next() *Message {
 		// for a pipeline that is behind.
 		age := time.Hour + time.Duration(p.r.Int64N(int64(5*24*time.Hour-time.Hour)))
 		m.Kind = KindLate
-		m.TSMicros = p.freeKey(s, p.deviceTS(s, due)-age.Microseconds())
+		m.TSMicros = p.freeLateKey(s, p.deviceTS(s, due)-age.Microseconds())
 		m.Value = s.sig.next(p.r)
 		m.Payload = payload(m.SensorID, m.Measurement, m.Value, m.Unit, m.TSMicros)
 	case x < sh.Duplicate+sh.Late+sh.TooLate:
@@ -256,12 +256,14 @@ func (p *Planner) Next() *Message {
 		m.Topic, m.Payload = b.make(m, p.r)
 	default:
 		m.Kind = KindReading
-		ts := p.deviceTS(s, due)
+		// On-time readings have even microseconds and rise per series, so
+		// they never share a key with each other or with a late reading.
+		ts := p.deviceTS(s, due) &^ 1
 		if ts <= s.lastTS {
-			ts = s.lastTS + 1
+			ts = s.lastTS + 2
 		}
-		m.TSMicros = p.freeKey(s, ts)
-		s.lastTS = m.TSMicros
+		m.TSMicros = ts
+		s.lastTS = ts
 		m.Value = s.sig.next(p.r)
 		m.Payload = payload(m.SensorID, m.Measurement, m.Value, m.Unit, m.TSMicros)
 	}
@@ -281,16 +283,18 @@ func (p *Planner) deviceTS(s *series, due time.Duration) int64 {
 	return p.startUS + s.clock.read(due).Microseconds() + p.r.Int64N(1000)
 }
 
-// freeKey returns ts, or the next microsecond after it that no other
-// reading of the series has, so that every gold-bound reading is one row.
-func (p *Planner) freeKey(s *series, ts int64) int64 {
+// freeLateKey returns the odd microsecond at or after ts that no other late
+// reading of the series has (on-time readings have even ones), so that every
+// gold-bound reading is one row. Only late readings are remembered.
+func (p *Planner) freeLateKey(s *series, ts int64) int64 {
+	ts |= 1
 	for {
 		k := goldKey{s.device, s.measurement, ts}
-		if _, taken := p.used[k]; !taken {
-			p.used[k] = struct{}{}
+		if _, taken := p.lateUsed[k]; !taken {
+			p.lateUsed[k] = struct{}{}
 			return ts
 		}
-		ts++
+		ts += 2
 	}
 }
 
