@@ -270,7 +270,7 @@ func measureSpark(ctx context.Context, s settings, r int, raw string) (result, e
 	if err != nil {
 		return result{}, fmt.Errorf("spark: %w", err)
 	}
-	last, err := lastLine(log, "{")
+	last, err := lastReport(log)
 	if err != nil {
 		return result{}, err
 	}
@@ -287,6 +287,9 @@ func measureSpark(ctx context.Context, s settings, r int, raw string) (result, e
 	if res.dead, err = countRows(filepath.Join(out, "dead_letters")); err != nil {
 		return result{}, err
 	}
+	if res.commits, err = commits(filepath.Join(out, "bronze")); err != nil {
+		return result{}, err
+	}
 	if res.bronze != rep.Bronze || res.dead != rep.Dead || res.bronze+res.dead != int64(s.rows) {
 		return result{}, fmt.Errorf("spark wrote %d bronze rows and %d dead letters (it says %d and %d), want %d in all",
 			res.bronze, res.dead, rep.Bronze, rep.Dead, s.rows)
@@ -294,22 +297,18 @@ func measureSpark(ctx context.Context, s settings, r int, raw string) (result, e
 	return res, nil
 }
 
-// lastLine is the last line of file that starts with prefix.
-func lastLine(file, prefix string) (string, error) {
+// lastReport is the last JSON report spark_job2.py printed to file.
+func lastReport(file string) (string, error) {
 	data, err := os.ReadFile(file)
 	if err != nil {
 		return "", err
 	}
-	var last string
-	for line := range strings.Lines(string(data)) {
-		if strings.HasPrefix(line, prefix) {
-			last = strings.TrimSpace(line)
-		}
+	i := strings.LastIndex(string(data), `{"bronze"`)
+	if i < 0 {
+		return "", fmt.Errorf("no report of spark_job2.py in %s", file)
 	}
-	if last == "" {
-		return "", fmt.Errorf("no line starting with %q in %s", prefix, file)
-	}
-	return last, nil
+	last, _, _ := strings.Cut(string(data[i:]), "\n")
+	return strings.TrimSpace(last), nil
 }
 
 // proc is a measured child process.
