@@ -64,6 +64,17 @@ type settings struct {
 	sparkPython string
 	sparkScript string
 	dir         string
+	// variants are the extra deserialize flags of each measured plantlake run.
+	variants [][]string
+}
+
+// variantFlag collects repeated --variant values.
+type variantFlag [][]string
+
+func (v *variantFlag) String() string { return fmt.Sprint(*v) }
+func (v *variantFlag) Set(s string) error {
+	*v = append(*v, strings.Fields(s))
+	return nil
 }
 
 func run(ctx context.Context) error {
@@ -74,7 +85,12 @@ func run(ctx context.Context) error {
 	benchCPU := flag.String("bench-cpus", "1", "taskset CPU list of the measured process (deserialize, Spark)")
 	otherCPU := flag.String("other-cpus", "0", "taskset CPU list for Kafka and the catalog")
 	sparkPython := flag.String("spark-python", "", "python of a venv with pyspark and delta-spark; set, Spark local[1] runs beside deserialize (make bench-peers)")
+	var variants variantFlag
+	flag.Var(&variants, "variant", "extra deserialize flags of one measured plantlake run, space-separated (repeatable; default: the defaults and --batch-max-rows 100000)")
 	flag.Parse()
+	if len(variants) == 0 {
+		variants = variantFlag{nil, {"--batch-max-rows", "100000"}}
+	}
 	_, file, _, _ := runtime.Caller(0)
 	here := filepath.Dir(file)
 	if *out == "" {
@@ -89,7 +105,7 @@ func run(ctx context.Context) error {
 	}
 	fmt.Fprintln(os.Stderr, "bench: work folder", dir)
 	s := settings{rows: *rows, runs: max(*runs, 1), benchCPU: *benchCPU, otherCPU: *otherCPU,
-		sparkPython: *sparkPython, sparkScript: filepath.Join(here, "spark_job2.py"), dir: dir}
+		sparkPython: *sparkPython, sparkScript: filepath.Join(here, "spark_job2.py"), dir: dir, variants: variants}
 
 	catalogBin, err := devstack.CatalogBinary(ctx)
 	if err != nil {
@@ -120,23 +136,32 @@ func run(ctx context.Context) error {
 		return err
 	}
 
-	var pl, sp []result
+	// Runs are interleaved (each variant, then Spark, and again) so that a
+	// slow spell on the machine does not fall on one side only.
+	pl := make([][]result, len(s.variants))
+	var sp []result
 	for r := range s.runs {
-		res, err := measurePlantlake(ctx, s, r, catalogBin, deserializeBin, kafka.Brokers(), raw, broken)
-		if err != nil {
-			return err
+		for i, v := range s.variants {
+			res, err := measurePlantlake(ctx, s, r*len(s.variants)+i, v, catalogBin, deserializeBin, kafka.Brokers(), raw, broken)
+			if err != nil {
+				return err
+			}
+			pl[i] = append(pl[i], res)
 		}
-		pl = append(pl, res)
 		if s.sparkPython == "" {
 			continue
 		}
-		res, err = measureSpark(ctx, s, r, raw)
+		res, err := measureSpark(ctx, s, r, raw)
 		if err != nil {
 			return err
 		}
 		sp = append(sp, res)
 	}
-	table := render(s, broken, median(pl), median(sp))
+	medians := make([]result, len(pl))
+	for i, rs := range pl {
+		medians[i] = median(rs)
+	}
+	table := render(s, broken, medians, median(sp))
 	fmt.Print(table)
 	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
 		return err
@@ -200,13 +225,14 @@ type result struct {
 	bronze    int64
 	dead      int64
 	commits   int64
+	flags     string // plantlake: the extra deserialize flags
 	runs      int
 	fast, slo time.Duration
 }
 
 // measurePlantlake runs deserialize --run-once over a fresh copy of the raw
 // warehouse, with a fresh catalog over it.
-func measurePlantlake(ctx context.Context, s settings, r int, catalogBin, bin, brokers, raw string, broken int) (result, error) {
+func measurePlantlake(ctx context.Context, s settings, r int, extra []string, catalogBin, bin, brokers, raw string, broken int) (result, error) {
 	warehouse := filepath.Join(s.dir, fmt.Sprintf("warehouse-plantlake-%d", r))
 	if out, err := exec.CommandContext(ctx, "cp", "-a", raw, warehouse).CombinedOutput(); err != nil {
 		return result{}, fmt.Errorf("copy the raw warehouse: %w: %s", err, out)
@@ -218,9 +244,10 @@ func measurePlantlake(ctx context.Context, s settings, r int, catalogBin, bin, b
 		return result{}, err
 	}
 	defer cat.Stop(10 * time.Second)
-	fmt.Fprintf(os.Stderr, "bench: run %d: plantlake deserialize\n", r)
-	p, err := startProc(filepath.Join(s.dir, fmt.Sprintf("deserialize-%d.log", r)), s.benchCPU, []string{"GOMAXPROCS=1"}, bin,
-		"--run-once", "--kafka-brokers", brokers, "--catalog-addr", cat.Addr(), "--grpc-addr", "127.0.0.1:0", "--metrics-addr", "")
+	fmt.Fprintf(os.Stderr, "bench: run %d: plantlake deserialize %s\n", r, strings.Join(extra, " "))
+	args := append([]string{"--run-once", "--kafka-brokers", brokers, "--catalog-addr", cat.Addr(), "--grpc-addr", "127.0.0.1:0",
+		"--metrics-addr", ""}, extra...)
+	p, err := startProc(filepath.Join(s.dir, fmt.Sprintf("deserialize-%d.log", r)), s.benchCPU, []string{"GOMAXPROCS=1"}, bin, args...)
 	if err != nil {
 		return result{}, err
 	}
@@ -228,6 +255,7 @@ func measurePlantlake(ctx context.Context, s settings, r int, catalogBin, bin, b
 	if err != nil {
 		return result{}, fmt.Errorf("deserialize: %w", err)
 	}
+	res.flags = strings.Join(extra, " ")
 	if res.bronze, err = countRows(filepath.Join(warehouse, bronzeDir)); err != nil {
 		return result{}, err
 	}
@@ -480,7 +508,7 @@ func median(rs []result) result {
 	return m
 }
 
-func render(s settings, broken int, pl, sp result) string {
+func render(s settings, broken int, pl []result, sp result) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# deserialize benchmark\n\n")
 	fmt.Fprintf(&b, "A raw table of %d seed-shaped readings (`{\"sensor_id\",\"measurement\",\"value\",\"unit\",\"ts\"}`, ~110 bytes; "+
@@ -497,8 +525,8 @@ func render(s settings, broken int, pl, sp result) string {
 			"its exit (JVM start included); \"job\" is from the session ready to the last write committed.\n", s.benchCPU)
 	}
 	fmt.Fprintf(&b, "\nEach side ran %d times, interleaved; the row is the median run by wall time, with the range of all runs.\n\n", s.runs)
-	fmt.Fprintf(&b, "| engine | wall time | rows/s | range of runs | job time | rows/s (job) | CPU time | CPU µs/row | peak RSS | bronze rows | dead letters | bronze commits |\n")
-	fmt.Fprintf(&b, "|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&b, "| engine | wall time | rows/s | range of runs | job time | rows/s (job) | CPU time | CPU µs/row | CPU / wall | peak RSS | bronze rows | dead letters | bronze commits |\n")
+	fmt.Fprintf(&b, "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	rate := func(d time.Duration) float64 {
 		if d <= 0 {
 			return 0
@@ -506,20 +534,35 @@ func render(s settings, broken int, pl, sp result) string {
 		return float64(s.rows) / d.Seconds()
 	}
 	row := func(name string, r result, job time.Duration) {
-		fmt.Fprintf(&b, "| %s | %s | %.0f | %.0f–%.0f | %s | %.0f | %s | %.2f | %.1f MiB | %d | %d | %d |\n",
+		fmt.Fprintf(&b, "| %s | %s | %.0f | %.0f–%.0f | %s | %.0f | %s | %.2f | %.0f%% | %.1f MiB | %d | %d | %d |\n",
 			name, r.wall.Round(time.Millisecond), rate(r.wall), rate(r.slo), rate(r.fast), job.Round(time.Millisecond), rate(job),
-			r.cpu.Round(time.Millisecond), float64(r.cpu.Microseconds())/float64(s.rows), float64(r.hwmKiB)/1024,
+			r.cpu.Round(time.Millisecond), float64(r.cpu.Microseconds())/float64(s.rows), 100*r.cpu.Seconds()/r.wall.Seconds(),
+			float64(r.hwmKiB)/1024,
 			r.bronze, r.dead, r.commits)
 	}
-	row("plantlake deserialize", pl, pl.wall)
+	for _, r := range pl {
+		name := "plantlake deserialize (defaults)"
+		if r.flags != "" {
+			name = "plantlake deserialize `" + r.flags + "`"
+		}
+		row(name, r, r.wall)
+	}
 	if s.sparkPython != "" {
 		row("Spark local[1] (Job 2)", sp, sp.job)
-		fmt.Fprintf(&b, "\nplantlake / Spark: **%.1f×** end to end (wall), **%.1f×** against Spark's job time alone, %.1f× less CPU per row.\n",
-			sp.wall.Seconds()/pl.wall.Seconds(), sp.job.Seconds()/pl.wall.Seconds(), sp.cpu.Seconds()/pl.cpu.Seconds())
+		fmt.Fprintf(&b, "\n| plantlake / Spark | wall (end to end) | against Spark's job time alone | CPU per row |\n|---|---|---|---|\n")
+		for _, r := range pl {
+			name := "(defaults)"
+			if r.flags != "" {
+				name = "`" + r.flags + "`"
+			}
+			fmt.Fprintf(&b, "| %s | **%.1f×** | **%.1f×** | %.1f× less |\n", name,
+				sp.wall.Seconds()/r.wall.Seconds(), sp.job.Seconds()/r.wall.Seconds(), sp.cpu.Seconds()/r.cpu.Seconds())
+		}
 	}
 	fmt.Fprintf(&b, "\nTargets: ≥ 200,000 rows/s on one core, ≥ 3× Spark `local[1]`, peak RSS < 256 MiB. CPU time is user + system "+
 		"(rusage of deserialize; for Spark, the JVM's and the Python driver's, read before the session stops); peak RSS is VmHWM "+
-		"(for Spark, the JVM's plus the driver's). For plantlake the job time is its wall time. Machine: %s/%s, %d cores, %s. "+
+		"(for Spark, the JVM's plus the driver's). CPU / wall below 100%% on a process held to one core means it waited: "+
+		"for I/O, for the catalog, or for the core, which other work on the machine shared. For plantlake the job time is its wall time. Machine: %s/%s, %d cores, %s. "+
 		"Generated by `make bench` (plantlake only) or `make bench-peers` (with Spark), services/deserialize/bench, on %s.\n",
 		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version(), time.Now().UTC().Format("2006-01-02"))
 	return b.String()
