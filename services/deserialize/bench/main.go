@@ -80,7 +80,7 @@ func (v *variantFlag) Set(s string) error {
 func run(ctx context.Context) error {
 	rows := flag.Int("rows", 1_000_000, "readings in the raw table")
 	runs := flag.Int("runs", 3, "measured runs of each side, interleaved; the median by wall time is reported")
-	out := flag.String("out", "", "where to write the Markdown table (default: <repo>/bench/results/deserialize.md)")
+	out := flag.String("out", "", "where to write the Markdown table (default: <repo>/bench/results/deserialize.md with Spark, deserialize-plantlake.md without)")
 	keep := flag.Bool("keep", false, "keep the work folder")
 	benchCPU := flag.String("bench-cpus", "1", "taskset CPU list of the measured process (deserialize, Spark)")
 	otherCPU := flag.String("other-cpus", "0", "taskset CPU list for Kafka and the catalog")
@@ -94,7 +94,12 @@ func run(ctx context.Context) error {
 	_, file, _, _ := runtime.Caller(0)
 	here := filepath.Dir(file)
 	if *out == "" {
-		*out = filepath.Join(here, "..", "..", "..", "bench", "results", "deserialize.md")
+		// make bench (no Spark) does not overwrite make bench-peers' table.
+		name := "deserialize-plantlake.md"
+		if *sparkPython != "" {
+			name = "deserialize.md"
+		}
+		*out = filepath.Join(here, "..", "..", "..", "bench", "results", name)
 	}
 	dir, err := os.MkdirTemp("", "deserialize-bench-")
 	if err != nil {
