@@ -223,14 +223,17 @@ func buildRaw(ctx context.Context, s settings, catalogBin, ingestBin, brokers, w
 
 // result of one measured run.
 type result struct {
-	wall      time.Duration
-	job       time.Duration // Spark: from the session ready to the last write done
-	cpu       time.Duration
-	hwmKiB    int64
-	bronze    int64
-	dead      int64
-	commits   int64
-	flags     string // plantlake: the extra deserialize flags
+	wall    time.Duration
+	job     time.Duration // Spark: from the session ready to the last write done
+	cpu     time.Duration
+	hwmKiB  int64
+	bronze  int64
+	dead    int64
+	commits int64
+	flags   string // plantlake: the extra deserialize flags
+	// runDelay is the time the process's threads were runnable but waited
+	// for a core (the sum of /proc/PID/task/*/schedstat's run_delay).
+	runDelay  time.Duration
 	runs      int
 	fast, slo time.Duration
 }
@@ -376,6 +379,7 @@ func (p *proc) wait(ctx context.Context) (result, error) {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	var hwm int64
+	var delay time.Duration
 	for {
 		select {
 		case err := <-done:
@@ -384,7 +388,7 @@ func (p *proc) wait(ctx context.Context) (result, error) {
 				return result{}, fmt.Errorf("%w\n%s", err, tail(p.log, 20))
 			}
 			ru, _ := p.cmd.ProcessState.SysUsage().(*syscall.Rusage)
-			res := result{wall: wall, cpu: p.cmd.ProcessState.UserTime() + p.cmd.ProcessState.SystemTime(), hwmKiB: hwm}
+			res := result{wall: wall, cpu: p.cmd.ProcessState.UserTime() + p.cmd.ProcessState.SystemTime(), hwmKiB: hwm, runDelay: delay}
 			if ru != nil {
 				res.hwmKiB = max(hwm, ru.Maxrss)
 			}
@@ -392,6 +396,9 @@ func (p *proc) wait(ctx context.Context) (result, error) {
 		case <-tick.C:
 			if kb, err := vmHWM(p.cmd.Process.Pid); err == nil {
 				hwm = max(hwm, kb)
+			}
+			if d, err := runDelay(p.cmd.Process.Pid); err == nil {
+				delay = max(delay, d)
 			}
 		case <-ctx.Done():
 			p.cmd.Process.Kill()
@@ -415,6 +422,28 @@ func vmHWM(pid int) (int64, error) {
 		}
 	}
 	return 0, errors.New("no VmHWM")
+}
+
+// runDelay sums the run_delay (time runnable, waiting for a core) of every
+// thread of a process, from /proc/PID/task/*/schedstat. Threads that have
+// exited are not counted.
+func runDelay(pid int) (time.Duration, error) {
+	names, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
+	if err != nil || len(names) == 0 {
+		return 0, fmt.Errorf("schedstat of %d: %w", pid, errors.Join(err, os.ErrNotExist))
+	}
+	var sum int64
+	for _, name := range names {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			continue // the thread exited
+		}
+		if f := strings.Fields(string(data)); len(f) >= 2 {
+			n, _ := strconv.ParseInt(f[1], 10, 64)
+			sum += n
+		}
+	}
+	return time.Duration(sum), nil
 }
 
 // tail is the last n lines of a file.
@@ -530,8 +559,8 @@ func render(s settings, broken int, pl []result, sp result) string {
 			"its exit (JVM start included); \"job\" is from the session ready to the last write committed.\n", s.benchCPU)
 	}
 	fmt.Fprintf(&b, "\nEach side ran %d times, interleaved; the row is the median run by wall time, with the range of all runs.\n\n", s.runs)
-	fmt.Fprintf(&b, "| engine | wall time | rows/s | range of runs | job time | rows/s (job) | CPU time | CPU µs/row | CPU / wall | peak RSS | bronze rows | dead letters | bronze commits |\n")
-	fmt.Fprintf(&b, "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&b, "| engine | wall time | rows/s | range of runs | job time | rows/s (job) | CPU time | CPU µs/row | CPU / wall | waited for the core | peak RSS | bronze rows | dead letters | bronze commits |\n")
+	fmt.Fprintf(&b, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	rate := func(d time.Duration) float64 {
 		if d <= 0 {
 			return 0
@@ -539,10 +568,10 @@ func render(s settings, broken int, pl []result, sp result) string {
 		return float64(s.rows) / d.Seconds()
 	}
 	row := func(name string, r result, job time.Duration) {
-		fmt.Fprintf(&b, "| %s | %s | %.0f | %.0f–%.0f | %s | %.0f | %s | %.2f | %.0f%% | %.1f MiB | %d | %d | %d |\n",
+		fmt.Fprintf(&b, "| %s | %s | %.0f | %.0f–%.0f | %s | %.0f | %s | %.2f | %.0f%% | %s | %.1f MiB | %d | %d | %d |\n",
 			name, r.wall.Round(time.Millisecond), rate(r.wall), rate(r.slo), rate(r.fast), job.Round(time.Millisecond), rate(job),
 			r.cpu.Round(time.Millisecond), float64(r.cpu.Microseconds())/float64(s.rows), 100*r.cpu.Seconds()/r.wall.Seconds(),
-			float64(r.hwmKiB)/1024,
+			r.runDelay.Round(time.Millisecond), float64(r.hwmKiB)/1024,
 			r.bronze, r.dead, r.commits)
 	}
 	for _, r := range pl {
@@ -567,7 +596,8 @@ func render(s settings, broken int, pl []result, sp result) string {
 	fmt.Fprintf(&b, "\nTargets: ≥ 200,000 rows/s on one core, ≥ 3× Spark `local[1]`, peak RSS < 256 MiB. CPU time is user + system "+
 		"(rusage of deserialize; for Spark, the JVM's and the Python driver's, read before the session stops); peak RSS is VmHWM "+
 		"(for Spark, the JVM's plus the driver's). CPU / wall below 100%% on a process held to one core means it waited: "+
-		"for I/O, for the catalog, or for the core, which other work on the machine shared. For plantlake the job time is its wall time. Machine: %s/%s, %d cores, %s. "+
+		"for I/O, for the catalog, or for the core, which other work on the machine shared; \"waited for the core\" is the part "+
+		"spent runnable but not running (the run_delay of its threads in /proc/PID/task/*/schedstat, sampled every 20 ms). For plantlake the job time is its wall time. Machine: %s/%s, %d cores, %s. "+
 		"Generated by `make bench` (plantlake only) or `make bench-peers` (with Spark), services/deserialize/bench, on %s.\n",
 		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version(), time.Now().UTC().Format("2006-01-02"))
 	return b.String()
