@@ -82,3 +82,10 @@ bench: install
 ## spark-check: read a raw table with Spark and delta-rs and compare (TABLE=path; default: make up's)
 spark-check:
 	scripts/spark-check.sh $(TABLE)
+
+## bench-peers: the benchmarks against other engines, outside make bench: deserialize against Spark
+## local[1] doing the original design's Job 2 (downloads pyspark, ~400 MB, on first use); with
+## KDI=path, kafka-delta-ingest beside ingest (without it, prints how to build that binary)
+.PHONY: bench-peers
+bench-peers: install
+	KDI="$(KDI)" scripts/bench-peers.sh
