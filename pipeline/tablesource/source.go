@@ -149,6 +149,7 @@ func (s *Source) Poll(ctx context.Context, timeout time.Duration) error {
 		s.pause(ctx)
 		return nil
 	}
+	s.host.ReportOK() // the catalog answered: healthy again after an error, also while idle
 	s.idle = b.Empty()
 	if b.Empty() {
 		return nil
