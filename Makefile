@@ -8,7 +8,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 
 # Modules of go.work, in test order: libraries first, then the services.
-MODULES := proto servicekit delta devstack pipeline services/catalog services/bridge services/ingest
+MODULES := proto servicekit delta devstack pipeline services/catalog services/bridge services/ingest deploy/compose
 # Where `make up` keeps its data, pid files and logs (kept between runs).
 STACK_DIR ?= $(CURDIR)/.plantlake
 # Per-package timeout of `go test`; the long integration suites stay well inside it.
@@ -16,7 +16,7 @@ TEST_TIMEOUT ?= 20m
 GO_TEST_FLAGS ?= -p 1 -count=1 -timeout $(TEST_TIMEOUT)
 export GOFLAGS := -buildvcs=false
 
-.PHONY: all up down test install test-go proto proto-check lint bench fuzz spark-check
+.PHONY: all up down test install test-go proto proto-check lint bench fuzz spark-check compose-test
 
 all: lint test
 
@@ -69,3 +69,9 @@ bench: install
 ## spark-check: read a raw table with Spark and delta-rs and compare (TABLE=path; default: make up's)
 spark-check:
 	scripts/spark-check.sh $(TABLE)
+
+## compose-test: build every image and run deploy/compose's stack for real (starts dockerd if needed;
+## the base image, compose v2 and Jaeger binaries are cached under $PLANTLAKE_CACHE)
+COMPOSE_TEST_TIMEOUT ?= 60m
+compose-test:
+	cd deploy/compose && go test -tags compose -count=1 -timeout $(COMPOSE_TEST_TIMEOUT) -run TestComposeStack -v .

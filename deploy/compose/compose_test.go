@@ -150,7 +150,9 @@ func TestChecksCatchMistakes(t *testing.T) {
 		{"unknown flag on the command line", "bridge", func(s *types.ServiceConfig) { s.Command = types.ShellCommand{"--mqtt-clientid=x"} }, "--mqtt-clientid"},
 		{"gRPC port", "catalog", func(s *types.ServiceConfig) { s.Environment["PLANTLAKE_GRPC_ADDR"] = ptr(":7011") }, "7011"},
 		{"published port", "ingest", func(s *types.ServiceConfig) { s.Ports[0].Published = "17003" }, "publish container port 7003"},
-		{"healthcheck port", "bridge", func(s *types.ServiceConfig) { s.HealthCheck.Test = types.HealthCheckTest{"CMD", "healthprobe", "-addr", "127.0.0.1:7001"} }, "healthcheck probes"},
+		{"healthcheck port", "bridge", func(s *types.ServiceConfig) {
+			s.HealthCheck.Test = types.HealthCheckTest{"CMD", "healthprobe", "-addr", "127.0.0.1:7001"}
+		}, "healthcheck probes"},
 		{"no healthcheck", "catalog", func(s *types.ServiceConfig) { s.HealthCheck = nil }, "no healthcheck"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
