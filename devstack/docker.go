@@ -205,7 +205,10 @@ func aptMirror() (string, error) {
 // GoBuilderImage returns a local stand-in for the official golang image
 // (plantlake-local/golang:<go version>-bookworm): the machine's own Go
 // toolchain (GOROOT) with gcc and the C library headers on the base image,
-// laid out as the official image is (/usr/local/go, GOPATH=/go).
+// laid out as the official image is (/usr/local/go, GOPATH=/go). It trusts
+// the machine's CA bundle (/etc/ssl/certs/ca-certificates.crt) instead of
+// Debian's, so that builds reach the Go module proxy wherever the machine
+// does (through a TLS-inspecting egress, for one).
 func GoBuilderImage(ctx context.Context, log *slog.Logger, base string) (string, error) {
 	log = orDiscard(log)
 	ref := "plantlake-local/golang:" + strings.TrimPrefix(runtime.Version(), "go") + "-" + DebianSuite
@@ -228,9 +231,13 @@ func GoBuilderImage(ctx context.Context, log *slog.Logger, base string) (string,
 		if err := run(ctx, log, nil, "cp", "-a", goroot, filepath.Join(ctxDir, "go")); err != nil {
 			return err
 		}
+		if err := run(ctx, log, nil, "cp", "/etc/ssl/certs/ca-certificates.crt", filepath.Join(ctxDir, "ca-certificates.crt")); err != nil {
+			return err
+		}
 		dockerfile := `FROM ` + base + `
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates gcc libc6-dev git \
  && rm -rf /var/lib/apt/lists/*
+COPY ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 COPY go /usr/local/go
 ENV GOPATH=/go GOTOOLCHAIN=local PATH=/go/bin:/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 WORKDIR /go
