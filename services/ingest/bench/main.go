@@ -152,8 +152,8 @@ func run(ctx context.Context) error {
 
 // measureVariant runs one variant against a fresh catalog and warehouse.
 func measureVariant(ctx context.Context, s settings, i int, extra []string, dir, catalogBin, ingestBin, brokers string) (result, error) {
-	cat, err := stack.StartCatalog(ctx, catalogBin, filepath.Join(dir, fmt.Sprintf("warehouse-%d", i)), brokers,
-		filepath.Join(dir, fmt.Sprintf("catalog-%d.log", i)), s.otherCPU)
+	cat, err := devstack.StartCatalog(ctx, devstack.CatalogConfig{Bin: catalogBin, Warehouse: filepath.Join(dir, fmt.Sprintf("warehouse-%d", i)),
+		Brokers: brokers, LogPath: filepath.Join(dir, fmt.Sprintf("catalog-%d.log", i)), CPUs: s.otherCPU})
 	if err != nil {
 		return result{}, err
 	}
@@ -171,7 +171,7 @@ func measureVariant(ctx context.Context, s settings, i int, extra []string, dir,
 	}
 	args := append([]string{"--group", fmt.Sprintf("bench-%d", i)}, extra...)
 	fmt.Fprintf(os.Stderr, "bench: run %d: ingest %s\n", i, strings.Join(extra, " "))
-	res, err := measure(ctx, s, ingestBin, brokers, cat.Addr, filepath.Join(dir, fmt.Sprintf("ingest-%d.log", i)), args, env)
+	res, err := measure(ctx, s, ingestBin, brokers, cat.Addr(), filepath.Join(dir, fmt.Sprintf("ingest-%d.log", i)), args, env)
 	if err != nil {
 		return result{}, err
 	}
@@ -179,7 +179,7 @@ func measureVariant(ctx context.Context, s settings, i int, extra []string, dir,
 	if res.dataBytes, err = parquetBytes(filepath.Join(dir, fmt.Sprintf("warehouse-%d", i))); err != nil {
 		return result{}, err
 	}
-	return res, verify(ctx, cat.Addr, s.records)
+	return res, verify(ctx, cat.Addr(), s.records)
 }
 
 // parquetBytes is the size of every Parquet file under dir.

@@ -52,7 +52,7 @@ type env struct {
 	t       *testing.T
 	dir     string
 	kafka   *devstack.KafkaBroker
-	catalog *stack.Catalog
+	catalog *devstack.CatalogProcess
 	client  catalogv1.CatalogServiceClient
 	n       int // processes started, for log names
 }
@@ -63,8 +63,8 @@ func newEnv(t *testing.T) *env {
 	e.kafka = devstack.Kafka(t)
 	e.kafka.CreateTopic(t, stack.TopicRaw, 6)
 	e.kafka.CreateTopic(t, stack.TopicOversized, 2)
-	cat, err := stack.StartCatalog(context.Background(), catalogBin, filepath.Join(e.dir, "warehouse"), e.kafka.Brokers(),
-		filepath.Join(e.dir, "catalog.log"), "")
+	cat, err := devstack.StartCatalog(context.Background(), devstack.CatalogConfig{Bin: catalogBin,
+		Warehouse: filepath.Join(e.dir, "warehouse"), Brokers: e.kafka.Brokers(), LogPath: filepath.Join(e.dir, "catalog.log")})
 	if err != nil {
 		t.Fatalf("start catalog: %v", err)
 	}
@@ -75,7 +75,7 @@ func newEnv(t *testing.T) *env {
 		}
 		cat.Kill()
 	})
-	e.client = catalogv1.NewCatalogServiceClient(dial(t, cat.Addr))
+	e.client = catalogv1.NewCatalogServiceClient(dial(t, cat.Addr()))
 	return e
 }
 
@@ -131,7 +131,7 @@ func (e *env) start(extra ...string) *stack.Process {
 	e.n++
 	args := []string{
 		"--kafka-brokers", e.kafka.Brokers(),
-		"--catalog-addr", e.catalog.Addr,
+		"--catalog-addr", e.catalog.Addr(),
 		"--grpc-addr", "127.0.0.1:0",
 		"--metrics-addr", "127.0.0.1:0",
 		"--batch-max-age", "200ms",

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/plantlake/plantlake/devstack"
 	"github.com/plantlake/plantlake/pipeline"
 	"github.com/plantlake/plantlake/pipeline/tablesink"
 	catalogv1 "github.com/plantlake/plantlake/proto/plantlake/catalog/v1"
@@ -49,7 +50,7 @@ func catalogClient(t *testing.T) (catalogv1.CatalogServiceClient, string) {
 	t.Helper()
 	dir := t.TempDir()
 	warehouse := filepath.Join(dir, "warehouse")
-	cat, err := stack.StartCatalog(context.Background(), catalogBin, warehouse, "", filepath.Join(dir, "catalog.log"), "")
+	cat, err := devstack.StartCatalog(context.Background(), devstack.CatalogConfig{Bin: catalogBin, Warehouse: warehouse, LogPath: filepath.Join(dir, "catalog.log")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +60,7 @@ func catalogClient(t *testing.T) (catalogv1.CatalogServiceClient, string) {
 		}
 		cat.Kill()
 	})
-	conn, err := grpc.NewClient(cat.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(cat.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}

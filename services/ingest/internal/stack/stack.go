@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/plantlake/plantlake/devstack"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -37,24 +38,21 @@ func servicesDir() (string, error) {
 	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", "..", "..")), nil
 }
 
-// Build builds the catalog and ingest binaries into dir and returns their paths.
+// Build builds the ingest binary into dir and takes the catalog binary
+// from devstack (built once per machine and source tree); it returns both paths.
 func Build(ctx context.Context, dir string) (catalogBin, ingestBin string, err error) {
 	services, err := servicesDir()
 	if err != nil {
 		return "", "", err
 	}
-	catalogBin = filepath.Join(dir, "catalog")
+	if catalogBin, err = devstack.CatalogBinary(ctx); err != nil {
+		return "", "", err
+	}
 	ingestBin = filepath.Join(dir, "ingest")
-	for _, b := range []struct{ module, out string }{
-		{filepath.Join(services, "catalog"), catalogBin},
-		{filepath.Join(services, "ingest"), ingestBin},
-	} {
-		name := filepath.Base(b.out)
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", b.out, "./cmd/"+name)
-		cmd.Dir = b.module
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return "", "", fmt.Errorf("go build %s: %w\n%s", name, err, out)
-		}
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", ingestBin, "./cmd/ingest")
+	cmd.Dir = filepath.Join(services, "ingest")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", "", fmt.Errorf("go build ingest: %w\n%s", err, out)
 	}
 	return catalogBin, ingestBin, nil
 }
@@ -227,42 +225,6 @@ func WaitServing(ctx context.Context, p *Process, addr string) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-}
-
-// Catalog is a running catalog process.
-type Catalog struct {
-	*Process
-	// Addr is its gRPC address.
-	Addr string
-	// Warehouse is its warehouse folder.
-	Warehouse string
-}
-
-// StartCatalog starts the catalog binary on a free port with its
-// warehouse in warehouse, announcing commits on brokers (none if empty),
-// and waits until it serves.
-func StartCatalog(ctx context.Context, bin, warehouse, brokers, logPath, cpus string) (*Catalog, error) {
-	args := []string{"--grpc-addr", "127.0.0.1:0", "--metrics-addr", "", "--warehouse", warehouse}
-	if brokers != "" {
-		args = append(args, "--kafka-brokers", brokers)
-	} else {
-		args = append(args, "--announce=false")
-	}
-	p, err := Start(Spec{Name: "catalog", Bin: bin, LogPath: logPath, CPUs: cpus, Args: args})
-	if err != nil {
-		return nil, err
-	}
-	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	addr, _, err := ServingAddrs(wctx, p)
-	if err == nil {
-		err = WaitServing(wctx, p, addr)
-	}
-	if err != nil {
-		p.Kill()
-		return nil, err
-	}
-	return &Catalog{Process: p, Addr: addr, Warehouse: warehouse}, nil
 }
 
 // servingLine matches the service kit's "serving" log record, which names
