@@ -153,7 +153,6 @@ func TestComposeStack(t *testing.T) {
 		}
 	})
 	must("compose v2 binary (cached)", func() (err error) { composeBin, err = devstack.ComposeBinary(ctx, log); return err })
-	must("jaeger binary (cached)", func() (err error) { jaegerBin, err = devstack.JaegerBinary(ctx, log); return err })
 	must("kafka jars (cached)", func() (err error) { libs, err = devstack.KafkaLibs(ctx, log); return err })
 	must("debian base image (debootstrap, cached)", func() (err error) { base, err = devstack.DebianBaseImage(ctx, log); return err })
 	must("go builder image", func() (err error) { builder, err = devstack.GoBuilderImage(ctx, log, base); return err })
@@ -189,7 +188,6 @@ func TestComposeStack(t *testing.T) {
 	}
 	must("image mosquitto (Debian's)", local("mosquitto", nil, nil))
 	must("image kafka (Maven jars, Debian JRE)", local("kafka", nil, map[string]string{"libs": libs}))
-	must("image jaeger (Go module)", local("jaeger", map[string]string{"jaeger": jaegerBin}, nil))
 
 	// Every enabled plantlake service from the real Dockerfile, with the
 	// local base images as build arguments.
@@ -203,6 +201,9 @@ func TestComposeStack(t *testing.T) {
 				"-t", s.Image, repoRootDir())
 		})
 	}
+
+	must("jaeger binary (cached)", func() (err error) { jaegerBin, err = devstack.JaegerBinary(ctx, log); return err })
+	must("image jaeger (Go module)", local("jaeger", map[string]string{"jaeger": jaegerBin}, nil))
 
 	// The environment of every service against the --help of the binary in
 	// its image, and the ports and healthchecks of the loaded file.
