@@ -263,3 +263,46 @@ func sortedKeys[V any](m map[string]V) []string {
 	sort.Strings(keys)
 	return keys
 }
+
+// TableWriters are the services that write data files into the tables'
+// folders (the catalog only commits the log entries naming them).
+var TableWriters = []string{"ingest", "deserialize", "merge"}
+
+// CheckWarehouse returns a problem for every table writer that does not
+// mount the catalog's warehouse volume at the catalog's --warehouse path:
+// the catalog hands out table locations under that path, and refuses a
+// commit whose files it cannot see.
+func CheckWarehouse(p *types.Project) []error {
+	catalog, ok := Service(p, "catalog")
+	if !ok {
+		return []error{fmt.Errorf("no catalog service")}
+	}
+	path := catalog.Environment["PLANTLAKE_WAREHOUSE"]
+	if path == nil {
+		return []error{fmt.Errorf("catalog: no PLANTLAKE_WAREHOUSE")}
+	}
+	source := ""
+	for _, v := range catalog.Volumes {
+		if v.Target == *path {
+			source = v.Source
+		}
+	}
+	if source == "" {
+		return []error{fmt.Errorf("catalog: no volume mounted at its warehouse %s", *path)}
+	}
+	var errs []error
+	for _, name := range TableWriters {
+		s, ok := Service(p, name)
+		if !ok {
+			continue
+		}
+		mounted := false
+		for _, v := range s.Volumes {
+			mounted = mounted || (v.Source == source && v.Target == *path && !v.ReadOnly)
+		}
+		if !mounted {
+			errs = append(errs, fmt.Errorf("%s: does not mount the catalog's warehouse volume %s at %s (read-write)", name, source, *path))
+		}
+	}
+	return errs
+}

@@ -132,6 +132,21 @@ func TestPortsAndHealthchecks(t *testing.T) {
 	}
 }
 
+// TestWarehouseShared checks that every service that writes tables sees
+// the warehouse where the catalog does.
+func TestWarehouseShared(t *testing.T) {
+	p := load(t, "docker-compose.yml")
+	for _, err := range CheckWarehouse(p) {
+		t.Error(err)
+	}
+	ingest := p.Services["ingest"]
+	ingest.Volumes = nil
+	p.Services["ingest"] = ingest
+	if errs := CheckWarehouse(p); len(errs) != 1 || !strings.Contains(errs[0].Error(), "ingest") {
+		t.Errorf("ingest without the warehouse volume: got %v, want one problem naming ingest", errs)
+	}
+}
+
 // TestChecksCatchMistakes feeds the checks the services of
 // docker-compose.yml with one mistake each and expects each to be found.
 func TestChecksCatchMistakes(t *testing.T) {

@@ -217,6 +217,9 @@ func TestComposeStack(t *testing.T) {
 			t.Error(err)
 		}
 	}
+	for _, err := range CheckWarehouse(p) {
+		t.Error(err)
+	}
 	if t.Failed() {
 		t.FailNow()
 	}
