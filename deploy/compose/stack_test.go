@@ -275,8 +275,8 @@ func TestComposeStack(t *testing.T) {
 		return waitForPayloads(authed, catalog, want, 5*time.Minute)
 	})
 
-	// docker kill ingest while readings stream in; docker restarts it
-	// (restart: unless-stopped), and nothing may be lost or duplicated.
+	// docker kill ingest (SIGKILL) while readings stream in, start it again,
+	// and nothing may be lost or duplicated.
 	ingest := containerOf(ctx, t, st, "ingest")
 	must("docker kill ingest mid-stream, all readings once", func() error {
 		var wg sync.WaitGroup
@@ -287,9 +287,14 @@ func TestComposeStack(t *testing.T) {
 		if out, err := exec.CommandContext(ctx, "docker", "kill", ingest).CombinedOutput(); err != nil {
 			return fmt.Errorf("docker kill %s: %v\n%s", ingest, err, out)
 		}
+		// Docker counts a kill as a manual stop: the restart policy leaves
+		// the container down, so start it as an operator would.
+		if out, err := exec.CommandContext(ctx, "docker", "start", ingest).CombinedOutput(); err != nil {
+			return fmt.Errorf("docker start %s: %v\n%s", ingest, err, out)
+		}
 		wg.Wait()
 		want = append(want, got...)
-		if err := waitRunning(ctx, ingest, time.Minute); err != nil {
+		if err := waitRunning(ctx, ingest, 2*time.Minute); err != nil {
 			return err
 		}
 		return waitForPayloads(authed, catalog, want, 5*time.Minute)
@@ -298,6 +303,18 @@ func TestComposeStack(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkAllHealthy(ctx, t, st, p)
+
+	// Downstream of raw: every raw record exactly once in bronze (all the
+	// readings are valid), once deserialize is part of the stack.
+	if _, ok := p.Services["deserialize"]; ok {
+		must("every raw record once in bronze (deserialize)", func() error {
+			raw, err := coordinates(authed, catalog, "raw.plant_sensor_readings")
+			if err != nil {
+				return err
+			}
+			return waitForCoordinates(authed, catalog, "bronze.plant_sensor_readings", raw, 5*time.Minute)
+		})
+	}
 
 	must("delta-rs reads raw from the warehouse volume", func() error {
 		return checkWithDeltaRS(ctx, py, want)
@@ -390,8 +407,8 @@ func containerOf(ctx context.Context, t *testing.T, st *stack, service string) s
 	return ""
 }
 
-// waitRunning waits until docker's restart policy brought a killed
-// container back and its healthcheck passes again.
+// waitRunning waits until a restarted container runs and its healthcheck
+// passes again.
 func waitRunning(ctx context.Context, name string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
@@ -600,6 +617,72 @@ func waitForJaeger(ctx context.Context, services []string, timeout time.Duration
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("after %v Jaeger knows services %q, want %q (last error %v)", timeout, last, services, err)
+		}
+		time.Sleep(2 * time.Second)
+	}
+}
+
+// coordinates returns how often each Kafka record (topic/partition/offset)
+// is in a table, read through the catalog's Scan.
+func coordinates(ctx context.Context, catalog catalogv1.CatalogServiceClient, table string) (map[string]int, error) {
+	stream, err := catalog.Scan(ctx, &catalogv1.ScanRequest{
+		Table:   table,
+		Columns: []string{"kafka_topic", "kafka_partition", "kafka_offset"},
+	})
+	if err != nil {
+		return nil, err
+	}
+	got := map[string]int{}
+	for {
+		resp, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return got, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range resp.GetRows() {
+			f := r.GetFields()
+			key := fmt.Sprintf("%s/%v/%v", f["kafka_topic"].GetStringValue(), f["kafka_partition"].AsInterface(), f["kafka_offset"].AsInterface())
+			got[key]++
+		}
+	}
+}
+
+// waitForCoordinates waits until table holds exactly the Kafka records of
+// want, each once.
+func waitForCoordinates(ctx context.Context, catalog catalogv1.CatalogServiceClient, table string, want map[string]int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		got, err := coordinates(ctx, catalog, table)
+		if err == nil {
+			missing, twice := 0, 0
+			for k := range want {
+				if got[k] == 0 {
+					missing++
+				}
+			}
+			for _, n := range got {
+				if n > 1 {
+					twice++
+				}
+			}
+			if twice > 0 {
+				return fmt.Errorf("%s: %d Kafka records more than once", table, twice)
+			}
+			if missing == 0 {
+				if len(got) != len(want) {
+					return fmt.Errorf("%s: %d records, raw has %d", table, len(got), len(want))
+				}
+				return nil
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("%s: after %v, %d of %d records missing", table, timeout, missing, len(want))
+			}
+		} else if c := status.Code(err); c != codes.NotFound && c != codes.Unavailable {
+			return fmt.Errorf("scan %s: %w", table, err)
+		} else if time.Now().After(deadline) {
+			return fmt.Errorf("%s: after %v: %w", table, timeout, err)
 		}
 		time.Sleep(2 * time.Second)
 	}
