@@ -8,7 +8,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 
 # Modules of go.work, in test order: libraries first, then the services.
-MODULES := proto servicekit delta devstack pipeline services/catalog services/bridge services/ingest deploy/compose
+MODULES := proto servicekit delta devstack pipeline services/catalog services/bridge services/ingest services/deserialize services/merge deploy/compose
 # Where `make up` keeps its data, pid files and logs (kept between runs).
 STACK_DIR ?= $(CURDIR)/.plantlake
 # Per-package timeout of `go test`; the long integration suites stay well inside it.
@@ -16,7 +16,7 @@ TEST_TIMEOUT ?= 20m
 GO_TEST_FLAGS ?= -p 1 -count=1 -timeout $(TEST_TIMEOUT)
 export GOFLAGS := -buildvcs=false
 
-.PHONY: all up down test install test-go proto proto-check lint bench fuzz spark-check compose-test
+.PHONY: all up down py test install test-go proto proto-check lint bench fuzz spark-check compose-test
 
 all: lint test
 
@@ -27,6 +27,10 @@ install:
 ## up: start Mosquitto, Kafka, the catalog, the bridge and ingest in the background
 up:
 	scripts/up.sh "$(STACK_DIR)"
+
+## py: a Python shell with deltalake and pyarrow (the venv make test and make up install)
+py: install
+	@py=$$(go run ./devstack/cmd/plantlake-dev python-path) && echo "$$py" && exec "$$py"
 
 ## down: stop what `make up` started (data stays)
 down:

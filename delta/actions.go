@@ -10,7 +10,7 @@ import (
 
 // ErrInvalidLog is wrapped by errors about malformed log content: a line that
 // is not JSON, an action whose required fields have the wrong type, a log
-// without protocol or metadata.
+// without protocol or metadata, a gap between the commits replay needs.
 var ErrInvalidLog = errors.New("delta: invalid log")
 
 // Format is the encoding of a table's data files (metaData.format).

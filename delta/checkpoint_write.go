@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/url"
 	"sort"
 	"strings"
@@ -312,6 +313,9 @@ func ParseInterval(s string) (time.Duration, error) {
 			d = time.Microsecond
 		default:
 			return 0, fmt.Errorf("delta: bad interval unit in %q", s)
+		}
+		if n > math.MaxInt64/int64(d) || n < math.MinInt64/int64(d) || (n > 0 && total > math.MaxInt64-time.Duration(n)*d) {
+			return 0, fmt.Errorf("delta: interval %q is too long", s)
 		}
 		total += time.Duration(n) * d
 	}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strings"
 
 	"github.com/google/uuid"
 
@@ -117,99 +116,6 @@ func (r *CommitRequest) rearrangesOnly() bool {
 	return files > 0
 }
 
-// validate checks the request against the table's current metadata.
-func (t *Table) validate(req *CommitRequest, h *tableHead) error {
-	if req.ReadVersion < 0 {
-		return fmt.Errorf("%w: readVersion %d: use Create for a new table", ErrInvalidCommit, req.ReadVersion)
-	}
-	if req.Operation == "" {
-		return fmt.Errorf("%w: operation is empty", ErrInvalidCommit)
-	}
-	meta := &h.metadata
-	nMeta, nProto := 0, 0
-	for i, a := range req.Actions {
-		if a.MetaData != nil {
-			meta = a.MetaData
-			nMeta++
-		}
-		if a.Protocol != nil {
-			nProto++
-		}
-		if a.CommitInfo != nil {
-			return fmt.Errorf("%w: actions[%d]: commitInfo is written by Commit", ErrInvalidCommit, i)
-		}
-		if a.Sidecar != nil || a.CheckpointMetadata != nil {
-			return fmt.Errorf("%w: actions[%d]: %s is a checkpoint-only action", ErrInvalidCommit, i, a.Kind())
-		}
-	}
-	if nMeta > 1 || nProto > 1 {
-		return fmt.Errorf("%w: at most one metaData and one protocol action", ErrInvalidCommit)
-	}
-	if nMeta == 1 {
-		if _, err := ParseSchema(meta.SchemaString); err != nil {
-			return fmt.Errorf("%w: metaData.schemaString: %v", ErrInvalidCommit, err)
-		}
-	}
-	parts := map[string]bool{}
-	for _, c := range meta.PartitionColumns {
-		parts[c] = true
-	}
-	seenAdd, seenRemove, seenTxn := map[string]bool{}, map[string]bool{}, map[string]bool{}
-	appendOnly := strings.EqualFold(meta.Configuration[PropAppendOnly], "true")
-	for i, a := range req.Actions {
-		switch {
-		case a.Add != nil:
-			if _, err := DataPath(a.Add.Path); err != nil {
-				return fmt.Errorf("%w: actions[%d].add.path: %w", ErrInvalidCommit, i, err)
-			}
-			if len(a.Add.PartitionValues) != len(parts) {
-				return fmt.Errorf("%w: actions[%d].add.partitionValues: want values for %v", ErrInvalidCommit, i, meta.PartitionColumns)
-			}
-			for k := range a.Add.PartitionValues {
-				if !parts[k] {
-					return fmt.Errorf("%w: actions[%d].add.partitionValues: %q is not a partition column", ErrInvalidCommit, i, k)
-				}
-			}
-			if a.Add.Size < 0 {
-				return fmt.Errorf("%w: actions[%d].add.size is negative", ErrInvalidCommit, i)
-			}
-			k := CanonicalPath(a.Add.Path, "")
-			if seenAdd[k] {
-				return fmt.Errorf("%w: actions[%d].add.path %q added twice", ErrInvalidCommit, i, a.Add.Path)
-			}
-			seenAdd[k] = true
-		case a.Remove != nil:
-			if _, err := DataPath(a.Remove.Path); err != nil {
-				return fmt.Errorf("%w: actions[%d].remove.path: %w", ErrInvalidCommit, i, err)
-			}
-			if req.BlindAppend {
-				return fmt.Errorf("%w: actions[%d]: a blind append cannot remove files", ErrInvalidCommit, i)
-			}
-			if appendOnly && a.Remove.DataChange {
-				return fmt.Errorf("%w: actions[%d]: table is append-only (delta.appendOnly)", ErrInvalidCommit, i)
-			}
-			k := CanonicalPath(a.Remove.Path, "")
-			if seenRemove[k] {
-				return fmt.Errorf("%w: actions[%d].remove.path %q removed twice", ErrInvalidCommit, i, a.Remove.Path)
-			}
-			seenRemove[k] = true
-		case a.Txn != nil:
-			if a.Txn.AppID == "" {
-				return fmt.Errorf("%w: actions[%d].txn.appId is empty", ErrInvalidCommit, i)
-			}
-			if seenTxn[a.Txn.AppID] {
-				return fmt.Errorf("%w: actions[%d].txn.appId %q twice", ErrInvalidCommit, i, a.Txn.AppID)
-			}
-			seenTxn[a.Txn.AppID] = true
-		case a.MetaData != nil || a.Protocol != nil:
-			if req.BlindAppend {
-				return fmt.Errorf("%w: actions[%d]: a blind append cannot change %s", ErrInvalidCommit, i, a.Kind())
-			}
-		}
-	}
-	return nil
-}
-
 // checkWritable verifies this library may write a table with protocol p.
 func checkWritable(p *Protocol) error {
 	if p.MinWriterVersion > 7 || p.MinWriterVersion < 1 {
@@ -254,33 +160,28 @@ func orderActions(in []Action) []Action {
 }
 
 // Commit writes the request as the next version of the table and returns
-// that version. If other commits landed after req.ReadVersion, it checks
-// each against the conflict rules and, if none conflicts, commits after
-// them; a conflict is a *ConflictError (errors.Is(err, ErrConflict)).
+// that version. It prepares the commit with PrepareCommit (so every check
+// listed there applies), and if other commits landed after req.ReadVersion,
+// it checks each against the conflict rules and, if none conflicts, commits
+// after them; a conflict is a *ConflictError (errors.Is(err, ErrConflict)).
 // The commit is durable when Commit returns nil.
 func (t *Table) Commit(ctx context.Context, req CommitRequest) (int64, error) {
 	h, err := t.headAtLeast(ctx, req.ReadVersion)
 	if err != nil {
 		return -1, err
 	}
-	if req.ReadVersion > h.version {
-		return -1, fmt.Errorf("%w: readVersion %d is after the latest version %d", ErrInvalidCommit, req.ReadVersion, h.version)
-	}
-	if err := checkWritable(&h.protocol); err != nil {
+	p, err := PrepareCommit(req, h)
+	if err != nil {
 		return -1, err
 	}
-	if err := t.validate(&req, h); err != nil {
-		return -1, err
-	}
-	body := orderActions(req.Actions)
-	cc := NewConflictChecker(&req, t.root)
+	cc := p.ConflictChecker(t.root, nil, false)
 	maxAttempts := req.MaxAttempts
 	if maxAttempts <= 0 {
 		maxAttempts = 1000
 	}
 	// Winners already known to this Table.
-	if h.version > req.ReadVersion {
-		winners, err := t.commitsRange(ctx, req.ReadVersion+1, h.version)
+	if h.Version > req.ReadVersion {
+		winners, err := t.commitsRange(ctx, req.ReadVersion+1, h.Version)
 		if err != nil {
 			return -1, fmt.Errorf("delta: read concurrent commits: %w", err)
 		}
@@ -290,15 +191,15 @@ func (t *Table) Commit(ctx context.Context, req CommitRequest) (int64, error) {
 			}
 		}
 	}
-	v := h.version + 1
 	for attempt := 0; attempt < maxAttempts; attempt++ {
-		data, acts, err := t.encodeCommit(&req, body, h)
+		v := h.Version + 1
+		enc, err := EncodeVersion(h, p.CommitInfo(), p.Actions(), t.now())
 		if err != nil {
 			return -1, err
 		}
-		err = t.store.PutIfAbsent(ctx, CommitPath(v), data)
+		err = t.store.PutIfAbsent(ctx, CommitPath(v), enc.Data)
 		if err == nil {
-			t.committed(v, acts, h)
+			t.committed(v, enc.Actions, h)
 			return v, nil
 		}
 		if !errors.Is(err, storage.ErrExists) {
@@ -314,97 +215,45 @@ func (t *Table) Commit(ctx context.Context, req CommitRequest) (int64, error) {
 		if err := cc.Check(v, winner); err != nil {
 			return -1, err
 		}
-		v++
 	}
-	return -1, fmt.Errorf("%w: gave up after %d attempts, next version %d", ErrVersionExists, maxAttempts, v)
-}
-
-// encodeCommit serializes commitInfo followed by the request's actions.
-func (t *Table) encodeCommit(req *CommitRequest, body []Action, h *tableHead) ([]byte, []Action, error) {
-	now := t.now().UnixMilli()
-	blind := req.BlindAppend
-	rv := req.ReadVersion
-	ci := &CommitInfo{
-		Timestamp:           now,
-		Operation:           req.Operation,
-		OperationParameters: req.OperationParameters,
-		ReadVersion:         &rv,
-		IsolationLevel:      "Serializable",
-		IsBlindAppend:       &blind,
-		EngineInfo:          req.EngineInfo,
-		Extra:               map[string]json.RawMessage{"txnId": json.RawMessage(`"` + uuid.NewString() + `"`)},
-	}
-	if ci.EngineInfo == "" {
-		ci.EngineInfo = "plantlake-delta"
-	}
-	meta := &h.metadata
-	for i := range body {
-		if body[i].MetaData != nil {
-			meta = body[i].MetaData
-		}
-	}
-	if ictEnabled(meta) {
-		ict := now
-		if h.ict != nil && *h.ict >= ict {
-			ict = *h.ict + 1
-		}
-		ci.InCommitTimestamp = &ict
-	}
-	acts := make([]Action, 0, len(body)+1)
-	acts = append(acts, Action{CommitInfo: ci})
-	acts = append(acts, body...)
-	data, err := MarshalActions(acts)
-	if err != nil {
-		return nil, nil, fmt.Errorf("delta: encode commit: %w", err)
-	}
-	return data, acts, nil
+	return -1, fmt.Errorf("%w: gave up after %d attempts, next version %d", ErrVersionExists, maxAttempts, h.Version+1)
 }
 
 // headAtLeast returns the table head, loading the latest snapshot when the
 // Table knows no version at or after readVersion.
-func (t *Table) headAtLeast(ctx context.Context, readVersion int64) (*tableHead, error) {
+func (t *Table) headAtLeast(ctx context.Context, readVersion int64) (Head, error) {
 	t.mu.Lock()
 	h := t.head
 	t.mu.Unlock()
-	if h != nil && h.version >= readVersion {
-		return h, nil
+	if h != nil && h.Version >= readVersion {
+		return *h, nil
 	}
 	s, err := t.Snapshot(ctx)
 	if err != nil {
-		return nil, err
+		return Head{}, err
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.head == nil || t.head.version < s.version {
-		t.head = &tableHead{version: s.version, protocol: s.protocol, metadata: s.metadata}
+	if t.head == nil || t.head.Version < s.version {
+		sh := s.Head()
+		t.head = &sh
 	}
-	return t.head, nil
+	return *t.head, nil
 }
 
 // advanceHead returns the head after version v with actions acts.
-func (t *Table) advanceHead(h *tableHead, v int64, acts []Action) *tableHead {
-	n := &tableHead{version: v, protocol: h.protocol, metadata: h.metadata}
-	for _, a := range acts {
-		switch {
-		case a.Protocol != nil:
-			n.protocol = *a.Protocol
-		case a.MetaData != nil:
-			n.metadata = *a.MetaData
-		case a.CommitInfo != nil && a.CommitInfo.InCommitTimestamp != nil:
-			ict := *a.CommitInfo.InCommitTimestamp
-			n.ict = &ict
-		}
-	}
+func (t *Table) advanceHead(h Head, v int64, acts []Action) Head {
+	n := h.Next(v, acts)
 	t.mu.Lock()
-	if t.head == nil || t.head.version < v {
-		t.head = n
+	if t.head == nil || t.head.Version < v {
+		t.head = &n
 	}
 	t.mu.Unlock()
 	return n
 }
 
 // committed records a successful commit of version v.
-func (t *Table) committed(v int64, acts []Action, h *tableHead) {
+func (t *Table) committed(v int64, acts []Action, h Head) {
 	t.remember(v, acts)
 	t.advanceHead(h, v, acts)
 }
@@ -416,58 +265,34 @@ func (t *Table) committed(v int64, acts []Action, h *tableHead) {
 // already has a version 0.
 func Create(ctx context.Context, store storage.Store, meta Metadata, proto Protocol, opts ...Option) (*Table, error) {
 	t := Open(store, opts...)
-	schema, err := ParseSchema(meta.SchemaString)
+	proto, err := PrepareCreate(&meta, proto)
 	if err != nil {
-		return nil, fmt.Errorf("%w: metaData.schemaString: %v", ErrInvalidCommit, err)
-	}
-	for _, c := range meta.PartitionColumns {
-		if schema.Field(c) == nil {
-			return nil, fmt.Errorf("%w: partition column %q is not in the schema", ErrInvalidCommit, c)
-		}
-	}
-	if proto.MinReaderVersion == 0 && proto.MinWriterVersion == 0 {
-		proto = Protocol{MinReaderVersion: 1, MinWriterVersion: 2}
-		if schema.UsesType(TimestampNTZ) {
-			proto = Protocol{MinReaderVersion: 3, MinWriterVersion: 7,
-				ReaderFeatures: []string{"timestampNtz"}, WriterFeatures: []string{"timestampNtz"}}
-		}
-	}
-	if err := checkWritable(&proto); err != nil {
-		return nil, err
-	}
-	if err := checkReadable(&proto, &meta); err != nil {
 		return nil, err
 	}
 	if meta.ID == "" {
 		meta.ID = uuid.NewString()
 	}
-	if meta.Format.Provider == "" {
-		meta.Format.Provider = "parquet"
-	}
-	now := t.now().UnixMilli()
+	now := t.now()
 	if meta.CreatedTime == nil {
-		meta.CreatedTime = &now
+		ms := now.UnixMilli()
+		meta.CreatedTime = &ms
 	}
 	blind := true
-	ci := &CommitInfo{Timestamp: now, Operation: "CREATE TABLE", IsolationLevel: "Serializable",
+	ci := CommitInfo{Operation: "CREATE TABLE", IsolationLevel: "Serializable",
 		IsBlindAppend: &blind, EngineInfo: "plantlake-delta",
 		OperationParameters: map[string]string{"partitionBy": mustJSON(nonNil(meta.PartitionColumns))},
 	}
-	if ictEnabled(&meta) {
-		ci.InCommitTimestamp = &now
-	}
-	acts := []Action{{CommitInfo: ci}, {Protocol: &proto}, {MetaData: &meta}}
-	data, err := MarshalActions(acts)
+	enc, err := EncodeVersion(Head{Version: -1}, ci, []Action{{Protocol: &proto}, {MetaData: &meta}}, now)
 	if err != nil {
 		return nil, err
 	}
-	if err := store.PutIfAbsent(ctx, CommitPath(0), data); err != nil {
+	if err := store.PutIfAbsent(ctx, CommitPath(0), enc.Data); err != nil {
 		if errors.Is(err, storage.ErrExists) {
 			return nil, fmt.Errorf("%w: table already has version 0", ErrVersionExists)
 		}
 		return nil, fmt.Errorf("delta: create table: %w", err)
 	}
-	t.committed(0, acts, &tableHead{version: -1, protocol: proto, metadata: meta})
+	t.committed(0, enc.Actions, Head{Version: -1, Protocol: proto, Metadata: meta})
 	return t, nil
 }
 

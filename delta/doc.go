@@ -34,6 +34,14 @@
 //
 // # Committing
 //
+// Every commit is prepared by PrepareCommit, the one place its checks live:
+// protocol, actions, partition values against their columns' types
+// (ParsePartitionValue), column names, table properties
+// (CheckConfiguration), delta.appendOnly. EncodeVersion then writes
+// commitInfo, with an increasing in-commit timestamp on tables that enable
+// them, in front of the actions. Table.Commit uses both; so does a writer
+// that serializes commits itself, keeping its own Head.
+//
 // Commit writes _delta_log/<version>.json with storage.Store.PutIfAbsent:
 // commitInfo first, then protocol, metaData, txn, remove and add actions.
 // When the version is taken, Commit reads the winning commit, checks it
@@ -63,5 +71,8 @@
 // deletes commits and checkpoints older than the log retention below the
 // newest checkpoint that keeps every snapshot in retention reconstructable.
 // Vacuum deletes data files no snapshot in the deleted-file retention needs.
-// Compact commits a rewrite (removes and adds with dataChange=false).
+// The library has no compaction of its own: a writer compacts by writing the
+// new files and committing the removes and adds with dataChange=false, which,
+// as in Delta Lake, concurrent appends do not conflict with (the catalog's
+// Optimize does this).
 package delta

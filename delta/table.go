@@ -24,18 +24,9 @@ type Table struct {
 
 	mu      sync.Mutex
 	latest  *Snapshot // newest snapshot loaded, nil if none
-	head    *tableHead
+	head    *Head
 	recent  map[int64][]Action // commits parsed recently, for conflict checks
 	maxKeep int
-}
-
-// tableHead is what a commit needs of the latest known version.
-type tableHead struct {
-	version  int64
-	protocol Protocol
-	metadata Metadata
-	// ict is the in-commit timestamp of version, if any.
-	ict *int64
 }
 
 // Option configures a Table.
@@ -164,8 +155,9 @@ func (t *Table) snapshotFrom(ctx context.Context, l *logListing, v int64, pre *c
 	if t.latest == nil || s.version > t.latest.version {
 		t.latest = s
 	}
-	if t.head == nil || s.version > t.head.version {
-		t.head = &tableHead{version: s.version, protocol: s.protocol, metadata: s.metadata}
+	if t.head == nil || s.version > t.head.Version {
+		h := s.Head()
+		t.head = &h
 	}
 	t.mu.Unlock()
 	return s, nil
@@ -178,6 +170,17 @@ func newerCheckpoint(l *logListing, after, upTo int64) bool {
 		}
 	}
 	return false
+}
+
+// firstMissing returns the first version in [from, to] without a commit
+// file, -1 if none is missing.
+func firstMissing(l *logListing, from, to int64) int64 {
+	for v := from; v <= to; v++ {
+		if _, ok := l.commits[v]; !ok {
+			return v
+		}
+	}
+	return -1
 }
 
 func hasCommits(l *logListing, from, to int64) bool {
@@ -315,8 +318,20 @@ func (t *Table) replay(ctx context.Context, l *logListing, v int64, pre *checkpo
 		st.applyOwned(acts)
 		return t.replayCommits(ctx, st, c.version, v)
 	}
-	if _, ok := l.commits[0]; !ok || !hasCommits(l, 0, v) {
+	if _, ok := l.commits[0]; !ok {
+		// Replay needs commit 0 or a checkpoint; say which commit breaks
+		// the chain from the newest checkpoint, if there is one.
+		for i := len(l.checkpoints) - 1; i >= 0; i-- {
+			if c := l.checkpoints[i]; c.version <= v {
+				if gap := firstMissing(l, c.version+1, v); gap >= 0 {
+					return nil, fmt.Errorf("%w: commit %d is missing between checkpoint %d and version %d", ErrInvalidLog, gap, c.version, v)
+				}
+			}
+		}
 		return nil, fmt.Errorf("%w: version %d cannot be reconstructed: no usable checkpoint at or before it and the commits from 0 are missing", ErrVersionNotFound, v)
+	}
+	if gap := firstMissing(l, 0, v); gap >= 0 {
+		return nil, fmt.Errorf("%w: commit %d is missing between version 0 and version %d", ErrInvalidLog, gap, v)
 	}
 	return t.replayCommits(ctx, newReplayState(t.root), -1, v)
 }

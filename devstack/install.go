@@ -328,6 +328,8 @@ type InstallReport struct {
 	Python    string // python3 of the venv
 	Kcat      string // path of kcat, empty if it could not be installed
 	KcatErr   error  // why kcat is missing, if it is
+	Azurite   string // azurite-blob program (npm), for the Azure store's tests
+	Moto      string // moto_server program (PyPI), for the S3 store's tests
 }
 
 // InstallAll installs everything the tests and `make up` need. kcat is
@@ -347,6 +349,12 @@ func InstallAll(ctx context.Context, log *slog.Logger) (InstallReport, error) {
 		return r, err
 	}
 	if r.Python, err = PythonPath(ctx, log); err != nil {
+		return r, err
+	}
+	if r.Azurite, err = AzuritePath(ctx, log); err != nil {
+		return r, err
+	}
+	if r.Moto, err = MotoPath(ctx, log); err != nil {
 		return r, err
 	}
 	return r, nil

@@ -16,16 +16,18 @@ import (
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
+	"github.com/plantlake/plantlake/servicekit/kafkatopic"
 )
 
 // Topic names of the pipeline (DESIGN.md section 1 and 4).
 const (
 	// TopicRaw carries MQTT readings from the bridge to ingest.
-	TopicRaw = "plant_sensor_readings_raw"
+	TopicRaw = kafkatopic.Raw
 	// TopicOversized carries readings larger than the message limit, cut.
-	TopicOversized = "plant_sensor_readings_oversized"
+	TopicOversized = kafkatopic.Oversized
 	// TopicTableCommits carries the catalog's TableCommitEvents.
-	TopicTableCommits = "plantlake.table-commits"
+	TopicTableCommits = kafkatopic.TableCommits
 	// PipelinePartitions is how many partitions each pipeline topic gets.
 	PipelinePartitions = 6
 )
@@ -437,59 +439,65 @@ func waitKafka(ctx context.Context, p *process, brokers string, timeout time.Dur
 	}
 }
 
-// CreateTopics creates topics with the given partitions (replication 1).
-// A topic that already exists is left as it is.
+// CreateTopics creates topics with the given partitions (replication 1)
+// the way plantlake creates its topics (kafkatopic.Ensure).
 func (b *KafkaBroker) CreateTopics(ctx context.Context, partitions int, names ...string) error {
 	return CreateTopics(ctx, b.Brokers(), partitions, names...)
 }
 
-// CreateTopics creates topics on the Kafka at brokers; existing ones are
-// left as they are. It retries while the broker is still coming up.
+// CreateTopics creates topics on the Kafka at brokers with the given
+// partitions, replication 1 and kafkatopic's defaults (room for a 1 MiB
+// payload, 14 days' retention). It retries while the broker is still coming up.
 func CreateTopics(ctx context.Context, brokers string, partitions int, names ...string) error {
+	specs := make([]kafkatopic.Spec, len(names))
+	for i, n := range names {
+		specs[i] = kafkatopic.Spec{Name: n, Partitions: partitions, ReplicationFactor: 1}
+	}
+	return EnsureTopics(ctx, brokers, specs...)
+}
+
+// EnsureTopics runs kafkatopic.Ensure against the Kafka at brokers until it
+// succeeds, for up to 90 seconds (the broker may still be coming up).
+func EnsureTopics(ctx context.Context, brokers string, specs ...kafkatopic.Spec) error {
 	ac, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": brokers, "log_level": 0})
 	if err != nil {
 		return fmt.Errorf("devstack: kafka admin client: %w", err)
 	}
 	defer ac.Close()
-	specs := make([]kafka.TopicSpecification, len(names))
-	for i, n := range names {
-		specs[i] = kafka.TopicSpecification{Topic: n, NumPartitions: partitions, ReplicationFactor: 1}
-	}
 	deadline := time.Now().Add(90 * time.Second)
 	for {
-		err := createOnce(ctx, ac, specs)
+		_, err := kafkatopic.Ensure(ctx, ac, specs...)
 		if err == nil {
 			return nil
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
+			names := make([]string, len(specs))
+			for i, s := range specs {
+				names[i] = s.Name
+			}
 			return fmt.Errorf("devstack: create topics %v at %s: %w", names, brokers, err)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
 }
 
-func createOnce(ctx context.Context, ac *kafka.AdminClient, specs []kafka.TopicSpecification) error {
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	res, err := ac.CreateTopics(cctx, specs, kafka.SetAdminOperationTimeout(10*time.Second))
-	if err != nil {
-		return err
+// PipelineTopicSpecs are the topics `make up` creates: PipelineTopics with
+// PipelinePartitions each, replication 1, room for the bridge's default
+// payload limit and the given retention (0: kafkatopic.DefaultRetention).
+func PipelineTopicSpecs(retention time.Duration) []kafkatopic.Spec {
+	specs := make([]kafkatopic.Spec, len(PipelineTopics))
+	for i, n := range PipelineTopics {
+		specs[i] = kafkatopic.Spec{Name: n, Partitions: PipelinePartitions, ReplicationFactor: 1, Retention: retention}
 	}
-	var errs []error
-	for _, r := range res {
-		switch r.Error.Code() {
-		case kafka.ErrNoError, kafka.ErrTopicAlreadyExists:
-		default:
-			errs = append(errs, fmt.Errorf("%s: %w", r.Topic, r.Error))
-		}
-	}
-	return errors.Join(errs...)
+	return specs
 }
 
-// CreatePipelineTopics creates the pipeline's topics with
-// PipelinePartitions partitions each.
+// CreatePipelineTopics creates the pipeline's topics (PipelineTopicSpecs
+// with the default retention). An existing topic keeps its settings, except
+// a max.message.bytes inherited from the broker that is too small for a
+// 1 MiB payload, which is raised (kafkatopic.Ensure).
 func CreatePipelineTopics(ctx context.Context, brokers string) error {
-	return CreateTopics(ctx, brokers, PipelinePartitions, PipelineTopics...)
+	return EnsureTopics(ctx, brokers, PipelineTopicSpecs(0)...)
 }
 
 // report marks the owning test failed when err is not nil, and returns err.

@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -34,6 +37,25 @@ type MosquittoConfig struct {
 	Daemon bool
 	// Log receives devstack's own progress messages; nil discards them.
 	Log *slog.Logger
+
+	// Users, when not empty, turns anonymous access off on every listener:
+	// clients must log in with one of these user names and its password.
+	// devstack writes Dir/passwd with mosquitto_passwd.
+	Users map[string]string
+	// TLS, when set, adds a TLS listener on TLSPort.
+	TLS *MosquittoTLS
+	// TLSPort is the TLS listener's port; 0 picks a free one.
+	TLSPort int
+}
+
+// MosquittoTLS is the TLS listener's configuration: PEM files.
+type MosquittoTLS struct {
+	// CertFile and KeyFile are the broker's certificate (with any
+	// intermediates) and private key.
+	CertFile, KeyFile string
+	// ClientCAFile, when set, makes the listener require a client
+	// certificate signed by one of its CAs.
+	ClientCAFile string
 }
 
 // MosquittoBroker is a running (or stopped, restartable) Mosquitto.
@@ -78,8 +100,40 @@ func (c *MosquittoConfig) setDefaults() error {
 			return err
 		}
 	}
+	if c.TLS != nil && c.TLSPort == 0 {
+		if c.TLSPort, err = freePort(); err != nil {
+			return err
+		}
+	}
 	return nil
 }
+
+// writePasswordFile writes Dir/passwd for cfg.Users with mosquitto_passwd,
+// which hashes the passwords as the broker expects.
+func (m *MosquittoBroker) writePasswordFile(ctx context.Context) error {
+	path := m.passwordFile()
+	_ = os.Remove(path)
+	tool := filepath.Join(filepath.Dir(m.binary), "mosquitto_passwd")
+	if !fileExists(tool) {
+		var err error
+		if tool, err = exec.LookPath("mosquitto_passwd"); err != nil {
+			return fmt.Errorf("devstack: mosquitto_passwd: %w: %w", ErrNotInstalled, err)
+		}
+	}
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		return fmt.Errorf("devstack: password file: %w", err)
+	}
+	users := slices.Sorted(maps.Keys(m.cfg.Users))
+	for _, u := range users {
+		out, err := exec.CommandContext(ctx, tool, "-b", path, u, m.cfg.Users[u]).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("devstack: mosquitto_passwd %s: %w\n%s", u, err, out)
+		}
+	}
+	return nil
+}
+
+func (m *MosquittoBroker) passwordFile() string { return filepath.Join(m.cfg.Dir, "passwd") }
 
 // StartMosquitto installs Mosquitto if needed and starts it with a
 // configuration for at-least-once delivery (see mosquittoConf).
@@ -104,17 +158,33 @@ func StartMosquitto(ctx context.Context, cfg MosquittoConfig) (*MosquittoBroker,
 // mosquittoConf is the broker configuration: persistent sessions saved to
 // disk, no limit on queued or in-flight messages (Mosquitto's defaults drop
 // a persistent session's messages beyond 1000 and throttle a subscriber
-// that acknowledges late to 20 in flight), anonymous access on loopback.
+// that acknowledges late to 20 in flight), anonymous access on loopback
+// unless Users are set, and a TLS listener when TLS is set.
 func (m *MosquittoBroker) mosquittoConf() string {
 	c := m.cfg
 	secs := int(c.AutosaveInterval / time.Second)
 	if secs < 1 {
 		secs = 1
 	}
-	return strings.Join([]string{
+	access := []string{"allow_anonymous true"}
+	if len(c.Users) > 0 {
+		access = []string{"allow_anonymous false", "password_file " + m.passwordFile()}
+	}
+	var tlsListener []string
+	if t := c.TLS; t != nil {
+		tlsListener = []string{
+			fmt.Sprintf("listener %d %s", c.TLSPort, c.Host),
+			"certfile " + t.CertFile,
+			"keyfile " + t.KeyFile,
+		}
+		if t.ClientCAFile != "" {
+			tlsListener = append(tlsListener, "cafile "+t.ClientCAFile, "require_certificate true")
+		}
+	}
+	return strings.Join(slices.Concat([]string{
 		"# written by devstack; rewritten on every start",
+	}, access, []string{
 		fmt.Sprintf("listener %d %s", c.Port, c.Host),
-		"allow_anonymous true",
 		// Running as root, mosquitto would switch to the mosquitto user and
 		// lose access to a data dir owned by root.
 		"user root",
@@ -134,12 +204,19 @@ func (m *MosquittoBroker) mosquittoConf() string {
 		"log_type information",
 		"connection_messages true",
 		"log_timestamp_format %Y-%m-%dT%H:%M:%S",
-		"",
-	}, "\n")
+	}, tlsListener, []string{""}), "\n")
 }
 
 // URL returns the broker URL for paho, "tcp://host:port".
 func (m *MosquittoBroker) URL() string { return "tcp://" + m.Addr() }
+
+// TLSURL returns the TLS listener's URL, "ssl://host:port", or "" without TLS.
+func (m *MosquittoBroker) TLSURL() string {
+	if m.cfg.TLS == nil {
+		return ""
+	}
+	return fmt.Sprintf("ssl://%s:%d", m.cfg.Host, m.cfg.TLSPort)
+}
 
 // Addr returns "host:port".
 func (m *MosquittoBroker) Addr() string { return fmt.Sprintf("%s:%d", m.cfg.Host, m.cfg.Port) }
@@ -182,6 +259,11 @@ func (m *MosquittoBroker) StartContext(ctx context.Context) error {
 	if m.cfg.Daemon {
 		if p, err := findProcess(m.spec()); err == nil {
 			return fmt.Errorf("devstack: mosquitto from %s is already running as pid %d", m.cfg.Dir, p.pid)
+		}
+	}
+	if len(m.cfg.Users) > 0 {
+		if err := m.writePasswordFile(ctx); err != nil {
+			return err
 		}
 	}
 	if err := os.WriteFile(filepath.Join(m.cfg.Dir, "mosquitto.conf"), []byte(m.mosquittoConf()), 0o644); err != nil {

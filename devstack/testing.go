@@ -58,11 +58,20 @@ func (b *KafkaBroker) CreateTopic(t testing.TB, name string, partitions int) {
 // errors to t.
 func Mosquitto(t testing.TB) *MosquittoBroker {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), "mosquitto")
+	return MosquittoWith(t, MosquittoConfig{})
+}
+
+// MosquittoWith is Mosquitto with cfg's users and TLS listener; cfg.Dir,
+// Port and TLSPort are chosen by the test helper when empty.
+func MosquittoWith(t testing.TB, cfg MosquittoConfig) *MosquittoBroker {
+	t.Helper()
+	if cfg.Dir == "" {
+		cfg.Dir = filepath.Join(t.TempDir(), "mosquitto")
+	}
 	var m *MosquittoBroker
 	var err error
 	for range portAttempts {
-		m, err = StartMosquitto(context.Background(), MosquittoConfig{Dir: dir})
+		m, err = StartMosquitto(context.Background(), cfg)
 		if err == nil || !portTaken(err) {
 			break
 		}

@@ -91,3 +91,29 @@ func (r *Runner[D]) TriggerCommit(ctx context.Context) (pipelinesvc.Committed, e
 	}
 	return pipelinesvc.Committed{Version: t.version, Rows: t.rows}, nil
 }
+
+// Exclusive runs f on the Run goroutine once the commit in flight, if any,
+// is finished, and returns f's error: no commit of the runner runs while f
+// does, and none is in flight when it starts (a job that rewrites the
+// targets' files, such as deserialize's Reprocess). The batch being built is
+// kept as it is, neither committed nor dropped: it holds only source
+// positions after the targets' txns, and is committed after f returns as
+// if f had not run. f's commits must therefore leave the runner's
+// positions alone (their own txn app ids, if any) and must not conflict
+// with a blind append. If the commit in flight fails, f does not run: the
+// runner reads its positions again and the commit's error is returned. The
+// runner takes no input while f runs; ctx is the caller's, and f should
+// honour it.
+func (r *Runner[D]) Exclusive(ctx context.Context, f func(ctx context.Context) error) error {
+	return r.do(ctx, func() error {
+		if _, err := r.await(); err != nil {
+			if rerr := r.reposition(r.runCtx); rerr != nil {
+				r.fatal = rerr
+			}
+			r.refreshStatus()
+			return fmt.Errorf("the commit in flight before an exclusive call: %w", err)
+		}
+		r.refreshStatus()
+		return f(ctx)
+	})
+}

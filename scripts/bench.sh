@@ -21,3 +21,6 @@ cat "$out/catalog.md"
 
 echo "=== bench ingest"; (cd services/ingest && go run ./bench)
 cat "$out/ingest.md"
+
+echo "=== bench cloud"; (cd delta && go test -p 1 -count=1 -run '^TestBenchReport$' -timeout 20m ./storage/cloudtest/ -bench-report "$out/cloud.md")
+cat "$out/cloud.md"

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${1:-.plantlake}
-for name in ingest bridge catalog; do
+for name in merge deserialize ingest bridge catalog; do
   pidfile="$dir/run/$name.pid"
   [ -f "$pidfile" ] || continue
   pid=$(cat "$pidfile")

@@ -1,17 +1,93 @@
 """Reads a plantlake raw table with Spark (delta-spark) and with delta-rs and
-checks that both see the same thing: the same row count at every version, and
-at the latest version the same Kafka coordinates, payload bytes and history.
+checks that both see the same thing at one table version: the same row count
+at every version up to it and, at it, the same rows byte for byte (a SHA-256
+of every row's Kafka key, payload and headers, matched by Kafka coordinates)
+and the same history.
+
+Both readers read the version delta-rs finds newest when the check starts, so
+commits that land during the check (a live table) change nothing.
 
 Usage: python spark_check.py TABLE_PATH
 Exits 1 (printing what differs) when the readers disagree."""
 
+import hashlib
 import os
 import sys
 
-import pyarrow.compute as pc
 from deltalake import DeltaTable
 from delta import configure_spark_with_delta_pip
-from pyspark.sql import SparkSession, functions as F
+from pyspark.sql import SparkSession
+
+COORDINATES = ["kafka_topic", "kafka_partition", "kafka_offset"]
+CONTENT = ["kafka_key", "raw_payload", "headers"]
+SHOWN = 10  # differences printed per kind
+
+
+def field(h, value):
+    """Feeds one value to h unambiguously: a tag, then a length and bytes."""
+    if value is None:
+        h.update(b"N")
+        return
+    if isinstance(value, str):
+        value = value.encode("utf-8")
+    value = bytes(value)
+    h.update(b"B" + len(value).to_bytes(8, "big") + value)
+
+
+def row_digest(key, payload, headers):
+    """SHA-256 of a row's key, payload and headers (in order), the same
+    whichever reader returned them."""
+    h = hashlib.sha256()
+    field(h, key)
+    field(h, payload)
+    if headers is None:
+        h.update(b"N")
+    else:
+        h.update(b"L" + len(headers).to_bytes(8, "big"))
+        for hd in headers:
+            if hd is None:
+                h.update(b"N")
+                continue
+            k, v = (hd["key"], hd["value"]) if isinstance(hd, dict) else (hd.key, hd.value)
+            field(h, k)
+            field(h, v)
+    return h.hexdigest()
+
+
+def add(rows, coord, digest, reader, problems):
+    if coord in rows:
+        problems.append(f"{reader}: coordinates {coord} appear twice")
+    rows[coord] = digest
+
+
+def delta_rs_rows(path, version, problems):
+    t = DeltaTable(path, version=version).to_pyarrow_table(columns=COORDINATES + CONTENT)
+    cols = {c: t.column(c).to_pylist() for c in COORDINATES + CONTENT}
+    rows = {}
+    for i in range(t.num_rows):
+        coord = tuple(cols[c][i] for c in COORDINATES)
+        add(rows, coord, row_digest(cols["kafka_key"][i], cols["raw_payload"][i], cols["headers"][i]), "delta-rs", problems)
+    return rows
+
+
+def spark_rows(spark, path, version, problems):
+    df = spark.read.format("delta").option("versionAsOf", version).load(path).select(*(COORDINATES + CONTENT))
+    rows = {}
+    for r in df.toLocalIterator():
+        coord = tuple(r[c] for c in COORDINATES)
+        add(rows, coord, row_digest(r["kafka_key"], r["raw_payload"], r["headers"]), "Spark", problems)
+    return rows
+
+
+def compare_rows(rs, sp, problems):
+    only_rs = sorted(set(rs) - set(sp))
+    only_sp = sorted(set(sp) - set(rs))
+    differ = sorted(c for c in set(rs) & set(sp) if rs[c] != sp[c])
+    for what, coords in (("only delta-rs reads", only_rs), ("only Spark reads", only_sp),
+                         ("key, payload or headers differ", differ)):
+        if coords:
+            shown = ", ".join(map(str, coords[:SHOWN]))
+            problems.append(f"{len(coords)} rows {what}: {shown}{' …' if len(coords) > SHOWN else ''}")
 
 
 def main(path):
@@ -26,43 +102,24 @@ def main(path):
     spark.sparkContext.setLogLevel("ERROR")
     problems = []
 
-    dt = DeltaTable(path)
-    latest = dt.version()
-    print(f"table {path}: delta-rs sees version {latest}")
-    for v in range(latest + 1):
+    version = DeltaTable(path).version()
+    print(f"table {path}: comparing at version {version} (newer commits are ignored)")
+    for v in range(version + 1):
         rs = DeltaTable(path, version=v).to_pyarrow_table(columns=["kafka_offset"]).num_rows
         sp = spark.read.format("delta").option("versionAsOf", v).load(path).count()
         if rs != sp:
             problems.append(f"version {v}: delta-rs {rs} rows, Spark {sp}")
-    print(f"row counts at versions 0..{latest}: compared")
+    print(f"row counts at versions 0..{version}: compared")
 
-    df = spark.read.format("delta").load(path)
-    s = df.agg(
-        F.count(F.lit(1)).alias("rows"),
-        F.countDistinct("kafka_topic", "kafka_partition", "kafka_offset").alias("coordinates"),
-        F.sum(F.length("raw_payload")).alias("payload_bytes"),
-        F.sum(F.size("headers")).alias("headers"),
-        F.count("bridge_ts").alias("with_bridge_ts"),
-    ).collect()[0].asDict()
-
-    t = dt.to_pyarrow_table(columns=["kafka_topic", "kafka_partition", "kafka_offset", "raw_payload", "headers", "bridge_ts"])
-    keys = set(zip(t["kafka_topic"].to_pylist(), t["kafka_partition"].to_pylist(), t["kafka_offset"].to_pylist()))
-    r = {
-        "rows": t.num_rows,
-        "coordinates": len(keys),
-        "payload_bytes": pc.sum(pc.binary_length(t["raw_payload"])).as_py() or 0,
-        "headers": pc.sum(pc.list_value_length(t["headers"])).as_py() or 0,
-        "with_bridge_ts": t.num_rows - t["bridge_ts"].null_count,
-    }
-    for k in r:
-        sv = s[k] if s[k] is not None else 0
-        if sv != r[k]:
-            problems.append(f"{k}: delta-rs {r[k]}, Spark {sv}")
-    print("latest version, Spark:", s)
+    rs = delta_rs_rows(path, version, problems)
+    sp = spark_rows(spark, path, version, problems)
+    compare_rows(rs, sp, problems)
+    print(f"version {version}: delta-rs {len(rs)} rows, Spark {len(sp)} rows; key, payload and headers hashed per row")
 
     history = spark.sql(f"DESCRIBE HISTORY delta.`{path}`").select("version", "operation").collect()
-    if len(history) != latest + 1:
-        problems.append(f"history: Spark lists {len(history)} versions, want {latest + 1}")
+    history = [h for h in history if h.version <= version]
+    if sorted(h.version for h in history) != list(range(version + 1)):
+        problems.append(f"history: Spark lists versions {sorted(h.version for h in history)}, want 0..{version}")
     print(f"history: {len(history)} versions, operations {sorted({h.operation for h in history})}")
 
     spark.stop()

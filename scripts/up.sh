@@ -15,6 +15,8 @@ services=(
   "catalog 7001 9101 --warehouse=$dir/warehouse"
   "bridge 7002 9102 --mqtt-client-id=plantlake-bridge-1"
   "ingest 7003 9103"
+  "deserialize 7004 9104"
+  "merge 7005 9105"
 )
 started=()
 for entry in "${services[@]}"; do
@@ -64,5 +66,9 @@ Try:
     -m '{"sensor_id":"press01","measurement":"temperature","value":87.3,"unit":"C","ts":1625000000}'
   $dir/bin/grpcurl -plaintext -d '{"table":"raw.plant_sensor_readings","limit":5}' \\
     127.0.0.1:7001 plantlake.catalog.v1.CatalogService/Scan
+  $dir/bin/grpcurl -plaintext -d '{"table":"bronze.plant_sensor_readings","limit":5}' \\
+    127.0.0.1:7001 plantlake.catalog.v1.CatalogService/Scan
+  $dir/bin/grpcurl -plaintext 127.0.0.1:7004 plantlake.pipeline.v1.PipelineService/GetStatus
+  make py    # a Python with deltalake: DeltaTable("$dir/warehouse/bronze/plant_sensor_readings")
 Stop with: make down
 INFO

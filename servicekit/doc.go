@@ -38,8 +38,15 @@
 // reachable (and off again while they are not). On shutdown every status
 // turns NOT_SERVING first.
 //
+// Callers are checked by the kit (package identity): --identities names who
+// may call and with which scopes, --tls-cert/--tls-key/--tls-client-ca
+// serve TLS with optional client certificates, and without any of them (or
+// --auth-token) the server listens on loopback only. A service declares the
+// scopes of its own methods with Options.Scopes.
+//
 // Other services are dialed with kit.Dial(kit.Config.CatalogAddr), which
-// adds tracing and the --auth-token. Domain errors become gRPC codes in one
+// adds tracing, the --auth-token and the client TLS of --tls-ca and
+// --tls-client-cert. Domain errors become gRPC codes in one
 // place, Options.MapError (e.g. ErrConflict → codes.Aborted); a panicking
 // handler answers Internal and is logged with its stack. Tests listen on
 // "127.0.0.1:0" and learn the ports through Kit.OnListen; the Example below

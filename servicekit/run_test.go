@@ -55,6 +55,7 @@ func (s *stage) TriggerCommit(ctx context.Context, _ *pipelinev1.TriggerCommitRe
 // running is a kit serving on loopback ports in the background.
 type running struct {
 	kit         *servicekit.Kit
+	logs        *lockedBuffer
 	grpcAddr    string
 	metricsAddr string
 	stop        context.CancelFunc
@@ -73,13 +74,15 @@ func runKit(t *testing.T, svc pipelinev1.PipelineServiceServer, args []string, l
 		t.Fatal(err)
 	}
 	ctx, stop := context.WithCancel(context.Background())
-	kit, err := servicekit.New(ctx, servicekit.Options{Name: "test", Config: &shared, LogOutput: io.Discard})
+	logs := &lockedBuffer{}
+	kit, err := servicekit.New(ctx, servicekit.Options{Name: "test", Config: &shared, LogOutput: logs})
 	if err != nil {
+		stop()
 		t.Fatal(err)
 	}
 	pipelinev1.RegisterPipelineServiceServer(kit.GRPC, svc)
 	kit.GRPC.SetServing(true)
-	r := &running{kit: kit, stop: stop, done: make(chan error, 1)}
+	r := &running{kit: kit, logs: logs, stop: stop, done: make(chan error, 1)}
 	listening := make(chan struct{})
 	kit.OnListen = func(grpcAddr, metricsAddr net.Addr) {
 		r.grpcAddr, r.metricsAddr = grpcAddr.String(), metricsAddr.String()

@@ -1,6 +1,9 @@
 // Package storage is the object-store abstraction under a Delta table: a small
 // Store interface whose methods state their contract, and Local, the local
-// filesystem implementation that makes commits durable and atomic.
+// filesystem implementation that makes commits durable and atomic. The
+// object stores are in s3store (S3) and azstore (Azure Blob, ADLS Gen2);
+// storeuri opens any of them from a URI, and storagetest is the
+// conformance suite every Store passes.
 //
 // Paths are slash-separated and relative to the store's root. They never start
 // with "/" and never contain "." or ".." elements; a Store refuses such paths

@@ -187,7 +187,7 @@ func TestMultiTargetCrashBetweenCommits(t *testing.T) {
 		}
 		rec := record(ids, make([]int64, n))
 		defer rec.Release()
-		res, err := src.Commit(ctx, version, nil, nil, []tablesink.File{{Record: rec}}, n)
+		res, err := src.Commit(ctx, tablesink.Write{ReadVersion: version, Files: []tablesink.File{{Record: rec}}, Rows: n})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -11,6 +11,8 @@ import (
 type Output struct {
 	Files []File
 	Rows  int
+	// Params are added to the target commit's operation parameters.
+	Params map[string]string
 }
 
 // ReleaseOutputs frees the record batches of every output.
@@ -105,7 +107,8 @@ func (m *Multi) Commit(ctx context.Context, c pipeline.Commit[[]Output]) (pipeli
 		if m.holds(i, c.Txns) {
 			continue
 		}
-		res, err := t.Commit(ctx, m.pos[i].ReadVersion, c.ReadAppIDs, c.Txns, c.Data[i].Files, c.Data[i].Rows)
+		res, err := t.Commit(ctx, Write{ReadVersion: m.pos[i].ReadVersion, ReadAppIDs: c.ReadAppIDs, Txns: c.Txns,
+			Files: c.Data[i].Files, Rows: c.Data[i].Rows, Params: c.Data[i].Params})
 		if err != nil {
 			return pipeline.Committed{}, err
 		}

@@ -18,7 +18,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"strconv"
 	"time"
 
@@ -28,6 +27,7 @@ import (
 
 	"github.com/plantlake/plantlake/delta/datafile"
 	"github.com/plantlake/plantlake/delta/storage"
+	"github.com/plantlake/plantlake/delta/storage/storeuri"
 	"github.com/plantlake/plantlake/pipeline"
 	catalogv1 "github.com/plantlake/plantlake/proto/plantlake/catalog/v1"
 )
@@ -90,7 +90,7 @@ func Open(ctx context.Context, client catalogv1.CatalogServiceClient, t Table, l
 	if resp.GetCreated() {
 		log.Info("created table", "table", info.GetName(), "location", info.GetLocation())
 	}
-	store, err := OpenLocation(info.GetLocation())
+	store, err := OpenLocation(ctx, info.GetLocation())
 	if err != nil {
 		return nil, fmt.Errorf("table %s: %w", t.Name, err)
 	}
@@ -119,23 +119,13 @@ func (t *Target) Name() string { return t.table.Name }
 // Location is the table folder's URI as the catalog gave it.
 func (t *Target) Location() string { return t.location }
 
-// OpenLocation returns a store rooted at a table location URI.
-func OpenLocation(loc string) (storage.Store, error) {
-	u, err := url.Parse(loc)
+// OpenLocation returns a store rooted at a table location as the catalog
+// gives it (a folder, file://, s3://, abfss:// or az://; see
+// delta/storage/storeuri). An error wraps ErrUnsupportedLocation.
+func OpenLocation(ctx context.Context, loc string) (storage.Store, error) {
+	store, err := storeuri.Open(ctx, loc)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %q: %w", ErrUnsupportedLocation, loc, err)
-	}
-	path := loc
-	switch u.Scheme {
-	case "file":
-		path = u.Path
-	case "":
-	default:
-		return nil, fmt.Errorf("%w: %q (scheme %s)", ErrUnsupportedLocation, loc, u.Scheme)
-	}
-	store, err := storage.NewLocal(path)
-	if err != nil {
-		return nil, fmt.Errorf("open table folder %s: %w", path, err)
+		return nil, fmt.Errorf("%w: %w", ErrUnsupportedLocation, err)
 	}
 	return store, nil
 }
@@ -170,10 +160,27 @@ func (t *Target) Positions(ctx context.Context, appIDs []string) (pipeline.Posit
 // commitTimeout bounds one commit call when the caller's context has no deadline.
 const commitTimeout = 60 * time.Second
 
-// Commit writes one data file per File and commits them, with txns, as a
-// blind append that read readAppIDs at readVersion. A lost race (Aborted)
-// is returned wrapping pipeline.ErrAborted.
-func (t *Target) Commit(ctx context.Context, readVersion int64, readAppIDs []string, txns []pipeline.Txn, files []File, rows int) (pipeline.Committed, error) {
+// Write is one commit to a target: files to write and the txns that say
+// which source positions they cover.
+type Write struct {
+	// ReadVersion is the table version the positions were read at;
+	// ReadAppIDs the app ids whose positions the writer relied on.
+	ReadVersion int64
+	ReadAppIDs  []string
+	Txns        []pipeline.Txn
+	Files       []File
+	// Rows is the number of rows in Files, for the commit's metrics.
+	Rows int
+	// Params are added to the commit's operation parameters (commitInfo),
+	// e.g. the rules generation a batch was derived with.
+	Params map[string]string
+}
+
+// Commit writes one data file per File and commits them, with the txns, as
+// a blind append that read w.ReadAppIDs at w.ReadVersion. A lost race
+// (Aborted) is returned wrapping pipeline.ErrAborted.
+func (t *Target) Commit(ctx context.Context, w Write) (pipeline.Committed, error) {
+	readVersion, readAppIDs, txns, files, rows := w.ReadVersion, w.ReadAppIDs, w.Txns, w.Files, w.Rows
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, commitTimeout)
@@ -235,7 +242,7 @@ func (s Single) Positions(ctx context.Context, appIDs []string) (pipeline.Positi
 
 // Commit writes and commits c to the target.
 func (s Single) Commit(ctx context.Context, c pipeline.Commit[[]File]) (pipeline.Committed, error) {
-	return s.T.Commit(ctx, c.ReadVersion, c.ReadAppIDs, c.Txns, c.Data, c.Rows)
+	return s.T.Commit(ctx, Write{ReadVersion: c.ReadVersion, ReadAppIDs: c.ReadAppIDs, Txns: c.Txns, Files: c.Data, Rows: c.Rows})
 }
 
 // Release frees the record batches of files.

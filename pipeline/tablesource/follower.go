@@ -11,11 +11,13 @@ import (
 
 	"github.com/plantlake/plantlake/delta"
 	"github.com/plantlake/plantlake/delta/storage"
+	"github.com/plantlake/plantlake/delta/storage/storeuri"
 	catalogv1 "github.com/plantlake/plantlake/proto/plantlake/catalog/v1"
+	"github.com/plantlake/plantlake/servicekit/kafkatopic"
 )
 
 // DefaultEventsTopic is the topic the catalog announces table commits on.
-const DefaultEventsTopic = "plantlake.table-commits"
+const DefaultEventsTopic = kafkatopic.TableCommits
 
 // DefaultPollInterval is how often a waiting Next asks the catalog for new
 // versions when no event woke it. An empty GetChanges is one in-memory
@@ -277,7 +279,7 @@ func (f *Follower) deltaTable(ctx context.Context) (*delta.Table, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tablesource: get table %s: %w", f.cfg.Table, err)
 	}
-	store, err := OpenLocation(resp.GetTable().GetLocation())
+	store, err := storeuri.Open(ctx, resp.GetTable().GetLocation())
 	if err != nil {
 		return nil, fmt.Errorf("tablesource: table %s: %w", f.cfg.Table, err)
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/plantlake/plantlake/delta/datafile"
 	"github.com/plantlake/plantlake/delta/storage"
+	"github.com/plantlake/plantlake/delta/storage/storeuri"
 	"github.com/plantlake/plantlake/devstack"
 	catalogv1 "github.com/plantlake/plantlake/proto/plantlake/catalog/v1"
 )
@@ -86,7 +87,7 @@ func newEnv(t testing.TB, announce bool) *env {
 	if err != nil {
 		t.Fatalf("CreateTable: %v", err)
 	}
-	e.store, err = OpenLocation(resp.GetTable().GetLocation())
+	e.store, err = storeuri.Open(e.ctx(), resp.GetTable().GetLocation())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -58,10 +58,10 @@ type Source struct {
 	batchTo int64 // last version in the batch; -1: none
 	// batchFrom is the position the batch being built started after.
 	batchFrom int64
-	paused  bool
-	idle    bool // the last Next found nothing new
-	stop    context.CancelFunc
-	done    chan error
+	paused    bool
+	idle      bool // the last Next found nothing new
+	stop      context.CancelFunc
+	done      chan error
 
 	mu   sync.Mutex
 	snap SourceStatus

@@ -42,6 +42,9 @@ const (
 	DefaultKafkaPartitions = 6
 	DefaultLogFormat       = "text"
 	DefaultShutdownTimeout = 10 * time.Second
+	// DefaultMaxRequestBytes bounds a gRPC request a server receives: a
+	// commit of 100,000 adds is about 13 MiB.
+	DefaultMaxRequestBytes = 16 << 20
 )
 
 // ErrInvalid is wrapped by every validation error of Shared.Validate.
@@ -49,13 +52,17 @@ var ErrInvalid = errors.New("invalid setting")
 
 // Group selects a set of optional shared flags. The flags every service has
 // (--grpc-addr, --metrics-addr, --log-level, --log-format,
-// --shutdown-timeout, --auth-token) need no group.
+// --shutdown-timeout, and the security flags --auth-token, --identities,
+// --tls-cert, --tls-key, --tls-client-ca, --insecure-listen-any and
+// --max-request-bytes) need no group.
 type Group int
 
 const (
 	// Kafka registers --kafka-brokers, --kafka-config and --kafka-partitions.
 	Kafka Group = iota + 1
-	// Catalog registers --catalog-addr, for services that call the catalog.
+	// Catalog registers --catalog-addr, for services that call the catalog,
+	// with the client's TLS flags --tls-ca, --tls-client-cert and
+	// --tls-client-key.
 	Catalog
 	// Warehouse registers --warehouse (the catalog only).
 	Warehouse
@@ -90,9 +97,35 @@ type Shared struct {
 	LogFormat string
 	// ShutdownTimeout bounds the graceful shutdown (--shutdown-timeout).
 	ShutdownTimeout time.Duration
-	// AuthToken, when set, is the bearer token the gRPC server requires and
-	// the clients send (--auth-token).
+	// AuthToken is the bearer token the service presents when it calls
+	// another service (--auth-token). Without Identities the gRPC server
+	// also accepts it, as an admin named "auth-token" (the shared-token mode
+	// of earlier versions).
 	AuthToken string
+	// Identities is the identities file that says who may call the gRPC
+	// server and what they may do (--identities; see package identity);
+	// reloaded on SIGHUP.
+	Identities string
+	// TLSCert and TLSKey are the gRPC server's certificate and key files
+	// (--tls-cert, --tls-key); empty serves plaintext.
+	TLSCert, TLSKey string
+	// TLSClientCA is the CA file that client certificates are verified
+	// against (--tls-client-ca); a verified certificate proves an identity.
+	TLSClientCA string
+	// TLSCA is the CA file the gRPC clients verify servers against
+	// (--tls-ca); set, the clients use TLS.
+	TLSCA string
+	// TLSClientCert and TLSClientKey are the certificate and key the gRPC
+	// clients present (--tls-client-cert, --tls-client-key); set, the
+	// clients use TLS.
+	TLSClientCert, TLSClientKey string
+	// InsecureListenAny allows a gRPC listen address other than loopback
+	// without credentials or TLS (--insecure-listen-any).
+	InsecureListenAny bool
+	// MaxRequestBytes is the largest gRPC request the server receives
+	// (--max-request-bytes); larger ones are refused with ResourceExhausted
+	// before they are read.
+	MaxRequestBytes int
 
 	groups map[Group]bool
 }
@@ -111,7 +144,13 @@ func (s *Shared) Register(fs *flag.FlagSet, groups ...Group) {
 	fs.TextVar(&s.LogLevel, "log-level", s.LogLevel, "minimum log level: debug, info, warn, error")
 	fs.StringVar(&s.LogFormat, "log-format", s.LogFormat, "log format: text or json")
 	fs.DurationVar(&s.ShutdownTimeout, "shutdown-timeout", s.ShutdownTimeout, "how long a graceful shutdown may take before in-flight calls are cancelled")
-	fs.StringVar(&s.AuthToken, "auth-token", s.AuthToken, "bearer token required by the gRPC server and sent to other services (empty: no auth)")
+	fs.StringVar(&s.AuthToken, "auth-token", s.AuthToken, "bearer token this service presents to other services; without --identities its gRPC server also requires it (as an admin)")
+	fs.StringVar(&s.Identities, "identities", s.Identities, "JSON file of the identities that may call the gRPC server, with their tokens, certificate names and scopes (reloaded on SIGHUP)")
+	fs.StringVar(&s.TLSCert, "tls-cert", s.TLSCert, "gRPC server certificate file (PEM; with --tls-key; reloaded on SIGHUP)")
+	fs.StringVar(&s.TLSKey, "tls-key", s.TLSKey, "gRPC server private key file (PEM)")
+	fs.StringVar(&s.TLSClientCA, "tls-client-ca", s.TLSClientCA, "CA file (PEM) that verifies client certificates; a verified certificate's name can be an identity (mTLS)")
+	fs.BoolVar(&s.InsecureListenAny, "insecure-listen-any", s.InsecureListenAny, "allow a non-loopback --grpc-addr without --identities, --auth-token or --tls-cert")
+	fs.IntVar(&s.MaxRequestBytes, "max-request-bytes", s.MaxRequestBytes, "largest gRPC request the server receives (larger: ResourceExhausted)")
 	if s.groups[Kafka] {
 		fs.StringVar(&s.KafkaBrokers, "kafka-brokers", s.KafkaBrokers, "Kafka bootstrap servers, comma-separated")
 		fs.Var(&s.KafkaConfig, "kafka-config", "librdkafka setting key=value (repeatable; SASL, TLS, tuning)")
@@ -119,6 +158,9 @@ func (s *Shared) Register(fs *flag.FlagSet, groups ...Group) {
 	}
 	if s.groups[Catalog] {
 		fs.StringVar(&s.CatalogAddr, "catalog-addr", s.CatalogAddr, "the catalog's gRPC address")
+		fs.StringVar(&s.TLSCA, "tls-ca", s.TLSCA, "CA file (PEM) that verifies the servers this service calls; set, calls use TLS")
+		fs.StringVar(&s.TLSClientCert, "tls-client-cert", s.TLSClientCert, "client certificate file (PEM) presented to the servers this service calls (with --tls-client-key); set, calls use TLS")
+		fs.StringVar(&s.TLSClientKey, "tls-client-key", s.TLSClientKey, "client private key file (PEM)")
 	}
 	if s.groups[Warehouse] {
 		fs.StringVar(&s.Warehouse, "warehouse", s.Warehouse, "warehouse root: a folder or a file:// URI")
@@ -150,6 +192,9 @@ func (s *Shared) applyDefaults() {
 	if s.ShutdownTimeout == 0 {
 		s.ShutdownTimeout = DefaultShutdownTimeout
 	}
+	if s.MaxRequestBytes == 0 {
+		s.MaxRequestBytes = DefaultMaxRequestBytes
+	}
 }
 
 // Validate checks the registered settings and returns every problem found,
@@ -175,6 +220,24 @@ func (s *Shared) Validate() error {
 	}
 	if strings.ContainsAny(s.AuthToken, " \t\r\n") {
 		bad("auth-token", "contains white space")
+	}
+	if (s.TLSCert == "") != (s.TLSKey == "") {
+		bad("tls-cert", "--tls-cert and --tls-key go together")
+	}
+	if s.TLSClientCA != "" && s.TLSCert == "" {
+		bad("tls-client-ca", "needs --tls-cert and --tls-key (client certificates are only sent over TLS)")
+	}
+	if (s.TLSClientCert == "") != (s.TLSClientKey == "") {
+		bad("tls-client-cert", "--tls-client-cert and --tls-client-key go together")
+	}
+	if s.MaxRequestBytes < 4<<10 {
+		bad("max-request-bytes", "%d is less than 4 KiB", s.MaxRequestBytes)
+	}
+	if err := checkHostPort(s.GRPCAddr); err == nil && !s.Secured() && !s.InsecureListenAny {
+		if host, _, _ := net.SplitHostPort(s.GRPCAddr); host != "" && !isLoopback(host) {
+			bad("grpc-addr", "%q is not a loopback address, and without --identities, --auth-token or --tls-cert anyone "+
+				"who reaches it could call every method: configure one, listen on 127.0.0.1, or pass --insecure-listen-any", s.GRPCAddr)
+		}
 	}
 	if s.groups[Kafka] {
 		if strings.TrimSpace(s.KafkaBrokers) == "" {
@@ -205,6 +268,38 @@ func (s *Shared) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Secured says whether the gRPC server checks who calls it or encrypts
+// the connection: an identities file, a shared token or a TLS certificate
+// is configured.
+func (s *Shared) Secured() bool {
+	return s.Identities != "" || s.AuthToken != "" || s.TLSCert != ""
+}
+
+// ListenAddr returns the address the gRPC server listens on. Without
+// security (Secured) and without --insecure-listen-any, an address with an
+// empty host (":7001", the services' defaults) listens on loopback only,
+// and loopbackOnly is true so that the service can say so; Validate has
+// refused every other non-loopback address in that case.
+func (s *Shared) ListenAddr() (addr string, loopbackOnly bool) {
+	host, port, err := net.SplitHostPort(s.GRPCAddr)
+	if err != nil || s.Secured() || s.InsecureListenAny {
+		return s.GRPCAddr, false
+	}
+	if host == "" {
+		return net.JoinHostPort("127.0.0.1", port), true
+	}
+	return s.GRPCAddr, isLoopback(host)
+}
+
+// isLoopback says whether a listen host is a loopback name or address.
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func checkHostPort(addr string) error {

@@ -174,9 +174,10 @@ func TestRegisterOnlyChosenGroups(t *testing.T) {
 		groups []config.Group
 		want   []string
 	}{
-		{nil, []string{"auth-token", "grpc-addr", "log-format", "log-level", "metrics-addr", "shutdown-timeout"}},
-		{[]config.Group{config.Warehouse}, []string{"auth-token", "grpc-addr", "log-format", "log-level", "metrics-addr", "shutdown-timeout", "warehouse"}},
-		{[]config.Group{config.MQTT, config.Kafka}, []string{"auth-token", "grpc-addr", "kafka-brokers", "kafka-config", "kafka-partitions", "log-format", "log-level", "metrics-addr", "mqtt-broker", "shutdown-timeout"}},
+		{nil, []string{"auth-token", "grpc-addr", "identities", "insecure-listen-any", "log-format", "log-level", "max-request-bytes", "metrics-addr", "shutdown-timeout", "tls-cert", "tls-client-ca", "tls-key"}},
+		{[]config.Group{config.Warehouse}, []string{"auth-token", "grpc-addr", "identities", "insecure-listen-any", "log-format", "log-level", "max-request-bytes", "metrics-addr", "shutdown-timeout", "tls-cert", "tls-client-ca", "tls-key", "warehouse"}},
+		{[]config.Group{config.MQTT, config.Kafka}, []string{"auth-token", "grpc-addr", "identities", "insecure-listen-any", "kafka-brokers", "kafka-config", "kafka-partitions", "log-format", "log-level", "max-request-bytes", "metrics-addr", "mqtt-broker", "shutdown-timeout", "tls-cert", "tls-client-ca", "tls-key"}},
+		{[]config.Group{config.Catalog}, []string{"auth-token", "catalog-addr", "grpc-addr", "identities", "insecure-listen-any", "log-format", "log-level", "max-request-bytes", "metrics-addr", "shutdown-timeout", "tls-ca", "tls-cert", "tls-client-ca", "tls-client-cert", "tls-client-key", "tls-key"}},
 	}
 	for _, tt := range tests {
 		fs := flag.NewFlagSet("svc", flag.ContinueOnError)
@@ -206,6 +207,20 @@ func TestValidate(t *testing.T) {
 		{name: "empty warehouse", args: []string{"--warehouse", ""}, want: []string{"--warehouse: empty"}},
 		{name: "token with space", args: []string{"--auth-token", "a b"}, want: []string{"--auth-token: contains white space"}},
 		{name: "metrics off is fine", args: []string{"--metrics-addr", ""}, valid: true},
+		{name: "cert without key", args: []string{"--tls-cert", "c.pem"}, want: []string{"--tls-cert: --tls-cert and --tls-key go together"}},
+		{name: "client CA without TLS", args: []string{"--tls-client-ca", "ca.pem"}, want: []string{"--tls-client-ca: needs --tls-cert"}},
+		{name: "client cert without key", args: []string{"--tls-client-cert", "c.pem"}, want: []string{"--tls-client-cert: --tls-client-cert and --tls-client-key go together"}},
+		{name: "tiny request limit", args: []string{"--max-request-bytes", "100"}, want: []string{"--max-request-bytes: 100 is less than 4 KiB"}},
+		{name: "any address without security", args: []string{"--grpc-addr", "0.0.0.0:7001"}, want: []string{`--grpc-addr: "0.0.0.0:7001" is not a loopback address`, "--insecure-listen-any"}},
+		{name: "a named host without security", args: []string{"--grpc-addr", "catalog:7001"}, want: []string{`"catalog:7001" is not a loopback address`}},
+		{name: "IPv6 any without security", args: []string{"--grpc-addr", "[::]:7001"}, want: []string{"is not a loopback address"}},
+		{name: "loopback without security", args: []string{"--grpc-addr", "127.0.0.1:7001"}, valid: true},
+		{name: "localhost without security", args: []string{"--grpc-addr", "localhost:7001"}, valid: true},
+		{name: "IPv6 loopback without security", args: []string{"--grpc-addr", "[::1]:7001"}, valid: true},
+		{name: "any address, insecure on purpose", args: []string{"--grpc-addr", "0.0.0.0:7001", "--insecure-listen-any"}, valid: true},
+		{name: "any address with identities", args: []string{"--grpc-addr", "0.0.0.0:7001", "--identities", "ids.json"}, valid: true},
+		{name: "any address with a token", args: []string{"--grpc-addr", "0.0.0.0:7001", "--auth-token", "t"}, valid: true},
+		{name: "any address with TLS", args: []string{"--grpc-addr", "0.0.0.0:7001", "--tls-cert", "c", "--tls-key", "k"}, valid: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -223,6 +238,35 @@ func TestValidate(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestListenAddr(t *testing.T) {
+	tests := []struct {
+		args         []string
+		want         string
+		loopbackOnly bool
+	}{
+		{nil, "127.0.0.1:7003", true}, // the default ":7003"
+		{[]string{"--grpc-addr", "127.0.0.1:7003"}, "127.0.0.1:7003", true},
+		{[]string{"--grpc-addr", "[::1]:7003"}, "[::1]:7003", true},
+		{[]string{"--insecure-listen-any"}, ":7003", false},
+		{[]string{"--auth-token", "t"}, ":7003", false},
+		{[]string{"--identities", "ids.json"}, ":7003", false},
+		{[]string{"--tls-cert", "c", "--tls-key", "k"}, ":7003", false},
+	}
+	for _, tt := range tests {
+		fs, shared, _ := newFlags()
+		if err := config.Parse(fs, tt.args); err != nil {
+			t.Fatal(err)
+		}
+		if err := shared.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		addr, loopbackOnly := shared.ListenAddr()
+		if addr != tt.want || loopbackOnly != tt.loopbackOnly {
+			t.Errorf("%v: ListenAddr() = %q, %v, want %q, %v", tt.args, addr, loopbackOnly, tt.want, tt.loopbackOnly)
+		}
 	}
 }
 

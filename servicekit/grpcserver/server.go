@@ -1,13 +1,15 @@
 // Package grpcserver builds the gRPC server every plantlake service runs:
 // OpenTelemetry tracing (otelgrpc), server reflection, the grpc.health.v1
-// health service, an optional bearer-token check, and one interceptor that
-// logs each call, recovers panics as Internal, maps domain errors to status
-// codes and counts calls in Prometheus.
+// health service, optional TLS with client certificates, and one
+// interceptor that authenticates the caller (package identity), checks the
+// method's scope, logs each call with its identity, recovers panics as
+// Internal, maps domain errors to status codes and counts calls in
+// Prometheus. Memory a big request made the process grow is handed back to
+// the operating system when the call ends.
 package grpcserver
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"log/slog"
 	"net"
@@ -20,35 +22,43 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
+
+	"github.com/plantlake/plantlake/servicekit/identity"
 )
 
 // DefaultMaxMessageSize is the largest message the server receives unless
-// Options.MaxMessageSize says otherwise: commits and snapshots of big
-// tables exceed gRPC's 4 MiB default.
-const DefaultMaxMessageSize = 64 << 20
-
-// Method prefixes that need no bearer token: health checks and reflection
-// (so that probes and `grpcurl list` work without credentials).
-var authExempt = []string{
-	"/grpc.health.v1.Health/",
-	"/grpc.reflection.v1.ServerReflection/",
-	"/grpc.reflection.v1alpha.ServerReflection/",
-}
+// Options.MaxMessageSize says otherwise: commits of big tables exceed
+// gRPC's 4 MiB default, and a request larger than this is refused with
+// ResourceExhausted before it is read.
+const DefaultMaxMessageSize = 16 << 20
 
 // Options configure New.
 type Options struct {
 	// Logger receives one record per call (debug when OK, info for client
 	// errors, error for server errors and panics). Required.
 	Logger *slog.Logger
-	// AuthToken, when not empty, is the bearer token every call except
-	// health and reflection must carry ("authorization: Bearer <token>");
-	// others fail with Unauthenticated.
+	// Identities, when set, says who may call and with which scopes: every
+	// call except health and reflection must carry a bearer token
+	// ("authorization: Bearer <token>") or a verified client certificate
+	// of an identity, or fail with Unauthenticated; a call whose method
+	// needs a scope the identity lacks fails with PermissionDenied.
+	Identities *identity.Store
+	// AuthToken, when Identities is nil and it is not empty, is the one
+	// bearer token that proves an admin (the shared-token mode); a
+	// verified client certificate proves one too.
 	AuthToken string
+	// TLS, when set, serves TLS; with a client CA, a verified client
+	// certificate proves an identity.
+	TLS *TLS
+	// Scopes are the scopes the service's methods need (see
+	// RequireScopes); PipelineScopes are always in force.
+	Scopes map[string]identity.Scope
 	// MapError turns a handler's error that is not already a gRPC status
 	// into one (e.g. ErrNotFound → codes.NotFound). It returns nil for
 	// errors it does not know; those become Canceled or DeadlineExceeded
@@ -59,6 +69,10 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// MaxMessageSize is the largest message received; 0 means DefaultMaxMessageSize.
 	MaxMessageSize int
+	// ReleaseAfterBytes is the request size from which the memory of a call
+	// is returned to the operating system when it ends; 0 means
+	// DefaultReleaseAfterBytes, negative never.
+	ReleaseAfterBytes int64
 	// ServerOptions are appended to the kit's own options.
 	ServerOptions []grpc.ServerOption
 }
@@ -74,8 +88,12 @@ type Server struct {
 	handled *prometheus.CounterVec
 	latency *prometheus.HistogramVec
 
+	anonymous *identity.Identity
+	gate      *decodeGate
+
 	mu       sync.Mutex
 	services []string
+	scopes   map[string]identity.Scope
 }
 
 var _ grpc.ServiceRegistrar = (*Server)(nil)
@@ -90,7 +108,16 @@ func New(opts Options) *Server {
 	if opts.MaxMessageSize == 0 {
 		opts.MaxMessageSize = DefaultMaxMessageSize
 	}
-	s := &Server{health: health.NewServer(), logger: opts.Logger, opts: opts}
+	if opts.ReleaseAfterBytes == 0 {
+		opts.ReleaseAfterBytes = DefaultReleaseAfterBytes
+	}
+	s := &Server{
+		health: health.NewServer(), logger: opts.Logger, opts: opts,
+		anonymous: identity.NewAdmin(AnonymousIdentity), scopes: map[string]identity.Scope{},
+	}
+	s.RequireScopes(PipelineScopes)
+	s.RequireScopes(opts.Scopes)
+	s.gate = newDecodeGate(opts.ReleaseAfterBytes, int64(opts.MaxMessageSize))
 	if opts.Registerer != nil {
 		s.handled = prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "plantlake_grpc_server_handled_total",
@@ -105,9 +132,16 @@ func New(opts Options) *Server {
 	}
 	serverOpts := []grpc.ServerOption{
 		grpc.StatsHandler(otelgrpc.NewServerHandler(otelgrpc.WithFilter(notHealthCheck))),
+		grpc.StatsHandler(&releaser{threshold: opts.ReleaseAfterBytes}),
 		grpc.MaxRecvMsgSize(opts.MaxMessageSize),
 		grpc.ChainUnaryInterceptor(s.unaryInterceptor),
 		grpc.ChainStreamInterceptor(s.streamInterceptor),
+	}
+	if opts.TLS != nil {
+		serverOpts = append(serverOpts, grpc.Creds(credentials.NewTLS(opts.TLS.Config())))
+	}
+	if s.gate != nil {
+		serverOpts = append(serverOpts, grpc.ForceServerCodecV2(gatedCodec{CodecV2: encoding.GetCodecV2("proto"), gate: s.gate}))
 	}
 	s.grpc = grpc.NewServer(append(serverOpts, opts.ServerOptions...)...)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
@@ -184,6 +218,7 @@ func (s *Server) Shutdown(ctx context.Context) (graceful bool) {
 	case <-done:
 		return true
 	case <-ctx.Done():
+		s.gate.shutDown()
 		s.grpc.Stop()
 		<-done
 		return false
@@ -192,9 +227,14 @@ func (s *Server) Shutdown(ctx context.Context) (graceful bool) {
 
 func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 	start := time.Now()
-	defer func() { s.observe(info.FullMethod, start, err) }()
-	if err := s.authorize(ctx, info.FullMethod); err != nil {
+	defer s.gate.release(req)
+	id, err := s.authorize(ctx, info.FullMethod)
+	defer func() { s.observe(info.FullMethod, id, start, err) }()
+	if err != nil {
 		return nil, err
+	}
+	if id != nil {
+		ctx = identity.NewContext(ctx, id)
 	}
 	defer s.recoverPanic(info.FullMethod, &err)
 	resp, err = handler(ctx, req)
@@ -203,35 +243,18 @@ func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.Unary
 
 func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
 	start := time.Now()
-	defer func() { s.observe(info.FullMethod, start, err) }()
-	if err := s.authorize(ss.Context(), info.FullMethod); err != nil {
+	id, err := s.authorize(ss.Context(), info.FullMethod)
+	defer func() { s.observe(info.FullMethod, id, start, err) }()
+	if err != nil {
 		return err
 	}
+	ctx := ss.Context()
+	if id != nil {
+		ctx = identity.NewContext(ctx, id)
+	}
+	ss = serverStream{ServerStream: ss, ctx: ctx, gate: s.gate}
 	defer s.recoverPanic(info.FullMethod, &err)
 	return s.toStatus(handler(srv, ss))
-}
-
-// authorize checks the bearer token of a call.
-func (s *Server) authorize(ctx context.Context, method string) error {
-	if s.opts.AuthToken == "" {
-		return nil
-	}
-	for _, prefix := range authExempt {
-		if strings.HasPrefix(method, prefix) {
-			return nil
-		}
-	}
-	md, _ := metadata.FromIncomingContext(ctx)
-	values := md.Get("authorization")
-	if len(values) == 0 {
-		return status.Error(codes.Unauthenticated, "missing bearer token (metadata \"authorization: Bearer <token>\")")
-	}
-	scheme, token, ok := strings.Cut(values[0], " ")
-	if !ok || !strings.EqualFold(scheme, "bearer") ||
-		subtle.ConstantTimeCompare([]byte(strings.TrimSpace(token)), []byte(s.opts.AuthToken)) != 1 {
-		return status.Error(codes.Unauthenticated, "invalid bearer token")
-	}
-	return nil
 }
 
 // recoverPanic turns a handler's panic into an Internal status, logged with
@@ -250,6 +273,9 @@ func (s *Server) toStatus(err error) error {
 	}
 	if _, ok := status.FromError(err); ok {
 		return err
+	}
+	if errors.Is(err, identity.ErrPermissionDenied) {
+		return status.Error(codes.PermissionDenied, err.Error())
 	}
 	if s.opts.MapError != nil {
 		if st := s.opts.MapError(err); st != nil {
@@ -274,8 +300,9 @@ func serverFault(code codes.Code) bool {
 	return false
 }
 
-// observe logs and counts one finished call.
-func (s *Server) observe(method string, start time.Time, err error) {
+// observe logs and counts one finished call. Refusals of who called are
+// warnings, with the identity when there is one.
+func (s *Server) observe(method string, id *identity.Identity, start time.Time, err error) {
 	elapsed := time.Since(start)
 	code := status.Code(err)
 	if s.handled != nil {
@@ -286,10 +313,15 @@ func (s *Server) observe(method string, start time.Time, err error) {
 	switch {
 	case serverFault(code):
 		level = slog.LevelError
+	case code == codes.PermissionDenied || code == codes.Unauthenticated:
+		level = slog.LevelWarn
 	case code != codes.OK:
 		level = slog.LevelInfo
 	}
 	attrs := []slog.Attr{slog.String("method", method), slog.String("code", code.String()), slog.Duration("elapsed", elapsed)}
+	if id != nil {
+		attrs = append(attrs, slog.String("identity", id.Name))
+	}
 	if err != nil {
 		attrs = append(attrs, slog.String("err", status.Convert(err).Message()))
 	}

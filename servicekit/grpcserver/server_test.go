@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	catalogv1 "github.com/plantlake/plantlake/proto/plantlake/catalog/v1"
 	pipelinev1 "github.com/plantlake/plantlake/proto/plantlake/pipeline/v1"
 	"github.com/plantlake/plantlake/servicekit/grpcclient"
 	"github.com/plantlake/plantlake/servicekit/grpcserver"
@@ -77,20 +78,28 @@ type fixture struct {
 // test ends.
 func start(t *testing.T, token string) *fixture {
 	t.Helper()
+	return startWith(t, grpcserver.Options{AuthToken: token})
+}
+
+// startWith is start with more options; the logger, MapError and
+// Registerer are the fixture's. register adds services before serving.
+func startWith(t *testing.T, opts grpcserver.Options, register ...func(*grpcserver.Server)) *fixture {
+	t.Helper()
 	logs := &syncBuffer{}
 	reg := prometheus.NewRegistry()
-	srv := grpcserver.New(grpcserver.Options{
-		Logger:    slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		AuthToken: token,
-		MapError: func(err error) *status.Status {
-			if errors.Is(err, errPaused) {
-				return status.New(codes.FailedPrecondition, err.Error())
-			}
-			return nil
-		},
-		Registerer: reg,
-	})
+	opts.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	opts.MapError = func(err error) *status.Status {
+		if errors.Is(err, errPaused) {
+			return status.New(codes.FailedPrecondition, err.Error())
+		}
+		return nil
+	}
+	opts.Registerer = reg
+	srv := grpcserver.New(opts)
 	pipelinev1.RegisterPipelineServiceServer(srv, pipelineServer{})
+	for _, r := range register {
+		r(srv)
+	}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -300,4 +309,60 @@ func handled(t *testing.T, reg *prometheus.Registry, method string, code codes.C
 		}
 	}
 	return 0
+}
+
+func TestRequestTooLarge(t *testing.T) {
+	// A request over the limit is refused before it is read, whoever sends it.
+	f := startWith(t, grpcserver.Options{MaxMessageSize: 64 << 10})
+	client := pipelinev1.NewPipelineServiceClient(dial(t, f.addr, ""))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := client.Pause(ctx, &pipelinev1.PauseRequest{Reason: strings.Repeat("x", 100<<10)})
+	if got := status.Code(err); got != codes.ResourceExhausted {
+		t.Fatalf("code = %v (%v), want ResourceExhausted", got, err)
+	}
+}
+
+// TestDecodeGateGivesBack: every large request gives its decode weight
+// back however its call ends (panic, refusal, unimplemented stream), or
+// the calls after it would wait forever.
+func TestDecodeGateGivesBack(t *testing.T) {
+	f := startWith(t, grpcserver.Options{AuthToken: "tok", MaxMessageSize: 32 << 10, ReleaseAfterBytes: 8 << 10}, withCatalogStub)
+	big := strings.Repeat("x", 20<<10) // each takes 20 of the gate's 32 KiB
+	calls := []struct {
+		name  string
+		token string
+		call  func(context.Context, *grpc.ClientConn) error
+		want  codes.Code
+	}{
+		{"handler panics", "tok", func(ctx context.Context, c *grpc.ClientConn) error {
+			_, err := pipelinev1.NewPipelineServiceClient(c).Pause(ctx, &pipelinev1.PauseRequest{Reason: big})
+			return err
+		}, codes.Internal},
+		{"refused caller", "", func(ctx context.Context, c *grpc.ClientConn) error {
+			_, err := pipelinev1.NewPipelineServiceClient(c).Pause(ctx, &pipelinev1.PauseRequest{Reason: big})
+			return err
+		}, codes.Unauthenticated},
+		{"stream request", "tok", func(ctx context.Context, c *grpc.ClientConn) error {
+			stream, err := catalogv1.NewCatalogServiceClient(c).Scan(ctx, &catalogv1.ScanRequest{Table: big})
+			if err != nil {
+				return err
+			}
+			_, err = stream.Recv()
+			return err
+		}, codes.Unimplemented},
+	}
+	for _, tt := range calls {
+		t.Run(tt.name, func(t *testing.T) {
+			conn := dial(t, f.addr, tt.token)
+			for i := range 4 {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				err := tt.call(ctx, conn)
+				cancel()
+				if got := status.Code(err); got != tt.want {
+					t.Fatalf("call %d: %v, want %v (a call that waits out its deadline means the gate kept weight)", i, err, tt.want)
+				}
+			}
+		})
+	}
 }

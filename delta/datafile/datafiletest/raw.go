@@ -15,11 +15,13 @@ import (
 	"github.com/plantlake/plantlake/delta/datafile"
 )
 
-// RawSchemaString is the Delta schema of raw.plant_sensor_readings (DESIGN.md section 2).
+// RawSchemaString is the Delta schema of raw.plant_sensor_readings (DESIGN.md section 2), as
+// ingest writes it (services/ingest/internal/rawtable.DeltaSchema; a test there fails if the
+// two differ: the delta module cannot import the service that owns the table).
 const RawSchemaString = `{"type":"struct","fields":[` +
-	`{"name":"kafka_topic","type":"string","nullable":false,"metadata":{}},` +
-	`{"name":"kafka_partition","type":"integer","nullable":false,"metadata":{}},` +
-	`{"name":"kafka_offset","type":"long","nullable":false,"metadata":{}},` +
+	`{"name":"kafka_topic","type":"string","nullable":true,"metadata":{}},` +
+	`{"name":"kafka_partition","type":"integer","nullable":true,"metadata":{}},` +
+	`{"name":"kafka_offset","type":"long","nullable":true,"metadata":{}},` +
 	`{"name":"kafka_timestamp","type":"timestamp","nullable":true,"metadata":{}},` +
 	`{"name":"kafka_key","type":"string","nullable":true,"metadata":{}},` +
 	`{"name":"headers","type":{"type":"array","elementType":{"type":"struct","fields":[` +
@@ -27,8 +29,8 @@ const RawSchemaString = `{"type":"struct","fields":[` +
 	`{"name":"value","type":"binary","nullable":true,"metadata":{}}]},"containsNull":true},"nullable":true,"metadata":{}},` +
 	`{"name":"bridge_ts","type":"timestamp","nullable":true,"metadata":{}},` +
 	`{"name":"raw_payload","type":"binary","nullable":true,"metadata":{}},` +
-	`{"name":"ingest_ts","type":"timestamp","nullable":false,"metadata":{}},` +
-	`{"name":"ingest_date","type":"date","nullable":false,"metadata":{}}]}`
+	`{"name":"ingest_ts","type":"timestamp","nullable":true,"metadata":{}},` +
+	`{"name":"ingest_date","type":"date","nullable":true,"metadata":{}}]}`
 
 // RawPartitionColumns are the partition columns of the raw table.
 var RawPartitionColumns = []string{"ingest_date"}

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/plantlake/plantlake/devstack"
+	"github.com/plantlake/plantlake/servicekit/kafkatopic"
 )
 
 func main() {
@@ -44,6 +45,7 @@ commands:
   up        start Mosquitto and Kafka as daemons and create the pipeline topics
   down      stop the daemons started by up
   status    show whether the daemons run and where
+  python-path  print the path of the Python (venv) with deltalake and pyarrow, installing it if missing
 
 Run plantlake-dev <command> -h for its flags.`
 
@@ -59,6 +61,7 @@ type stackFlags struct {
 	controllerPort int
 	kafkaHeapMB    int
 	autosave       time.Duration
+	retention      time.Duration
 }
 
 func (s *stackFlags) register(fs *flag.FlagSet) {
@@ -69,6 +72,8 @@ func (s *stackFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&s.controllerPort, "kafka-controller-port", 9093, "Kafka KRaft controller port")
 	fs.IntVar(&s.kafkaHeapMB, "kafka-heap-mb", 1024, "Kafka JVM maximum heap in MiB")
 	fs.DurationVar(&s.autosave, "mqtt-autosave", time.Second, "how often Mosquitto saves its queues besides on shutdown")
+	fs.DurationVar(&s.retention, "kafka-retention", kafkatopic.DefaultRetention,
+		"retention of the pipeline topics up creates (negative: forever); existing topics keep theirs")
 }
 
 func (s *stackFlags) kafka(log *slog.Logger) devstack.KafkaConfig {
@@ -112,6 +117,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
 		}
+	case "python-path":
+		py, err := devstack.PythonPath(ctx, log)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, py)
+		return nil
 	case "-h", "--help", "help":
 		fmt.Fprintln(stdout, usage)
 		return nil
@@ -138,6 +150,8 @@ func install(ctx context.Context, log *slog.Logger, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "mosquitto:  %s\n", r.Mosquitto)
 	fmt.Fprintf(stdout, "kafka jars: %s (Kafka %s)\n", r.KafkaLibs, devstack.KafkaVersion)
 	fmt.Fprintf(stdout, "python:     %s (deltalake %s, pyarrow %s)\n", r.Python, devstack.DeltalakeVersion, devstack.PyarrowVersion)
+	fmt.Fprintf(stdout, "azurite:    %s (azurite %s, Azure Blob emulator)\n", r.Azurite, devstack.AzuriteVersion)
+	fmt.Fprintf(stdout, "moto:       %s (moto %s, S3 server)\n", r.Moto, devstack.MotoVersion)
 	if r.KcatErr != nil {
 		fmt.Fprintf(stdout, "kcat:       not installed (%v); only the bridge benchmark's baseline needs it\n", r.KcatErr)
 	} else {
@@ -169,10 +183,11 @@ func up(ctx context.Context, log *slog.Logger, stdout io.Writer, sf stackFlags) 
 		fmt.Fprintf(stdout, "kafka started (pid %d) in %s\n", k.Pid(), time.Since(start).Round(time.Millisecond))
 	}
 	brokers := fmt.Sprintf("%s:%d", sf.host, sf.kafkaPort)
-	if err := devstack.CreatePipelineTopics(ctx, brokers); err != nil {
+	if err := devstack.EnsureTopics(ctx, brokers, devstack.PipelineTopicSpecs(sf.retention)...); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "topics %v with %d partitions each\n", devstack.PipelineTopics, devstack.PipelinePartitions)
+	fmt.Fprintf(stdout, "topics %v with %d partitions each, room for a %d-byte payload, retention %v\n",
+		devstack.PipelineTopics, devstack.PipelinePartitions, kafkatopic.DefaultMaxPayloadBytes, sf.retention)
 	return status(stdout, sf)
 }
 

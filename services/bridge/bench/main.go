@@ -45,6 +45,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/plantlake/plantlake/devstack"
+	"github.com/plantlake/plantlake/servicekit/kafkatopic"
 	"github.com/plantlake/plantlake/services/bridge/internal/loadtest"
 )
 
@@ -220,17 +221,13 @@ type latencyResult struct {
 	p50, p99, max time.Duration
 }
 
-// createTopics creates topics; a *_latency topic stamps LogAppendTime, the
-// moment Kafka stored the record.
+// createTopics creates topics the way every plantlake topic is created
+// (kafkatopic); a *_latency topic stamps LogAppendTime, the moment Kafka
+// stored the record.
 func (b *bench) createTopics(ctx context.Context, names ...string) error {
-	ac, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": b.kafka, "log_level": 0})
-	if err != nil {
-		return err
-	}
-	defer ac.Close()
-	var specs []kafka.TopicSpecification
+	var specs []kafkatopic.Spec
 	for _, name := range names {
-		spec := kafka.TopicSpecification{Topic: name, NumPartitions: b.s.partitions, ReplicationFactor: 1}
+		spec := kafkatopic.Spec{Name: name, Partitions: b.s.partitions}
 		if strings.HasSuffix(name, "_latency") {
 			spec.Config = map[string]string{"message.timestamp.type": "LogAppendTime"}
 		}
@@ -238,14 +235,8 @@ func (b *bench) createTopics(ctx context.Context, names ...string) error {
 	}
 	cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	res, err := ac.CreateTopics(cctx, specs)
-	if err != nil {
-		return fmt.Errorf("create topics: %w", err)
-	}
-	for _, r := range res {
-		if r.Error.Code() != kafka.ErrNoError && r.Error.Code() != kafka.ErrTopicAlreadyExists {
-			return fmt.Errorf("create %s: %w", r.Topic, r.Error)
-		}
+	if _, err := kafkatopic.EnsureAt(cctx, b.kafka, nil, specs...); err != nil {
+		return fmt.Errorf("bench topics: %w", err)
 	}
 	return nil
 }

@@ -1360,8 +1360,9 @@ type GetChangesRequest struct {
 	Table string `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
 	// First version, inclusive.
 	StartVersion int64 `protobuf:"varint,2,opt,name=start_version,json=startVersion,proto3" json:"start_version,omitempty"`
-	// Last version, inclusive; 0 or unset means the latest.
-	EndVersion int64 `protobuf:"varint,3,opt,name=end_version,json=endVersion,proto3" json:"end_version,omitempty"`
+	// Last version, inclusive; unset means the latest (set 0 to ask for
+	// version 0 alone).
+	EndVersion *int64 `protobuf:"varint,3,opt,name=end_version,json=endVersion,proto3,oneof" json:"end_version,omitempty"`
 	// At most this many versions; 0 means no limit.
 	Limit         int32 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1413,8 +1414,8 @@ func (x *GetChangesRequest) GetStartVersion() int64 {
 }
 
 func (x *GetChangesRequest) GetEndVersion() int64 {
-	if x != nil {
-		return x.EndVersion
+	if x != nil && x.EndVersion != nil {
+		return *x.EndVersion
 	}
 	return 0
 }
@@ -2873,13 +2874,14 @@ const file_plantlake_catalog_v1_catalog_proto_rawDesc = "" +
 	"\x1dGetTransactionVersionResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x03R\aversion\x12\x14\n" +
 	"\x05found\x18\x02 \x01(\bR\x05found\x12#\n" +
-	"\rtable_version\x18\x03 \x01(\x03R\ftableVersion\"\x85\x01\n" +
+	"\rtable_version\x18\x03 \x01(\x03R\ftableVersion\"\x9a\x01\n" +
 	"\x11GetChangesRequest\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12#\n" +
-	"\rstart_version\x18\x02 \x01(\x03R\fstartVersion\x12\x1f\n" +
-	"\vend_version\x18\x03 \x01(\x03R\n" +
-	"endVersion\x12\x14\n" +
-	"\x05limit\x18\x04 \x01(\x05R\x05limit\"\xca\x02\n" +
+	"\rstart_version\x18\x02 \x01(\x03R\fstartVersion\x12$\n" +
+	"\vend_version\x18\x03 \x01(\x03H\x00R\n" +
+	"endVersion\x88\x01\x01\x12\x14\n" +
+	"\x05limit\x18\x04 \x01(\x05R\x05limitB\x0e\n" +
+	"\f_end_version\"\xca\x02\n" +
 	"\rVersionChange\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x03R\aversion\x128\n" +
 	"\ttimestamp\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\ttimestamp\x12\x1c\n" +
@@ -3170,6 +3172,7 @@ func file_plantlake_catalog_v1_catalog_proto_init() {
 		(*GetSnapshotRequest_Version)(nil),
 		(*GetSnapshotRequest_Timestamp)(nil),
 	}
+	file_plantlake_catalog_v1_catalog_proto_msgTypes[17].OneofWrappers = []any{}
 	file_plantlake_catalog_v1_catalog_proto_msgTypes[26].OneofWrappers = []any{
 		(*ScanRequest_Version)(nil),
 		(*ScanRequest_Timestamp)(nil),

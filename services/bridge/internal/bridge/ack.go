@@ -7,10 +7,12 @@ import (
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"go.opentelemetry.io/otel/codes"
 )
 
-// This file is the ack path: the only code that sends an MQTT PUBACK.
+// This file is the ack path: the only code that sends an MQTT PUBACK
+// (settle for forwarded readings, skipReplay for retained replays).
 
 // deliveryLoop consumes the producer's events until Close ends them.
 func (b *Bridge) deliveryLoop(producer *kafka.Producer) {
@@ -80,6 +82,18 @@ func (b *Bridge) settle(r *reading, err error) {
 		b.retries <- r
 	default:
 		b.retries <- r
+	}
+}
+
+// skipReplay acknowledges, without forwarding, a retained copy the broker
+// sent again because the bridge subscribed on a connection that resumed its
+// session (see Bridge.onMessage): the reading was forwarded when it was
+// first published or first subscribed to. The PUBACK only goes out on the
+// connection the copy came on.
+func (b *Bridge) skipReplay(m mqtt.Message, gen uint64) {
+	b.counters.replays.Add(1)
+	if gen == b.gen.Load() {
+		m.Ack() // nothing to store: an earlier copy is already in Kafka.
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/url"
 	"strconv"
 	"sync"
@@ -22,8 +23,10 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/plantlake/plantlake/servicekit/backoff"
 	"github.com/plantlake/plantlake/servicekit/config"
 	"github.com/plantlake/plantlake/servicekit/kafkalog"
+	"github.com/plantlake/plantlake/servicekit/kafkatopic"
 	"github.com/plantlake/plantlake/servicekit/kafkatrace"
 )
 
@@ -65,6 +68,10 @@ type Bridge struct {
 
 	counters counters
 
+	// mqttTLS and mqttPassword are read from their files by New.
+	mqttTLS      *tls.Config
+	mqttPassword string
+
 	// queue hands readings from paho's handler goroutines to the pump.
 	queue chan *reading
 	// slots holds one token per reading produced and not yet settled.
@@ -78,10 +85,14 @@ type Bridge struct {
 	fatal chan error
 
 	// gen is the MQTT connection generation; see doc.go.
-	gen        atomic.Uint64
+	gen atomic.Uint64
+	// resumedGen is the generation whose CONNACK said the broker kept the
+	// session (0: none); see onMessage.
+	resumedGen atomic.Uint64
 	connected  atomic.Uint64 // successful connections so far
 	mqttUp     atomic.Bool
 	kafkaUp    atomic.Bool
+	topicsUp   atomic.Bool  // the topics exist and their limits are known
 	kafkaOKAt  atomic.Int64 // unix nanos of the last successful delivery
 	pausedFlag atomic.Bool
 	startedAt  time.Time
@@ -145,6 +156,13 @@ func New(cfg Config, opts Options) (*Bridge, error) {
 		wake:      make(chan struct{}),
 		startedAt: time.Now(),
 	}
+	var err error
+	if b.mqttTLS, err = cfg.mqttTLSConfig(); err != nil {
+		return nil, err
+	}
+	if b.mqttPassword, err = cfg.mqttPassword(); err != nil {
+		return nil, err
+	}
 	if err := b.registerMetrics(opts.Registerer); err != nil {
 		return nil, err
 	}
@@ -189,6 +207,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 		"subscriptions", b.cfg.subscribeFilters(), "kafka", b.cfg.KafkaBrokers, "topic", b.cfg.KafkaTopic)
 	runErr := b.ensureTopics(ctx, producer)
 	if runErr == nil {
+		b.topicsUp.Store(true)
 		runErr = b.pump(ctx, producer)
 	}
 
@@ -262,43 +281,38 @@ func (b *Bridge) producerConfig() *kafka.ConfigMap {
 	return &cm
 }
 
-// ensureTopics creates the topics the bridge writes when they are missing,
-// retrying while Kafka is unreachable, until ctx ends.
+// ensureTopics creates the topics the bridge writes when they are missing
+// (kafkatopic.Ensure: room for a full-size payload, the configured
+// retention; an inherited limit too small is raised), retrying while Kafka
+// is unreachable, until ctx ends.
 func (b *Bridge) ensureTopics(ctx context.Context, producer *kafka.Producer) error {
 	admin, err := kafka.NewAdminClientFromProducer(producer)
 	if err != nil {
 		return fmt.Errorf("create Kafka admin client: %w", err)
 	}
 	defer admin.Close()
-	specs := make([]kafka.TopicSpecification, 0, 3)
+	var specs []kafkatopic.Spec
 	for _, t := range b.cfg.topics() {
-		specs = append(specs, kafka.TopicSpecification{
-			Topic:             t,
-			NumPartitions:     b.cfg.KafkaPartitions,
-			ReplicationFactor: -1, // the broker's default.replication.factor
-			Config: map[string]string{
-				"max.message.bytes": strconv.Itoa(producerMessageMaxBytes(b.cfg.MaxPayloadBytes)),
-			},
+		specs = append(specs, kafkatopic.Spec{
+			Name:            t,
+			Partitions:      b.cfg.KafkaPartitions,
+			MaxMessageBytes: producerMessageMaxBytes(b.cfg.MaxPayloadBytes),
+			Retention:       b.cfg.KafkaRetention,
 		})
 	}
-	backoff := 250 * time.Millisecond
-	for {
-		err := b.createTopics(ctx, admin, specs)
-		if err == nil {
-			err = b.learnTopicLimits(ctx, admin)
-		}
-		if err == nil {
-			return nil
-		}
-		b.setError(err)
-		b.log.Warn("cannot create Kafka topics yet; retrying", "err", err)
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("ensure Kafka topics: %w", ctx.Err())
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 5*time.Second)
-	}
+	return backoff.Retry(ctx, backoff.Policy{Initial: 250 * time.Millisecond, Max: 5 * time.Second}, b.log,
+		"ensure Kafka topics", b.setError, func(ctx context.Context) error {
+			results, err := kafkatopic.Ensure(ctx, admin, specs...)
+			if err != nil {
+				return err
+			}
+			for _, r := range results {
+				if r.Outcome != kafkatopic.Existed {
+					b.log.Info("Kafka topic", "topic", r.Topic, "outcome", r.Outcome.String(), "max_message_bytes", r.MaxMessageBytes)
+				}
+			}
+			return b.learnTopicLimits(ctx, admin)
+		})
 }
 
 // learnTopicLimits reads the max.message.bytes of every topic the bridge
@@ -338,31 +352,18 @@ func (b *Bridge) learnTopicLimits(ctx context.Context, admin *kafka.AdminClient)
 	return nil
 }
 
-func (b *Bridge) createTopics(ctx context.Context, admin *kafka.AdminClient, specs []kafka.TopicSpecification) error {
-	opCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	results, err := admin.CreateTopics(opCtx, specs, kafka.SetAdminOperationTimeout(5*time.Second))
-	if err != nil {
-		return fmt.Errorf("create topics: %w", err)
-	}
-	for _, r := range results {
-		switch r.Error.Code() {
-		case kafka.ErrNoError:
-			b.log.Info("created Kafka topic", "topic", r.Topic, "partitions", b.cfg.KafkaPartitions)
-		case kafka.ErrTopicAlreadyExists:
-		default:
-			return fmt.Errorf("create topic %s: %w", r.Topic, r.Error)
-		}
-	}
-	return nil
-}
-
 // mqttOptions configures paho for at-least-once: fixed client id, persistent
 // session, manual acks, unordered handlers, automatic reconnects.
 func (b *Bridge) mqttOptions() *mqtt.ClientOptions {
 	opts := mqtt.NewClientOptions()
 	if batchable(b.cfg.MQTTBroker) {
-		opts.SetCustomOpenConnectionFn(openBatchedConn)
+		opts.SetCustomOpenConnectionFn(b.openConn)
+	}
+	if b.mqttTLS != nil {
+		opts.SetTLSConfig(b.mqttTLS)
+	}
+	if b.cfg.MQTTUsername != "" {
+		opts.SetUsername(b.cfg.MQTTUsername).SetPassword(b.mqttPassword)
 	}
 	return opts.
 		AddBroker(b.cfg.MQTTBroker).
@@ -384,6 +385,7 @@ func (b *Bridge) mqttOptions() *mqtt.ClientOptions {
 		// CONNACK, before any Subscribe returns: the default handler takes them.
 		SetDefaultPublishHandler(b.onMessage).
 		SetConnectionAttemptHandler(b.onConnectAttempt).
+		SetConnectionNotificationHandler(b.onConnectionNotification).
 		SetOnConnectHandler(b.onConnect).
 		SetConnectionLostHandler(b.onConnectionLost)
 }
@@ -395,8 +397,23 @@ func (b *Bridge) onConnectAttempt(_ *url.URL, cfg *tls.Config) *tls.Config {
 	return cfg
 }
 
-// onConnect subscribes (again) on every connection. It runs in its own
-// goroutine, started by paho.
+// openConn dials a connection whose CONNACK tells which generation resumed
+// a session. paho calls it right after onConnectAttempt, so the generation
+// read here is the new connection's.
+func (b *Bridge) openConn(uri *url.URL, opts mqtt.ClientOptions) (net.Conn, error) {
+	gen := b.gen.Load()
+	return openBatchedConn(uri, opts, func(sessionPresent bool) {
+		if sessionPresent {
+			b.resumedGen.Store(gen)
+		}
+	})
+}
+
+// onConnect subscribes (again) on every connection, so that a filter added
+// to the configuration is subscribed even when the broker kept the session
+// of an earlier start. On a resumed session the broker answers the
+// SUBSCRIBE with every retained message again; onMessage skips those. It
+// runs in its own goroutine, started by paho.
 func (b *Bridge) onConnect(c mqtt.Client) {
 	if b.connected.Add(1) > 1 {
 		b.counters.reconnects.Add(1)
@@ -425,6 +442,22 @@ func (b *Bridge) onConnect(c mqtt.Client) {
 	}
 }
 
+// onConnectionNotification records why a connection attempt failed (a
+// refused password or certificate, a broker away), which paho's retries
+// would otherwise keep to themselves, so that Status shows it.
+func (b *Bridge) onConnectionNotification(_ mqtt.Client, n mqtt.ConnectionNotification) {
+	if f, ok := n.(mqtt.ConnectionNotificationFailed); ok && f.Reason != nil {
+		err := fmt.Errorf("MQTT connect to %s: %w", b.cfg.MQTTBroker, f.Reason)
+		b.errMu.Lock()
+		repeated := b.lastErr == err.Error()
+		b.errMu.Unlock()
+		b.setError(err)
+		if !repeated { // paho retries every second; log each new reason once
+			b.log.Warn("MQTT connection attempt failed; retrying", "err", err)
+		}
+	}
+}
+
 func (b *Bridge) onConnectionLost(_ mqtt.Client, err error) {
 	b.mqttUp.Store(false)
 	b.setError(fmt.Errorf("MQTT connection lost: %w", err))
@@ -433,8 +466,23 @@ func (b *Bridge) onConnectionLost(_ mqtt.Client, err error) {
 
 // onMessage is paho's handler. It runs in a goroutine of its own per
 // message, so blocking on a full queue holds back only this reading.
+//
+// A message with RETAIN set and DUP clear on a connection that resumed its
+// session is a replay: MQTT 3.1.1 (3.3.1.3) sets RETAIN towards a client
+// only for a copy sent because of a new SUBSCRIBE, never for a message
+// forwarded to an existing subscription, live or queued while the bridge
+// was away. The session's subscriptions existed before this connection, so
+// the retained message was forwarded when it was published or when the
+// session first subscribed. A copy the broker sent before a crash and sends
+// again carries DUP and is forwarded, since its first PUBACK may never have
+// gone out. Without this, every restart re-ingested every retained reading.
 func (b *Bridge) onMessage(_ mqtt.Client, m mqtt.Message) {
-	r := &reading{msg: m, gen: b.gen.Load()}
+	gen := b.gen.Load()
+	if m.Retained() && !m.Duplicate() && b.resumedGen.Load() == gen {
+		b.skipReplay(m, gen)
+		return
+	}
+	r := &reading{msg: m, gen: gen}
 	b.counters.received.Add(1)
 	select {
 	case b.queue <- r:
@@ -593,8 +641,9 @@ func (b *Bridge) setError(err error) {
 }
 
 // Healthy reports whether the bridge can forward readings now: the MQTT
-// session is up and subscribed and Kafka answers.
-func (b *Bridge) Healthy() bool { return b.mqttUp.Load() && b.kafkaUp.Load() }
+// session is up and subscribed, Kafka answers, and the topics are ensured
+// with their size limits read (the pump starts only then).
+func (b *Bridge) Healthy() bool { return b.mqttUp.Load() && b.kafkaUp.Load() && b.topicsUp.Load() }
 
 // Status is a point-in-time view of the bridge for the control API.
 type Status struct {
@@ -618,9 +667,11 @@ type Status struct {
 	Oversized      uint64
 	StaleAcks      uint64
 	Reconnects     uint64
-	Rates          Rates
-	LastError      string
-	LastErrorAt    time.Time
+	// RetainedReplays counts retained copies skipped on resumed sessions.
+	RetainedReplays uint64
+	Rates           Rates
+	LastError       string
+	LastErrorAt     time.Time
 }
 
 // Status returns the current counters, rates and state.
@@ -634,28 +685,29 @@ func (b *Bridge) Status() Status {
 		newest = time.Unix(0, ns)
 	}
 	return Status{
-		ClientID:       b.cfg.ClientID,
-		StartedAt:      b.startedAt,
-		Stopping:       b.isStopping(),
-		NewestDelivery: newest,
-		Flushes:        b.flushes.Load(),
-		MQTTConnected:  b.mqttUp.Load(),
-		KafkaReachable: b.kafkaUp.Load(),
-		Paused:         b.pausedFlag.Load(),
-		Subscriptions:  b.cfg.subscribeFilters(),
-		InFlight:       len(b.slots),
-		Queued:         len(b.queue),
-		Received:       s.received,
-		Produced:       s.produced,
-		Acked:          s.acked,
-		Failed:         s.failed,
-		Retried:        s.retried,
-		Oversized:      s.oversized,
-		StaleAcks:      s.stale,
-		Reconnects:     b.counters.reconnects.Load(),
-		Rates:          b.rates.get(),
-		LastError:      lastErr,
-		LastErrorAt:    lastErrAt,
+		ClientID:        b.cfg.ClientID,
+		StartedAt:       b.startedAt,
+		Stopping:        b.isStopping(),
+		NewestDelivery:  newest,
+		Flushes:         b.flushes.Load(),
+		MQTTConnected:   b.mqttUp.Load(),
+		KafkaReachable:  b.kafkaUp.Load(),
+		Paused:          b.pausedFlag.Load(),
+		Subscriptions:   b.cfg.subscribeFilters(),
+		InFlight:        len(b.slots),
+		Queued:          len(b.queue),
+		Received:        s.received,
+		Produced:        s.produced,
+		Acked:           s.acked,
+		Failed:          s.failed,
+		Retried:         s.retried,
+		Oversized:       s.oversized,
+		StaleAcks:       s.stale,
+		Reconnects:      b.counters.reconnects.Load(),
+		RetainedReplays: b.counters.replays.Load(),
+		Rates:           b.rates.get(),
+		LastError:       lastErr,
+		LastErrorAt:     lastErrAt,
 	}
 }
 

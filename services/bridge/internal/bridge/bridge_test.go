@@ -180,10 +180,11 @@ func TestBridge(t *testing.T) {
 
 	t.Run("oversized and empty payloads", func(t *testing.T) {
 		// The bridge creates big_raw with room for a full-size payload.
-		// small_raw exists beforehand with the broker's default size limit,
-		// so Kafka refuses a full-size payload there: the bridge must divert
-		// it to the oversized topic instead of stalling.
-		bk.kafka.CreateTopic(t, "small_raw", 1)
+		// small_raw exists beforehand with an operator's max.message.bytes
+		// set on the topic (the broker's default 1 MiB + 12, which the
+		// bridge keeps), so Kafka refuses a full-size payload there: the
+		// bridge must divert it to the oversized topic instead of stalling.
+		createTopicWithLimit(t, bk.kafka.Brokers(), "small_raw", 1048588)
 		cfg := bk.config("big", "bridge-big")
 		cfg.Routes = []Route{{Filter: "plant/big/small/#", Topic: "small_raw"}}
 		b := run(t, cfg, Options{})
@@ -335,6 +336,24 @@ func TestBridge(t *testing.T) {
 			t.Errorf("subscription %q", s1.Subscriptions[0])
 		}
 	})
+}
+
+// createTopicWithLimit creates a one-partition topic whose
+// max.message.bytes is set on the topic itself, as an operator would.
+func createTopicWithLimit(t *testing.T, brokers, topic string, limit int) {
+	t.Helper()
+	ac, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": brokers, "log_level": 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ac.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res, err := ac.CreateTopics(ctx, []kafka.TopicSpecification{{Topic: topic, NumPartitions: 1, ReplicationFactor: 1,
+		Config: map[string]string{"max.message.bytes": strconv.Itoa(limit)}}})
+	if err != nil || res[0].Error.Code() != kafka.ErrNoError {
+		t.Fatalf("create %s: %v %v", topic, err, res)
+	}
 }
 
 func headerOr(m *kafka.Message, key string) string {

@@ -5,14 +5,17 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/plantlake/plantlake/servicekit/kafkatopic"
 )
 
 // Defaults for [Config]; the flags in cmd/bridge use the same values.
 const (
 	DefaultTopicFilter      = "plant/#"
-	DefaultKafkaTopic       = "plant_sensor_readings_raw"
-	DefaultOversizedTopic   = "plant_sensor_readings_oversized"
-	DefaultMaxPayloadBytes  = 1 << 20 // Kafka's default message size, 1 MiB
+	DefaultKafkaTopic       = kafkatopic.Raw
+	DefaultOversizedTopic   = kafkatopic.Oversized
+	DefaultMaxPayloadBytes  = kafkatopic.DefaultMaxPayloadBytes // 1 MiB; `make up` sizes its topics for it
+	DefaultKafkaRetention   = kafkatopic.DefaultRetention
 	DefaultTraceSampleRatio = 0.001
 	DefaultQueueSize        = 4096
 	DefaultMaxInFlight      = 50000
@@ -57,6 +60,20 @@ type Config struct {
 	TopicFilters []string
 	// KeepAlive is the MQTT keep-alive interval.
 	KeepAlive time.Duration
+	// MQTTUsername, when set, is sent in CONNECT with the password from
+	// MQTTPassword or, when that is empty, from MQTTPasswordFile.
+	MQTTUsername string
+	// MQTTPassword is the MQTT password.
+	MQTTPassword string
+	// MQTTPasswordFile is a file whose first line is the MQTT password;
+	// it keeps the password out of the process list and the environment.
+	MQTTPasswordFile string
+	// MQTTCA is a PEM file of the CA certificates that verify the broker
+	// on ssl:// and mqtts:// URLs; empty means the system's roots.
+	MQTTCA string
+	// MQTTClientCert and MQTTClientKey are PEM files of the certificate
+	// and key the bridge presents to a broker that asks for one.
+	MQTTClientCert, MQTTClientKey string
 
 	// KafkaBrokers is the bootstrap server list.
 	KafkaBrokers string
@@ -72,6 +89,9 @@ type Config struct {
 	OversizedTopic string
 	// KafkaPartitions is the partition count of topics the bridge creates.
 	KafkaPartitions int
+	// KafkaRetention is the retention of topics the bridge creates; a
+	// negative value keeps records forever.
+	KafkaRetention time.Duration
 	// MaxPayloadBytes is the largest payload forwarded whole.
 	MaxPayloadBytes int
 
@@ -99,6 +119,7 @@ func DefaultConfig() Config {
 		KafkaTopic:       DefaultKafkaTopic,
 		OversizedTopic:   DefaultOversizedTopic,
 		KafkaPartitions:  DefaultKafkaPartitions,
+		KafkaRetention:   DefaultKafkaRetention,
 		MaxPayloadBytes:  DefaultMaxPayloadBytes,
 		TraceSampleRatio: DefaultTraceSampleRatio,
 		QueueSize:        DefaultQueueSize,
@@ -122,6 +143,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: no Kafka brokers", ErrInvalidConfig)
 	case c.KafkaTopic == "" || c.OversizedTopic == "":
 		return fmt.Errorf("%w: the Kafka topic and the oversized topic must be named", ErrInvalidConfig)
+	case c.KafkaRetention == 0:
+		return fmt.Errorf("%w: --kafka-retention is 0; give a duration, or a negative one to keep records forever", ErrInvalidConfig)
 	case c.KafkaPartitions < 1:
 		return fmt.Errorf("%w: --kafka-partitions %d is below 1", ErrInvalidConfig, c.KafkaPartitions)
 	case c.MaxPayloadBytes < minPayloadLimit:
@@ -132,6 +155,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: queue size and max in-flight must be positive", ErrInvalidConfig)
 	case c.ShutdownTimeout <= 0 || c.KeepAlive <= 0:
 		return fmt.Errorf("%w: shutdown timeout and keep-alive must be positive", ErrInvalidConfig)
+	}
+	if err := c.validateMQTTAuth(); err != nil {
+		return err
 	}
 	for _, f := range c.subscriptions() {
 		if err := validateFilter(f); err != nil {

@@ -46,6 +46,12 @@ type batchedConn struct {
 	closing bool
 	kick    chan struct{}
 	done    chan struct{} // closed when the flusher has exited
+
+	// head collects the first bytes read, the broker's CONNACK, until
+	// onConnack has been told its session-present flag.
+	head      [4]byte
+	headN     int
+	onConnack func(sessionPresent bool)
 }
 
 // newBatchedConn starts the flusher goroutine, which Close stops.
@@ -62,7 +68,31 @@ func newBatchedConn(c net.Conn) *batchedConn {
 }
 
 // Read reads through the buffer; paho reads from one goroutine only.
-func (c *batchedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+func (c *batchedConn) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if c.onConnack != nil {
+		c.sniffConnack(p[:n])
+	}
+	return n, err
+}
+
+// sniffConnack passes the session-present flag of the CONNACK, the first
+// packet a broker sends (fixed header 0x20 0x02, then the acknowledge flags
+// whose bit 0 is session present, then the return code), to onConnack.
+// paho reads the CONNACK during its handshake and does not keep the flag
+// for reconnects; the bridge needs it on every connection (see onConnect).
+func (c *batchedConn) sniffConnack(p []byte) {
+	if c.headN == len(c.head) {
+		return
+	}
+	c.headN += copy(c.head[c.headN:], p)
+	if c.headN < len(c.head) {
+		return
+	}
+	if c.head[0] == 0x20 && c.head[1] == 0x02 && c.head[3] == 0 {
+		c.onConnack(c.head[2]&1 == 1)
+	}
+}
 
 // Write queues p for the flusher and returns; an earlier write error is
 // returned instead, so paho notices a broken connection.
@@ -142,8 +172,10 @@ func (c *batchedConn) Close() error {
 	return c.Conn.Close()
 }
 
-// openBatchedConn is paho's OpenConnectionFunc for the tcp and tls schemes.
-func openBatchedConn(uri *url.URL, opts mqtt.ClientOptions) (net.Conn, error) {
+// openBatchedConn is paho's OpenConnectionFunc for the tcp and tls schemes;
+// onConnack, when not nil, is told the session-present flag of the
+// connection's CONNACK before paho sees it.
+func openBatchedConn(uri *url.URL, opts mqtt.ClientOptions, onConnack func(sessionPresent bool)) (net.Conn, error) {
 	dialer := opts.Dialer
 	if dialer == nil {
 		dialer = &net.Dialer{Timeout: 30 * time.Second}
@@ -161,7 +193,9 @@ func openBatchedConn(uri *url.URL, opts mqtt.ClientOptions) (net.Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dial MQTT broker %s: %w", uri.Host, err)
 	}
-	return newBatchedConn(conn), nil
+	bc := newBatchedConn(conn)
+	bc.onConnack = onConnack
+	return bc, nil
 }
 
 // errUnbatchedScheme reports a scheme openBatchedConn does not dial; paho's

@@ -111,3 +111,31 @@ func TestBatchable(t *testing.T) {
 		}
 	}
 }
+
+func TestSniffConnack(t *testing.T) {
+	tests := []struct {
+		name   string
+		reads  [][]byte
+		called bool
+		want   bool
+	}{
+		{"session present", [][]byte{{0x20, 0x02, 0x01, 0x00}}, true, true},
+		{"new session", [][]byte{{0x20, 0x02, 0x00, 0x00}}, true, false},
+		{"split over reads as paho reads", [][]byte{{0x20}, {0x02}, {0x01, 0x00}}, true, true},
+		{"refused connection", [][]byte{{0x20, 0x02, 0x00, 0x05}}, false, false},
+		{"not a CONNACK", [][]byte{{0x30, 0x02, 0x01, 0x00}}, false, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var called, got bool
+			c := &batchedConn{onConnack: func(sp bool) { called, got = true, sp }}
+			for _, r := range tc.reads {
+				c.sniffConnack(r)
+			}
+			c.sniffConnack([]byte{0x01, 0x01, 0x01, 0x01}) // later packets change nothing
+			if called != tc.called || got != tc.want {
+				t.Errorf("called %v with %v, want called %v with %v", called, got, tc.called, tc.want)
+			}
+		})
+	}
+}

@@ -18,9 +18,19 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Var(&filterFlag{dst: &c.TopicFilters}, "mqtt-topic-filter",
 		"MQTT topic filter to subscribe at QoS 1 (repeatable or comma-separated)")
 	fs.DurationVar(&c.KeepAlive, "mqtt-keepalive", c.KeepAlive, "MQTT keep-alive interval")
+	fs.StringVar(&c.MQTTUsername, "mqtt-username", c.MQTTUsername, "MQTT user name (empty: connect without one)")
+	fs.StringVar(&c.MQTTPassword, "mqtt-password", c.MQTTPassword,
+		"MQTT password; prefer --mqtt-password-file or the environment, which the process list does not show")
+	fs.StringVar(&c.MQTTPasswordFile, "mqtt-password-file", c.MQTTPasswordFile, "file whose first line is the MQTT password")
+	fs.StringVar(&c.MQTTCA, "mqtt-ca", c.MQTTCA,
+		"PEM file of CA certificates that verify the MQTT broker on ssl:// and mqtts:// (empty: the system's roots)")
+	fs.StringVar(&c.MQTTClientCert, "mqtt-client-cert", c.MQTTClientCert, "PEM client certificate for MQTT over TLS (with --mqtt-client-key)")
+	fs.StringVar(&c.MQTTClientKey, "mqtt-client-key", c.MQTTClientKey, "PEM private key of --mqtt-client-cert")
 	fs.StringVar(&c.KafkaTopic, "kafka-topic", c.KafkaTopic, "Kafka topic for readings no --kafka-topic-map entry matches")
 	fs.Var((*routeList)(&c.Routes), "kafka-topic-map",
 		"filter=topic: readings whose MQTT topic matches filter go to topic (repeatable; first match wins; the filter is subscribed too)")
+	fs.DurationVar(&c.KafkaRetention, "kafka-retention", c.KafkaRetention,
+		"retention of a Kafka topic the bridge creates (negative: keep forever); existing topics keep theirs")
 	fs.StringVar(&c.OversizedTopic, "kafka-oversized-topic", c.OversizedTopic, "Kafka topic for payloads over --max-payload-bytes, cut to fit")
 	fs.IntVar(&c.MaxPayloadBytes, "max-payload-bytes", c.MaxPayloadBytes,
 		"largest payload forwarded whole; a larger one is cut so its whole record fits in this many bytes and goes to the oversized topic")

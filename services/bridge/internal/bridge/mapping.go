@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
+	"github.com/plantlake/plantlake/servicekit/kafkatopic"
 )
 
 // Kafka header keys the bridge writes. Values are UTF-8 text: numbers in
@@ -24,16 +26,11 @@ const (
 )
 
 const (
-	// recordOverhead is what Kafka adds around one record's key, value and
-	// headers when it is alone in a batch: the v2 batch header (61 bytes)
-	// plus the record's length, attributes, deltas and the varint lengths of
-	// key, value and each header, rounded up generously.
-	recordOverhead = 256
-	// maxTopicBytes is the longest MQTT topic name (a 16-bit length prefix);
-	// it appears twice in a record, as key and as the mqtt_topic header.
-	maxTopicBytes = 65535
-	// maxFixedHeaderBytes bounds every header but mqtt_topic and traceparent.
-	maxFixedHeaderBytes = 512
+	// recordOverhead, maxTopicBytes and maxFixedHeaderBytes are the parts of
+	// a record beside its payload; kafkatopic sizes the topics with them.
+	recordOverhead      = kafkatopic.RecordOverhead
+	maxTopicBytes       = kafkatopic.MaxMQTTTopicBytes
+	maxFixedHeaderBytes = kafkatopic.MaxFixedHeaderBytes
 	// minPayloadLimit keeps a cut payload meaningful.
 	minPayloadLimit = 1024
 )
@@ -44,7 +41,7 @@ var ErrInvalidFilter = errors.New("invalid MQTT topic filter")
 // producerMessageMaxBytes is librdkafka's message.max.bytes for a payload
 // limit: room for a full-size payload plus the longest key and headers.
 func producerMessageMaxBytes(maxPayload int) int {
-	return maxPayload + 2*maxTopicBytes + maxFixedHeaderBytes + recordOverhead
+	return kafkatopic.MaxMessageBytes(maxPayload)
 }
 
 var (

@@ -20,6 +20,7 @@ type counters struct {
 	oversized  atomic.Uint64 // readings diverted to the oversized topic
 	stale      atomic.Uint64 // acks dropped because the connection changed
 	reconnects atomic.Uint64 // MQTT connections made after the first
+	replays    atomic.Uint64 // retained copies a resumed session's SUBSCRIBE sent again, acked unforwarded
 }
 
 // snapshot is a copy of the counters at one moment.
@@ -113,6 +114,7 @@ func (b *Bridge) registerMetrics(reg prometheus.Registerer) error {
 		counter("readings_oversized_total", "Readings diverted to the oversized topic.", &c.oversized),
 		counter("stale_acks_dropped_total", "Acks dropped because the MQTT connection changed; the broker redelivers.", &c.stale),
 		counter("mqtt_reconnects_total", "MQTT connections made after the first.", &c.reconnects),
+		counter("retained_replays_skipped_total", "Retained messages the broker sent again on a resumed session's SUBSCRIBE, acknowledged without forwarding.", &c.replays),
 		gauge("in_flight", "Readings produced and not yet settled.", func() float64 { return float64(len(b.slots)) }),
 		gauge("queued", "Readings in the handoff queue.", func() float64 { return float64(len(b.queue)) }),
 		gauge("mqtt_connected", "1 while the MQTT session is up and subscribed.", boolGauge(&b.mqttUp)),

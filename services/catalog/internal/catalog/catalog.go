@@ -10,8 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,7 +41,8 @@ type Announcer interface {
 
 // Config configures a Catalog.
 type Config struct {
-	// Warehouse is the root folder of the warehouse.
+	// Warehouse is the warehouse: a folder, or an object-store URI that
+	// warehouse.Open takes (s3://, abfss://, az://).
 	Warehouse string
 	// MaxGroup bounds how many blind appends share one version (default 256).
 	MaxGroup int
@@ -69,7 +68,8 @@ type Config struct {
 type Catalog struct {
 	cfg       Config
 	log       *slog.Logger
-	root      string // absolute warehouse folder
+	root      string // absolute warehouse folder, or object-store URI
+	loc       *warehouse.Location
 	store     storage.Store
 	announcer Announcer
 	maint     *maintenance.Scheduler
@@ -95,6 +95,9 @@ type table struct {
 	location string
 	log      *slog.Logger
 	maxGroup int
+	// minVacuumRetention is the floor of delta.deletedFileRetentionDuration
+	// (Config.MinVacuumRetention).
+	minVacuumRetention time.Duration
 	// committed is called by the writer after each commit.
 	committed func(CommitEvent)
 	// outcome is called by the writer with each request's outcome.
@@ -132,24 +135,20 @@ func New(cfg Config, announcer Announcer, log *slog.Logger) (*Catalog, error) {
 	if cfg.MaxOptimizeBytes <= 0 {
 		cfg.MaxOptimizeBytes = 64 << 20
 	}
-	root, err := filepath.Abs(cfg.Warehouse)
+	loc, err := warehouse.Open(context.Background(), cfg.Warehouse)
 	if err != nil {
-		return nil, fmt.Errorf("catalog: warehouse %q: %w", cfg.Warehouse, err)
-	}
-	store, err := storage.NewLocal(root)
-	if err != nil {
-		return nil, fmt.Errorf("catalog: open warehouse: %w", err)
+		return nil, fmt.Errorf("catalog: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Catalog{
-		cfg: cfg, log: log, root: root, store: store, announcer: announcer,
+		cfg: cfg, log: log, root: loc.URI, loc: loc, store: loc.Store, announcer: announcer,
 		ctx: ctx, cancel: cancel, tables: map[string]*table{},
 	}
 	c.maint = maintenance.NewScheduler(c.maintain, cfg.MaintenanceWorkers, max(cfg.MaintenanceTick, 0), log)
 	return c, nil
 }
 
-// Root returns the warehouse folder.
+// Root returns the warehouse folder or object-store URI.
 func (c *Catalog) Root() string { return c.root }
 
 // Run announces every table's latest version, then runs background
@@ -250,11 +249,12 @@ func (c *Catalog) load(ctx context.Context, n warehouse.Name) (*table, error) {
 		return nil, fmt.Errorf("load table %s: %w", n, err)
 	}
 	t := &table{
-		name: n, store: store, dt: dt, st: st, dir: filepath.Join(c.root, n.Schema, n.Table),
-		location: c.location(n),
-		log:      c.log.With("table", n.String()),
-		maxGroup: c.cfg.MaxGroup,
-		wake:     make(chan struct{}, 1),
+		name: n, store: store, dt: dt, st: st, dir: c.loc.TableDir(n),
+		location:           c.location(n),
+		log:                c.log.With("table", n.String()),
+		maxGroup:           c.cfg.MaxGroup,
+		minVacuumRetention: c.cfg.MinVacuumRetention,
+		wake:               make(chan struct{}, 1),
 	}
 	t.committed = func(ev CommitEvent) {
 		c.versions.Add(1)
@@ -279,11 +279,9 @@ func (c *Catalog) load(ctx context.Context, n warehouse.Name) (*table, error) {
 	return t, nil
 }
 
-// location is the table folder's file:// URI, with a trailing slash.
-func (c *Catalog) location(n warehouse.Name) string {
-	u := url.URL{Scheme: "file", Path: filepath.ToSlash(filepath.Join(c.root, n.Schema, n.Table)) + "/"}
-	return u.String()
-}
+// location is the table folder's URI (file:// on a local warehouse), with
+// a trailing slash.
+func (c *Catalog) location(n warehouse.Name) string { return c.loc.TableURI(n) }
 
 // listNames walks the warehouse two levels deep for folders holding a
 // _delta_log; schema "" means every schema.

@@ -199,3 +199,25 @@ func BenchmarkCommit(b *testing.B) {
 		})
 	}
 }
+
+func TestRequestField(t *testing.T) {
+	fields := []string{"metadata", "txns[0]", "removes[0]", "adds[0]"}
+	cases := []struct {
+		err  delta.CommitError
+		want string
+	}{
+		{delta.CommitError{Action: 3, Field: `add.partitionValues["day"]`}, `adds[0].partition_values["day"]`},
+		{delta.CommitError{Action: 3, Field: "add.deletionVector"}, "adds[0].deletion_vector"},
+		{delta.CommitError{Action: 2, Field: "remove"}, "removes[0]"},
+		{delta.CommitError{Action: 1, Field: "txn.appId"}, "txns[0].app_id"},
+		{delta.CommitError{Action: 0, Field: "metaData.schemaString"}, "metadata.schema_json"},
+		{delta.CommitError{Action: 0, Field: `metaData.configuration["delta.appendOnly"]`}, `metadata.configuration["delta.appendOnly"]`},
+		{delta.CommitError{Action: 0, Field: "metaData.partitionColumns[0]"}, "metadata.partition_columns[0]"},
+		{delta.CommitError{Action: -1, Field: "readVersion"}, "read_version"},
+	}
+	for _, tc := range cases {
+		if got := requestField(fields, &tc.err); got != tc.want {
+			t.Errorf("requestField(%d, %q) = %q, want %q", tc.err.Action, tc.err.Field, got, tc.want)
+		}
+	}
+}

@@ -8,11 +8,11 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/plantlake/plantlake/delta"
 	"github.com/plantlake/plantlake/delta/storage"
-	"github.com/plantlake/plantlake/services/catalog/internal/maintenance"
 	"github.com/plantlake/plantlake/services/catalog/internal/warehouse"
 )
 
@@ -59,13 +59,15 @@ type prepared struct {
 	removePaths []string // canonical
 	readFiles   []string // canonical
 	readApps    []string
-	// conflict is the request as the delta conflict checker sees it: its
-	// actions and what it read, without the partitions (check adds those).
-	conflict  delta.CommitRequest
+	// delta is the request prepared by the delta library, the one commit
+	// path of every writer: its checks, commitInfo and conflict checker.
+	delta     *delta.PreparedCommit
 	groupable bool
 	metadata  *delta.Metadata
-	rows      int64
-	result    chan commitOutcome
+	// protocol is the upgrade the metadata change needs, if any.
+	protocol *delta.Protocol
+	rows     int64
+	result   chan commitOutcome
 }
 
 type commitOutcome struct {
@@ -103,10 +105,10 @@ func (c *Catalog) Commit(ctx context.Context, req *CommitRequest) (CommitResult,
 // parallel.
 func (t *table) prepare(ctx context.Context, req *CommitRequest) (*prepared, error) {
 	t.mu.RLock()
-	latest := t.st.version
-	md := t.st.metadata
+	head := t.st.head()
 	schema := t.st.schema
 	t.mu.RUnlock()
+	latest, md := head.Version, head.Metadata
 
 	p := &prepared{req: req, result: make(chan commitOutcome, 1)}
 	switch {
@@ -145,9 +147,6 @@ func (t *table) prepare(ctx context.Context, req *CommitRequest) (*prepared, err
 			return nil, badField(f+".path", "%q added twice", a.Path)
 		}
 		seen[rel] = true
-		if err := checkPartitionValues(md.PartitionColumns, a.PartitionValues); err != nil {
-			return nil, badField(f+".partition_values", "%v", err)
-		}
 		if a.Stats != "" && !json.Valid([]byte(a.Stats)) {
 			return nil, badField(f+".stats", "not valid JSON")
 		}
@@ -218,39 +217,114 @@ func (t *table) prepare(ctx context.Context, req *CommitRequest) (*prepared, err
 	p.readApps = slices.Sorted(maps.Keys(apps))
 
 	if req.Metadata != nil {
-		nm, err := newMetadata(md, schema, req.Metadata)
+		nm, err := newMetadata(md, schema, req.Metadata, t.minVacuumRetention)
 		if err != nil {
 			return nil, err
 		}
 		p.metadata = nm
+		// A table that starts using a feature (in-commit timestamps, a
+		// timestamp_ntz column) gets the protocol that lists it.
+		ns, err := nm.Schema()
+		if err != nil {
+			return nil, badField("metadata.schema_json", "%v", err)
+		}
+		if up, changed := delta.UpgradeProtocol(head.Protocol, ns, nm.Configuration); changed {
+			p.protocol = &up
+		}
 	}
 	p.groupable = req.BlindAppend && len(req.Removes) == 0 && req.Metadata == nil && allDataChange(req.Adds)
-	p.conflict = conflictView(req, p)
+	dreq, fields := deltaRequest(req, p)
+	var err error
+	p.delta, err = delta.PrepareCommit(dreq, head)
+	if err != nil {
+		var ce *delta.CommitError
+		if errors.As(err, &ce) {
+			return nil, badField(requestField(fields, ce), "%s", ce.Reason)
+		}
+		return nil, err
+	}
 	return p, nil
 }
 
-// conflictView is the request as a delta.CommitRequest carrying what the
-// conflict rules look at: the adds, removes and metadata change, the app ids
-// read (txns included) and the files read.
-func conflictView(req *CommitRequest, p *prepared) delta.CommitRequest {
-	acts := make([]delta.Action, 0, len(req.Adds)+len(req.Removes)+1)
+// deltaRequest is the request as the delta library commits it: the
+// metadata change, txns, removes and adds, the app ids read (txns included)
+// and the files read. fields names each action as the request does.
+func deltaRequest(req *CommitRequest, p *prepared) (delta.CommitRequest, []string) {
+	n := len(req.Adds) + len(req.Removes) + len(req.Txns) + 1
+	acts := make([]delta.Action, 0, n)
+	fields := make([]string, 0, n)
+	if p.protocol != nil {
+		acts = append(acts, delta.Action{Protocol: p.protocol})
+		fields = append(fields, "metadata")
+	}
 	if p.metadata != nil {
 		acts = append(acts, delta.Action{MetaData: p.metadata})
+		fields = append(fields, "metadata")
+	}
+	for i := range req.Txns {
+		acts = append(acts, delta.Action{Txn: &req.Txns[i]})
+		fields = append(fields, "txns["+strconv.Itoa(i)+"]")
 	}
 	for i := range req.Removes {
 		acts = append(acts, delta.Action{Remove: &req.Removes[i]})
+		fields = append(fields, "removes["+strconv.Itoa(i)+"]")
 	}
 	for i := range req.Adds {
 		acts = append(acts, delta.Action{Add: &req.Adds[i]})
+		fields = append(fields, "adds["+strconv.Itoa(i)+"]")
 	}
 	return delta.CommitRequest{
-		ReadVersion: req.ReadVersion,
-		Operation:   req.Operation,
-		Actions:     acts,
-		BlindAppend: req.BlindAppend,
-		ReadAppIDs:  p.readApps,
-		ReadFiles:   req.ReadFiles,
+		ReadVersion:         req.ReadVersion,
+		Operation:           req.Operation,
+		OperationParameters: req.OperationParameters,
+		Actions:             acts,
+		BlindAppend:         req.BlindAppend,
+		ReadAppIDs:          p.readApps,
+		ReadFiles:           req.ReadFiles,
+		EngineInfo:          "plantlake-catalog",
+	}, fields
+}
+
+// requestField names, in the request's terms ("adds[3].partition_values[\"day\"]"),
+// the field a delta.CommitError names in the log's ("actions[5].add.partitionValues[\"day\"]").
+func requestField(actionFields []string, ce *delta.CommitError) string {
+	field := ce.Field
+	base := ""
+	if ce.Action >= 0 && ce.Action < len(actionFields) {
+		base = actionFields[ce.Action]
+		_, field, _ = strings.Cut(field, ".") // drop the action kind
 	}
+	name, rest, _ := strings.Cut(field, "[")
+	if rest != "" {
+		rest = "[" + rest
+	}
+	switch name {
+	case "schemaString":
+		name = "schema_json"
+	default:
+		name = snakeCase(name)
+	}
+	switch {
+	case base == "":
+		return name + rest
+	case name == "":
+		return base
+	}
+	return base + "." + name + rest
+}
+
+// snakeCase turns a log field name ("partitionValues") into the request's
+// ("partition_values").
+func snakeCase(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if r >= 'A' && r <= 'Z' {
+			b.WriteByte('_')
+			r += 'a' - 'A'
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 func allDataChange(adds []delta.Add) bool {
@@ -262,28 +336,11 @@ func allDataChange(adds []delta.Add) bool {
 	return true
 }
 
-// checkPartitionValues requires exactly the partition columns as keys.
-func checkPartitionValues(cols []string, values map[string]string) error {
-	for _, c := range cols {
-		if _, ok := values[c]; !ok {
-			return fmt.Errorf("missing partition column %q (use \"\" for null)", c)
-		}
-	}
-	if len(values) != len(cols) {
-		for k := range values {
-			if !slices.Contains(cols, k) {
-				return fmt.Errorf("%q is not a partition column (partition columns: %v)", k, cols)
-			}
-		}
-	}
-	return nil
-}
-
 // newMetadata validates a metadata change against the table's metadata. A
 // request that sets metadata asks for the change; the new schema must still
 // read every existing file: columns keep their names and types (nullability
 // may only loosen) and new columns are nullable.
-func newMetadata(cur delta.Metadata, curSchema *delta.StructType, req *delta.Metadata) (*delta.Metadata, error) {
+func newMetadata(cur delta.Metadata, curSchema *delta.StructType, req *delta.Metadata, minVacuumRetention time.Duration) (*delta.Metadata, error) {
 	schema, err := delta.ParseSchema(req.SchemaString)
 	if err != nil {
 		return nil, badField("metadata.schema_json", "%v", err)
@@ -294,8 +351,8 @@ func newMetadata(cur delta.Metadata, curSchema *delta.StructType, req *delta.Met
 	if err := compatibleSchema(curSchema, schema); err != nil {
 		return nil, badField("metadata.schema_json", "%v", err)
 	}
-	if _, err := maintenance.PolicyFrom(req.Configuration); err != nil {
-		return nil, badField("metadata.configuration", "%v", err)
+	if err := checkProperties(req.Configuration, minVacuumRetention, "metadata.configuration"); err != nil {
+		return nil, err
 	}
 	nm := cur
 	s, err := schema.SchemaString()
@@ -468,8 +525,8 @@ func (t *table) check(ctx context.Context, p *prepared) error {
 	if err != nil {
 		return err
 	}
-	read := p.conflict
-	read.ReadWholeTable = !p.req.BlindAppend && len(p.readFiles) == 0 && len(p.removePaths) == 0
+	wholeTable := !p.req.BlindAppend && len(p.readFiles) == 0 && len(p.removePaths) == 0
+	var readPartitions []map[string]string
 	parts := map[string]bool{}
 	for _, set := range []struct {
 		field string // with %d for the index
@@ -485,14 +542,14 @@ func (t *table) check(ctx context.Context, p *prepared) error {
 			}
 			if k := partitionKey(st.metadata.PartitionColumns, a.PartitionValues); !parts[k] {
 				parts[k] = true
-				read.ReadPartitions = append(read.ReadPartitions, a.PartitionValues)
+				readPartitions = append(readPartitions, a.PartitionValues)
 			}
 		}
 	}
 	if len(ws) == 0 {
 		return nil
 	}
-	cc := delta.NewConflictChecker(&read, "")
+	cc := p.delta.ConflictChecker("", readPartitions, wholeTable)
 	for i := range ws {
 		if err := cc.CheckSummary(&ws[i]); err != nil {
 			var ce *delta.ConflictError
@@ -516,7 +573,10 @@ func removedBy(ws []delta.CommitSummary, f string) bool {
 	return false
 }
 
-// write commits a group as the next version and advances the state.
+// write commits a group as the next version and advances the state. The
+// commitInfo is the first request's (without a read version when several
+// share the version) with the group's operation metrics; delta.EncodeVersion
+// sets its timestamps, the in-commit timestamp included.
 func (t *table) write(ctx context.Context, group []*prepared) (int64, time.Time, error) {
 	st := t.st
 	version := st.version + 1
@@ -525,60 +585,48 @@ func (t *table) write(ctx context.Context, group []*prepared) (int64, time.Time,
 		now = st.timestamp.Add(time.Millisecond)
 	}
 	ms := now.UnixMilli()
-	first := group[0].req
-	blind := first.BlindAppend
-	info := &delta.CommitInfo{
-		Timestamp:           ms,
-		Operation:           first.Operation,
-		OperationParameters: first.OperationParameters,
-		IsolationLevel:      "Serializable",
-		IsBlindAppend:       &blind,
-		EngineInfo:          "plantlake-catalog",
+	first := group[0]
+	info := first.delta.CommitInfo()
+	if len(group) > 1 {
+		info.ReadVersion = nil
 	}
-	if len(group) == 1 {
-		rv := first.ReadVersion
-		info.ReadVersion = &rv
-	}
-	actions := []delta.Action{{CommitInfo: info}}
+	var body []delta.Action
 	var nAdd, nRem, rows, bytes int64
 	for _, p := range group {
-		if p.metadata != nil {
-			actions = append(actions, delta.Action{MetaData: p.metadata})
-		}
-		for i := range p.req.Txns {
-			x := p.req.Txns[i]
-			if x.LastUpdated == nil {
-				x.LastUpdated = &ms
-			}
-			actions = append(actions, delta.Action{Txn: &x})
-		}
-		for i := range p.req.Removes {
-			r := p.req.Removes[i]
-			if r.DeletionTimestamp == nil {
-				r.DeletionTimestamp = &ms
-			}
-			if live, ok := st.files[p.removePaths[i]]; ok {
-				if r.PartitionValues == nil {
-					r.PartitionValues = live.PartitionValues
+		for _, a := range p.delta.Actions() {
+			switch {
+			case a.Txn != nil:
+				x := *a.Txn
+				if x.LastUpdated == nil {
+					x.LastUpdated = &ms
 				}
-				if r.Size == nil {
-					size := live.Size
-					r.Size = &size
+				a = delta.Action{Txn: &x}
+			case a.Remove != nil:
+				r := *a.Remove
+				if r.DeletionTimestamp == nil {
+					r.DeletionTimestamp = &ms
 				}
-				if r.Stats == "" {
-					r.Stats = live.Stats
+				if live, ok := st.files[delta.CanonicalPath(r.Path, "")]; ok {
+					if r.PartitionValues == nil {
+						r.PartitionValues = live.PartitionValues
+					}
+					if r.Size == nil {
+						size := live.Size
+						r.Size = &size
+					}
+					if r.Stats == "" {
+						r.Stats = live.Stats
+					}
+					ext := true
+					r.ExtendedFileMetadata = &ext
 				}
-				ext := true
-				r.ExtendedFileMetadata = &ext
+				a = delta.Action{Remove: &r}
+				nRem++
+			case a.Add != nil:
+				nAdd++
+				bytes += a.Add.Size
 			}
-			actions = append(actions, delta.Action{Remove: &r})
-			nRem++
-		}
-		for i := range p.req.Adds {
-			a := p.req.Adds[i]
-			actions = append(actions, delta.Action{Add: &a})
-			nAdd++
-			bytes += a.Size
+			body = append(body, a)
 		}
 		rows += p.rows
 	}
@@ -590,18 +638,18 @@ func (t *table) write(ctx context.Context, group []*prepared) (int64, time.Time,
 		"numTransactions": strconv.Itoa(len(group)),
 	}
 	if len(group) == 1 {
-		for k, v := range first.OperationMetrics {
+		for k, v := range first.req.OperationMetrics {
 			metrics[k] = v
 		}
 	}
 	mb, _ := json.Marshal(metrics)
-	info.Extra = map[string]json.RawMessage{"operationMetrics": mb}
+	info.Extra["operationMetrics"] = mb
 
-	data, err := delta.MarshalActions(actions)
+	enc, err := delta.EncodeVersion(st.head(), info, body, now)
 	if err != nil {
 		return 0, time.Time{}, fmt.Errorf("encode version %d: %w", version, err)
 	}
-	if err := t.store.PutIfAbsent(ctx, delta.CommitPath(version), data); err != nil {
+	if err := t.store.PutIfAbsent(ctx, delta.CommitPath(version), enc.Data); err != nil {
 		// Whatever happened, the log is the truth: read it again.
 		if rerr := t.reload(ctx); rerr != nil {
 			t.log.Error("reloading table after failed commit", "table", t.name, "err", rerr)
@@ -612,7 +660,7 @@ func (t *table) write(ctx context.Context, group []*prepared) (int64, time.Time,
 		return 0, time.Time{}, fmt.Errorf("write version %d: %w", version, err)
 	}
 	t.mu.Lock()
-	err = st.apply(version, now, actions)
+	err = st.apply(version, enc.Time, enc.Actions)
 	t.mu.Unlock()
 	if err != nil {
 		// Cannot happen for actions we built; keep the state honest anyway.
@@ -622,10 +670,10 @@ func (t *table) write(ctx context.Context, group []*prepared) (int64, time.Time,
 		}
 	}
 	t.committed(CommitEvent{
-		Table: t.name.String(), Version: version, Operation: first.Operation, Timestamp: now,
+		Table: t.name.String(), Version: version, Operation: first.req.Operation, Timestamp: enc.Time,
 		FilesAdded: nAdd, FilesRemoved: nRem, RowsAdded: rows, BytesAdded: bytes,
 	})
-	return version, now, nil
+	return version, enc.Time, nil
 }
 
 // reload replaces the state with the log's latest snapshot.

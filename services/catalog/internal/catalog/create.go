@@ -14,7 +14,6 @@ import (
 
 	"github.com/plantlake/plantlake/delta"
 	"github.com/plantlake/plantlake/delta/storage"
-	"github.com/plantlake/plantlake/services/catalog/internal/maintenance"
 	"github.com/plantlake/plantlake/services/catalog/internal/warehouse"
 )
 
@@ -62,6 +61,9 @@ func (c *Catalog) CreateTable(ctx context.Context, def TableDef) (TableInfo, boo
 	if err != nil {
 		return TableInfo{}, false, badField("name", "%v", err)
 	}
+	if err := checkNewName(n); err != nil {
+		return TableInfo{}, false, err
+	}
 	schema, err := defSchema(def)
 	if err != nil {
 		return TableInfo{}, false, err
@@ -69,8 +71,8 @@ func (c *Catalog) CreateTable(ctx context.Context, def TableDef) (TableInfo, boo
 	if err := checkPartitionColumns(schema, def.PartitionColumns); err != nil {
 		return TableInfo{}, false, err
 	}
-	if _, err := maintenance.PolicyFrom(def.Properties); err != nil {
-		return TableInfo{}, false, badField("properties", "%v", err)
+	if err := checkProperties(def.Properties, c.cfg.MinVacuumRetention, "properties"); err != nil {
+		return TableInfo{}, false, err
 	}
 	schemaString, err := schema.SchemaString()
 	if err != nil {
@@ -97,7 +99,8 @@ func (c *Catalog) CreateTable(ctx context.Context, def TableDef) (TableInfo, boo
 		return info, false, nil
 	}
 
-	created := time.Now().UnixMilli()
+	now := time.Now()
+	created := now.UnixMilli()
 	md := delta.Metadata{
 		ID:               newUUID(),
 		Description:      def.Description,
@@ -107,10 +110,15 @@ func (c *Catalog) CreateTable(ctx context.Context, def TableDef) (TableInfo, boo
 		Configuration:    nonNilMap(def.Properties),
 		CreatedTime:      &created,
 	}
-	proto := delta.Protocol{MinReaderVersion: 1, MinWriterVersion: 2}
-	if schema.UsesType("timestamp_ntz") {
-		proto = delta.Protocol{MinReaderVersion: 3, MinWriterVersion: 7,
-			ReaderFeatures: []string{"timestampNtz"}, WriterFeatures: []string{"timestampNtz"}}
+	// The delta library checks version 0 as it checks every metadata change
+	// and picks the lowest protocol the schema and properties need.
+	proto, err := delta.PrepareCreate(&md, delta.Protocol{})
+	if err != nil {
+		var ce *delta.CommitError
+		if errors.As(err, &ce) {
+			return TableInfo{}, false, badField(createField(ce.Field, def), "%s", ce.Reason)
+		}
+		return TableInfo{}, false, err
 	}
 	blind := false
 	params := map[string]string{
@@ -119,16 +127,13 @@ func (c *Catalog) CreateTable(ctx context.Context, def TableDef) (TableInfo, boo
 		"partitionBy": mustJSON(nonNilSlice(def.PartitionColumns)),
 		"properties":  mustJSON(md.Configuration),
 	}
-	actions := []delta.Action{
-		{CommitInfo: &delta.CommitInfo{Timestamp: created, Operation: "CREATE TABLE", OperationParameters: params,
-			IsolationLevel: "Serializable", IsBlindAppend: &blind, EngineInfo: "plantlake-catalog"}},
-		{Protocol: &proto},
-		{MetaData: &md},
-	}
-	data, err := delta.MarshalActions(actions)
+	ci := delta.CommitInfo{Operation: "CREATE TABLE", OperationParameters: params,
+		IsolationLevel: "Serializable", IsBlindAppend: &blind, EngineInfo: "plantlake-catalog"}
+	enc, err := delta.EncodeVersion(delta.Head{Version: -1}, ci, []delta.Action{{Protocol: &proto}, {MetaData: &md}}, now)
 	if err != nil {
 		return TableInfo{}, false, fmt.Errorf("encode version 0 of %s: %w", n, err)
 	}
+	data := enc.Data
 	tstore, err := storage.Sub(c.store, n.Dir())
 	if err != nil {
 		return TableInfo{}, false, fmt.Errorf("table store %s: %w", n, err)
@@ -152,6 +157,39 @@ func (c *Catalog) CreateTable(ctx context.Context, def TableDef) (TableInfo, boo
 	c.log.Info("created table", "table", n.String(), "location", info.Location)
 	t.committed(CommitEvent{Table: n.String(), Version: 0, Operation: "CREATE TABLE", Timestamp: info.Timestamp})
 	return info, true, nil
+}
+
+// checkNewName refuses names delta-rs cannot open as a table: a schema or
+// table part beginning with "_" ("raw._delta_log", "_delta_log.x"), which
+// readers take for a log or a hidden folder.
+func checkNewName(n warehouse.Name) error {
+	for _, part := range []string{n.Schema, n.Table} {
+		if strings.HasPrefix(part, "_") || strings.HasPrefix(part, ".") {
+			return badField("name", "%q: schema and table names may not begin with '_' or '.' (Delta readers skip such folders)", n.String())
+		}
+	}
+	return nil
+}
+
+// createField names, in CreateTable's terms, the field of version 0 a
+// delta.CommitError names.
+func createField(field string, def TableDef) string {
+	name, rest, _ := strings.Cut(strings.TrimPrefix(field, "metaData."), "[")
+	if rest != "" {
+		rest = "[" + rest
+	}
+	switch name {
+	case "schemaString":
+		if def.SchemaJSON == "" {
+			return "columns"
+		}
+		return "schema_json"
+	case "partitionColumns":
+		return "partition_columns" + rest
+	case "configuration":
+		return "properties" + rest
+	}
+	return name + rest
 }
 
 // defSchema builds and validates the schema of a table definition.

@@ -218,6 +218,9 @@ func (c *Catalog) optimize(ctx context.Context, t *table, req OptimizeRequest) (
 			releaseAll(recs)
 			continue
 		}
+		if recs, err = sortRecords(ctx, dataSchema, recs, sortColumns(pol.OptimizeSortBy)); err != nil {
+			return OptimizeResult{}, fmt.Errorf("optimize %s: %w", t.name, err)
+		}
 		add, err := datafile.Write(ctx, t.store, datafile.Options{
 			PartitionColumns: snap.PartitionColumns, PartitionValues: used[0].PartitionValues,
 		}, recs...)

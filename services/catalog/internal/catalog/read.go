@@ -203,14 +203,21 @@ type VersionChange struct {
 // maxChanges bounds a Changes call without a limit.
 const maxChanges = 1000
 
-// Changes returns the actions of versions start..end (end < 0: latest),
-// oldest first, at most limit versions, and the latest version.
-func (c *Catalog) Changes(ctx context.Context, name string, start, end int64, limit int) ([]VersionChange, int64, error) {
+// Changes returns the actions of versions start..end (end nil: the
+// latest), oldest first, at most limit versions, and the latest version.
+// An end after the latest version means the latest.
+func (c *Catalog) Changes(ctx context.Context, name string, start int64, endVersion *int64, limit int) ([]VersionChange, int64, error) {
 	switch {
 	case start < 0:
 		return nil, 0, badField("start_version", "must be >= 0")
 	case limit < 0:
 		return nil, 0, badField("limit", "must be >= 0")
+	case endVersion != nil && *endVersion < start:
+		return nil, 0, badField("end_version", "%d is before start_version %d (leave it unset for the latest version)", *endVersion, start)
+	}
+	end := int64(-1)
+	if endVersion != nil {
+		end = *endVersion
 	}
 	if limit == 0 || limit > maxChanges {
 		limit = maxChanges

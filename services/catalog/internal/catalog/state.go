@@ -34,6 +34,9 @@ type tableState struct {
 	// summaries are the conflict-relevant facts of the most recent versions,
 	// consecutive and ending at version.
 	summaries []delta.CommitSummary
+	// ict is the in-commit timestamp of version (milliseconds), nil if it
+	// has none.
+	ict *int64
 	// lastCheckpoint is the version of the newest checkpoint (-1 if none).
 	lastCheckpoint int64
 	// sorted caches the live files sorted by path for the current version;
@@ -87,6 +90,7 @@ func stateFromSnapshot(ctx context.Context, store storage.Store, snap *delta.Sna
 		schema:         schema,
 		files:          map[string]delta.Add{},
 		txns:           map[string]int64{},
+		ict:            snap.Head().InCommitTimestamp,
 		lastCheckpoint: lastCheckpointVersion(ctx, store),
 	}
 	for _, x := range snap.Txns() {
@@ -138,6 +142,12 @@ func (st *tableState) apply(version int64, ts time.Time, actions []delta.Action)
 			st.schema = schema
 		case a.Protocol != nil:
 			st.protocol = *a.Protocol
+		case a.CommitInfo != nil:
+			st.ict = nil
+			if a.CommitInfo.InCommitTimestamp != nil {
+				ict := *a.CommitInfo.InCommitTimestamp
+				st.ict = &ict
+			}
 		}
 	}
 	st.version = version
@@ -148,6 +158,11 @@ func (st *tableState) apply(version int64, ts time.Time, actions []delta.Action)
 		st.summaries = slices.Clone(st.summaries[n-maxSummaries/2:])
 	}
 	return nil
+}
+
+// head is the state as the base of the next commit.
+func (st *tableState) head() delta.Head {
+	return delta.Head{Version: st.version, Protocol: st.protocol, Metadata: st.metadata, InCommitTimestamp: st.ict}
 }
 
 // winners returns the summaries of versions (after, st.version], from memory

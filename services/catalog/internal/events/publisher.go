@@ -6,7 +6,6 @@ package events
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -18,10 +17,11 @@ import (
 
 	"github.com/plantlake/plantlake/servicekit/config"
 	"github.com/plantlake/plantlake/servicekit/kafkalog"
+	"github.com/plantlake/plantlake/servicekit/kafkatopic"
 )
 
 // DefaultTopic is the topic table commits are announced on.
-const DefaultTopic = "plantlake.table-commits"
+const DefaultTopic = kafkatopic.TableCommits
 
 // Event is one announcement: the table it is about (the record key), the
 // version it announces, and the encoded record value.
@@ -39,6 +39,9 @@ type Config struct {
 	Topic string
 	// Partitions is used when the topic is missing and the publisher creates it.
 	Partitions int
+	// Retention is the retention of the topic when the publisher creates it;
+	// 0 means kafkatopic.DefaultRetention (14 days).
+	Retention time.Duration
 	// Kafka holds extra librdkafka settings; they override the defaults here.
 	Kafka map[string]string
 	// RetryInterval is how often undelivered tables are announced again
@@ -58,6 +61,7 @@ type Publisher struct {
 	producer *kafka.Producer
 	topic    string
 	parts    int
+	keep     time.Duration // retention of a created topic
 	retry    time.Duration
 
 	mu       sync.Mutex
@@ -108,6 +112,7 @@ func New(cfg Config, log *slog.Logger) (*Publisher, error) {
 		producer: p,
 		topic:    cfg.Topic,
 		parts:    cfg.Partitions,
+		keep:     cfg.Retention,
 		retry:    cfg.RetryInterval,
 		latest:   map[string]Event{},
 		dirty:    map[string]bool{},
@@ -295,26 +300,12 @@ func (p *Publisher) ensureTopic(ctx context.Context) {
 }
 
 func (p *Publisher) createTopic(ctx context.Context, admin *kafka.AdminClient) error {
-	md, err := admin.GetMetadata(&p.topic, false, 5000)
+	res, err := kafkatopic.Ensure(ctx, admin, kafkatopic.Spec{Name: p.topic, Partitions: p.parts, Retention: p.keep})
 	if err != nil {
-		return fmt.Errorf("metadata: %w", err)
+		return err
 	}
-	if t, ok := md.Topics[p.topic]; ok && t.Error.Code() == kafka.ErrNoError && len(t.Partitions) > 0 {
-		return nil
+	if res[0].Outcome != kafkatopic.Existed {
+		p.log.Info("Kafka topic", "topic", p.topic, "outcome", res[0].Outcome.String(), "partitions", p.parts)
 	}
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	res, err := admin.CreateTopics(cctx, []kafka.TopicSpecification{{
-		Topic: p.topic, NumPartitions: p.parts, ReplicationFactor: -1,
-	}})
-	if err != nil {
-		return fmt.Errorf("create topic: %w", err)
-	}
-	for _, r := range res {
-		if c := r.Error.Code(); c != kafka.ErrNoError && c != kafka.ErrTopicAlreadyExists {
-			return fmt.Errorf("create topic %s: %w", r.Topic, errors.New(r.Error.String()))
-		}
-	}
-	p.log.Info("created topic", "topic", p.topic, "partitions", p.parts)
 	return nil
 }

@@ -6,6 +6,7 @@ package maintenance
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -20,6 +21,9 @@ const (
 	PropOptimizeMinFiles     = "plantlake.autoOptimize.minFiles"
 	PropOptimizeTargetSize   = "plantlake.autoOptimize.targetFileSize"
 	PropVacuumInterval       = "plantlake.autoVacuum.interval"
+	// PropOptimizeSortBy names the columns (comma-separated) compaction
+	// orders a compacted file's rows by; none when absent.
+	PropOptimizeSortBy = "plantlake.autoOptimize.sortBy"
 )
 
 // ErrBadProperty is returned (wrapped, naming the property) for a property
@@ -47,6 +51,9 @@ type Policy struct {
 	OptimizeTargetSize int64
 	// VacuumInterval is how often vacuum runs on a table (0 = never; default 1h).
 	VacuumInterval time.Duration
+	// OptimizeSortBy are the columns, comma-separated, compaction orders
+	// rows by (default none: rows keep the input files' order).
+	OptimizeSortBy string
 }
 
 // DefaultPolicy is the policy of a table that sets none of the properties.
@@ -105,6 +112,12 @@ func PolicyFrom(props map[string]string) (Policy, error) {
 	intProp(PropOptimizeMinFiles, &minFiles, 0)
 	p.OptimizeMinFiles = int(minFiles)
 	intProp(PropOptimizeTargetSize, &p.OptimizeTargetSize, 1)
+	if s, ok := props[PropOptimizeSortBy]; ok {
+		if slices.Contains(strings.Split(s, ","), "") || strings.TrimSpace(s) == "" {
+			errs = append(errs, fmt.Errorf("%w: %s=%q: want column names, comma-separated", ErrBadProperty, PropOptimizeSortBy, s))
+		}
+		p.OptimizeSortBy = s
+	}
 	if len(errs) > 0 {
 		return DefaultPolicy(), errors.Join(errs...)
 	}

@@ -51,7 +51,10 @@ func MapError(err error) *status.Status {
 			st = d
 		}
 		return st
-	case errors.Is(err, catalog.ErrInvalidArgument):
+	case errors.Is(err, catalog.ErrInvalidArgument), errors.Is(err, delta.ErrInvalidCommit):
+		// The engine turns the delta library's *CommitError into a
+		// FieldError; an ErrInvalidCommit that reaches here is still the
+		// client's mistake.
 		return status.New(codes.InvalidArgument, err.Error())
 	case errors.Is(err, catalog.ErrNotFound):
 		return status.New(codes.NotFound, err.Error())
@@ -61,6 +64,10 @@ func MapError(err error) *status.Status {
 		return status.New(codes.Aborted, err.Error())
 	case errors.Is(err, delta.ErrUnsupportedFeature), errors.Is(err, delta.ErrUnsupportedProtocol):
 		return status.New(codes.FailedPrecondition, err.Error())
+	case errors.Is(err, delta.ErrInvalidLog):
+		// A table whose log is broken (a missing commit, an unparsable
+		// action) is corrupt, not a passing failure.
+		return status.New(codes.DataLoss, err.Error())
 	case errors.Is(err, catalog.ErrClosed):
 		return status.New(codes.Unavailable, err.Error())
 	case errors.Is(err, context.Canceled):

@@ -1,7 +1,8 @@
-// Package server is the catalog's gRPC adapter: each handler converts the
-// request to the engine's types, calls the engine, and converts the result.
-// Errors are mapped to status codes in one place, the interceptors of
-// errors.go.
+// Package server is the catalog's gRPC adapter: each handler checks the
+// request's bounds (limits.go) and, for a commit, the caller's rights
+// (scopes.go), converts the request to the engine's types, calls the
+// engine, and converts the result. Errors are mapped to status codes in one
+// place, MapError in errors.go.
 package server
 
 import (
@@ -31,20 +32,32 @@ type Server struct {
 	log *slog.Logger
 	// scanBatch bounds the rows of one ScanResponse.
 	scanBatch int
+	limits    Limits
 }
 
-// New returns the adapter.
-func New(cat *catalog.Catalog, log *slog.Logger) *Server {
-	return &Server{cat: cat, log: log, scanBatch: 500}
+// New returns the adapter. A zero limits.MaxCommitActions means
+// DefaultMaxCommitActions.
+func New(cat *catalog.Catalog, log *slog.Logger, limits Limits) *Server {
+	if limits.MaxCommitActions <= 0 {
+		limits.MaxCommitActions = DefaultMaxCommitActions
+	}
+	return &Server{cat: cat, log: log, scanBatch: 500, limits: limits}
 }
 
-// Register registers the service; the server must map errors with MapError.
+// Register registers the service; the server must map errors with MapError
+// and check MethodScopes.
 func (s *Server) Register(r grpc.ServiceRegistrar) {
 	catalogv1.RegisterCatalogServiceServer(r, s)
 }
 
 // CreateTable implements catalogv1.CatalogServiceServer.
 func (s *Server) CreateTable(ctx context.Context, req *catalogv1.CreateTableRequest) (*catalogv1.CreateTableResponse, error) {
+	if err := authorizeCreate(ctx, req.GetName()); err != nil {
+		return nil, err
+	}
+	if err := checkCreateTable(req); err != nil {
+		return nil, err
+	}
 	def := catalog.TableDef{
 		Name: req.GetName(), SchemaJSON: req.GetSchemaJson(), PartitionColumns: req.GetPartitionColumns(),
 		Properties: req.GetProperties(), Description: req.GetDescription(),
@@ -143,11 +156,7 @@ func (s *Server) GetTransactionVersion(ctx context.Context, req *catalogv1.GetTr
 
 // GetChanges implements catalogv1.CatalogServiceServer.
 func (s *Server) GetChanges(ctx context.Context, req *catalogv1.GetChangesRequest) (*catalogv1.GetChangesResponse, error) {
-	end := req.GetEndVersion()
-	if end == 0 {
-		end = -1
-	}
-	chs, latest, err := s.cat.Changes(ctx, req.GetTable(), req.GetStartVersion(), end, int(req.GetLimit()))
+	chs, latest, err := s.cat.Changes(ctx, req.GetTable(), req.GetStartVersion(), req.EndVersion, int(req.GetLimit()))
 	if err != nil {
 		return nil, err
 	}
@@ -180,6 +189,12 @@ func (s *Server) GetChanges(ctx context.Context, req *catalogv1.GetChangesReques
 
 // Commit implements catalogv1.CatalogServiceServer.
 func (s *Server) Commit(ctx context.Context, req *catalogv1.CommitRequest) (*catalogv1.CommitResponse, error) {
+	if err := authorizeCommit(ctx, req); err != nil {
+		return nil, err
+	}
+	if err := s.limits.checkCommit(req); err != nil {
+		return nil, err
+	}
 	cr := &catalog.CommitRequest{
 		Table: req.GetTable(), ReadVersion: req.GetReadVersion(), Operation: req.GetOperation(),
 		OperationParameters: req.GetOperationParameters(), OperationMetrics: req.GetOperationMetrics(),
@@ -240,6 +255,9 @@ func (s *Server) History(ctx context.Context, req *catalogv1.HistoryRequest) (*c
 
 // Scan implements catalogv1.CatalogServiceServer.
 func (s *Server) Scan(req *catalogv1.ScanRequest, stream grpc.ServerStreamingServer[catalogv1.ScanResponse]) error {
+	if err := checkScan(req); err != nil {
+		return err
+	}
 	var v *int64
 	if x, ok := req.GetAt().(*catalogv1.ScanRequest_Version); ok {
 		v = &x.Version
@@ -321,6 +339,9 @@ func (s *Server) Vacuum(ctx context.Context, req *catalogv1.VacuumRequest) (*cat
 
 // Optimize implements catalogv1.CatalogServiceServer.
 func (s *Server) Optimize(ctx context.Context, req *catalogv1.OptimizeRequest) (*catalogv1.OptimizeResponse, error) {
+	if err := checkOptimize(req); err != nil {
+		return nil, err
+	}
 	or := catalog.OptimizeRequest{Table: req.GetTable(), TargetFileSize: req.GetTargetFileSize(), MaxFiles: int(req.GetMaxFiles())}
 	for i, f := range req.GetPartitionFilters() {
 		op, ok := filterOps[f.GetOp()]

@@ -13,6 +13,8 @@ import (
 
 	"github.com/plantlake/plantlake/servicekit/config"
 	"github.com/plantlake/plantlake/services/catalog/internal/events"
+	"github.com/plantlake/plantlake/services/catalog/internal/server"
+	"github.com/plantlake/plantlake/services/catalog/internal/warehouse"
 )
 
 // Default listen addresses (DESIGN.md section 3).
@@ -46,7 +48,18 @@ type Config struct {
 	MaxOptimizeBytes int64
 	// MinVacuumRetention is the smallest retention a Vacuum call may ask for.
 	MinVacuumRetention time.Duration
+	// MaxCommitActions bounds the adds, removes and txns of one commit.
+	MaxCommitActions int
+	// MemoryLimit is the Go runtime's soft memory limit in bytes
+	// (--memory-limit); 0, or GOMEMLIMIT in the environment, leaves the
+	// runtime's own setting.
+	MemoryLimit int64
 }
+
+// DefaultMemoryLimit is the catalog's soft memory limit: the collector
+// works harder near it instead of letting the heap double past a large
+// request being decoded, which keeps the process under 256 MiB.
+const DefaultMemoryLimit = 192 << 20
 
 // ParseConfig reads the configuration from args and the environment. With
 // -h it returns flag.ErrHelp after printing the usage.
@@ -63,6 +76,8 @@ func ParseConfig(args []string) (*Config, error) {
 	fs.IntVar(&cfg.MaxOptimizeFiles, "max-optimize-files", 1000, "most files one compaction reads")
 	fs.DurationVar(&cfg.MinVacuumRetention, "min-vacuum-retention", time.Hour, "smallest retention a Vacuum call may ask for (shorter ones could delete files of commits in flight)")
 	fs.Int64Var(&cfg.MaxOptimizeBytes, "max-optimize-bytes", 64<<20, "most bytes of files one compaction reads (it holds them in memory)")
+	fs.Int64Var(&cfg.MemoryLimit, "memory-limit", DefaultMemoryLimit, "soft limit of the Go runtime's memory in bytes (0 or GOMEMLIMIT set: the runtime's default)")
+	fs.IntVar(&cfg.MaxCommitActions, "max-commit-actions", server.DefaultMaxCommitActions, "most adds, removes and txns one commit may carry (more: InvalidArgument)")
 	if err := config.Parse(fs, args); err != nil {
 		return nil, err
 	}
@@ -95,6 +110,12 @@ func (c *Config) validate() error {
 	if c.MinVacuumRetention < 0 {
 		bad("min-vacuum-retention", "%v is negative", c.MinVacuumRetention)
 	}
+	if c.MemoryLimit < 0 {
+		bad("memory-limit", "%d is negative", c.MemoryLimit)
+	}
+	if c.MaxCommitActions < 1 {
+		bad("max-commit-actions", "%d is less than 1", c.MaxCommitActions)
+	}
 	if c.MaxOptimizeBytes < 1<<20 {
 		bad("max-optimize-bytes", "%d is less than 1 MiB", c.MaxOptimizeBytes)
 	}
@@ -104,17 +125,20 @@ func (c *Config) validate() error {
 	return errors.Join(append(errs, c.Shared.Validate())...)
 }
 
-// WarehouseDir turns --warehouse (a folder or a file:// URI) into a folder.
+// WarehouseDir turns --warehouse into what the catalog opens: a folder
+// (from a path or a file:// URI) or an object-store URI (s3://, abfss://,
+// az://), which is returned unchanged.
 func WarehouseDir(w string) (string, error) {
-	if !strings.Contains(w, "://") {
+	scheme, err := warehouse.Check(w)
+	if err != nil {
+		return "", err
+	}
+	if scheme != "file" || !strings.Contains(w, "://") {
 		return w, nil
 	}
 	u, err := url.Parse(w)
 	if err != nil {
 		return "", err
-	}
-	if u.Scheme != "file" || (u.Host != "" && u.Host != "localhost") {
-		return "", fmt.Errorf("%q: only local folders and file:// URIs are supported", w)
 	}
 	return u.Path, nil
 }

@@ -58,6 +58,7 @@ func freeAddr(t *testing.T) string {
 
 // procCatalog is the catalog binary running as a subprocess.
 type procCatalog struct {
+	addr   string
 	cmd    *exec.Cmd
 	client catalogv1.CatalogServiceClient
 	close  func()
@@ -75,7 +76,7 @@ func startProc(t *testing.T, warehouse, topic string, extra ...string) *procCata
 		t.Fatal(err)
 	}
 	conn := dial(t, addr, "")
-	p := &procCatalog{cmd: cmd, client: catalogv1.NewCatalogServiceClient(conn)}
+	p := &procCatalog{addr: addr, cmd: cmd, client: catalogv1.NewCatalogServiceClient(conn)}
 	p.close = func() {
 		conn.Close()
 		_ = cmd.Process.Kill()

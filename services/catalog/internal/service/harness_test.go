@@ -72,7 +72,7 @@ func startCatalog(t testing.TB, warehouse string, extra ...string) *testCatalog 
 	args := append([]string{
 		"--warehouse", warehouse, "--kafka-brokers", kafkaBrokers, "--commit-topic", topic,
 		"--grpc-addr", "127.0.0.1:0", "--metrics-addr", "", "--kafka-partitions", "2",
-		"--log-level", "warn",
+		"--log-level", "warn", "--memory-limit", "0", // the limit would hold the whole test process
 	}, extra...)
 	cfg, err := ParseConfig(args)
 	if err != nil {

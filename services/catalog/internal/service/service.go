@@ -6,6 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"runtime/debug"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
@@ -29,11 +31,15 @@ type Options struct {
 func Run(ctx context.Context, cfg *Config, opts Options) error {
 	kit, err := servicekit.New(ctx, servicekit.Options{
 		Name: "catalog", Config: &cfg.Shared, LogOutput: opts.LogOutput, MapError: server.MapError,
+		Scopes: server.MethodScopes,
 	})
 	if err != nil {
 		return err
 	}
 	log := kit.Logger
+	if _, set := os.LookupEnv("GOMEMLIMIT"); cfg.MemoryLimit > 0 && !set {
+		debug.SetMemoryLimit(cfg.MemoryLimit)
+	}
 
 	dir, err := WarehouseDir(cfg.Shared.Warehouse)
 	if err != nil {
@@ -64,7 +70,7 @@ func Run(ctx context.Context, cfg *Config, opts Options) error {
 	defer cat.Close()
 	registerMetrics(kit.Metrics, cat, pub)
 
-	server.New(cat, log).Register(kit.GRPC)
+	server.New(cat, log, server.Limits{MaxCommitActions: cfg.MaxCommitActions}).Register(kit.GRPC)
 	kit.GRPC.SetServing(true) // the warehouse is open; Kafka is not needed to serve
 	log.Info("catalog ready", "warehouse", cat.Root(), "announce", cfg.Announce, "auto_maintenance", cfg.AutoMaintenance)
 

@@ -114,8 +114,12 @@ var ErrSymlink = errors.New("symbolic link in data file path")
 
 // CheckNoSymlinks checks that no element of rel (a path DataPath accepted)
 // below the table folder tableDir is a symbolic link. Missing elements are
-// not an error here; the caller's Stat reports them.
+// not an error here; the caller's Stat reports them. An empty tableDir (a
+// table on an object store, which has no links) passes.
 func CheckNoSymlinks(tableDir, rel string) error {
+	if tableDir == "" {
+		return nil
+	}
 	p := tableDir
 	for _, seg := range strings.Split(rel, "/") {
 		p = filepath.Join(p, seg)

@@ -25,6 +25,7 @@ import (
 	pipelinev1 "github.com/plantlake/plantlake/proto/plantlake/pipeline/v1"
 	"github.com/plantlake/plantlake/servicekit"
 	"github.com/plantlake/plantlake/servicekit/backoff"
+	"github.com/plantlake/plantlake/servicekit/kafkatopic"
 	"github.com/plantlake/plantlake/servicekit/pipelinesvc"
 
 	"github.com/plantlake/plantlake/services/ingest/internal/config"
@@ -63,6 +64,8 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	defer conn.Close()
 
+	// runner is set below, before anything calls EnsureTopics.
+	var runner *pipeline.Runner[[]tablesink.File]
 	rows := ingester.NewRows()
 	defer rows.Close()
 	src, err := kafkasource.New(kafkasource.Config{
@@ -72,7 +75,7 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 		Topics:      cfg.Topics,
 		AppID:       rawtable.AppID,
 		EnsureTopics: func(ctx context.Context, admin *kafka.AdminClient, topics []string) error {
-			return ensureTopics(ctx, admin, topics, cfg.Shared.KafkaPartitions, kit.Logger)
+			return ensureTopics(ctx, admin, topics, cfg, kit.Logger, runner.ReportError)
 		},
 		RunOnce: cfg.RunOnce,
 	}, rows, kit.Logger, kafkasource.NewMetrics(serviceName, kit.Metrics))
@@ -82,7 +85,7 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 	// The runner exists before the table is open so that GetStatus answers
 	// (STARTING, with the reason in last_error) while ingest waits for the catalog.
 	sink := &pipeline.Deferred[[]tablesink.File]{}
-	runner, err := pipeline.New(pipeline.Config{
+	runner, err = pipeline.New(pipeline.Config{
 		Name:            serviceName,
 		Target:          rawtable.Name,
 		BatchMaxRows:    cfg.BatchMaxRows,
@@ -147,37 +150,20 @@ func watchHealth(ctx context.Context, r interface{ Healthy() bool }, set func(bo
 	}
 }
 
-// ensureTopics creates the topics that do not exist yet, with the given
-// partition count.
-func ensureTopics(ctx context.Context, admin *kafka.AdminClient, topics []string, partitions int, log *slog.Logger) error {
-	var specs []kafka.TopicSpecification
-	md, err := admin.GetMetadata(nil, true, 10000)
-	if err != nil {
-		return fmt.Errorf("kafka metadata: %w", err)
+// ensureTopics creates the topics that do not exist yet, retrying while
+// Kafka does not answer.
+func ensureTopics(ctx context.Context, admin *kafka.AdminClient, topics []string, cfg config.Config, log *slog.Logger, onErr func(error)) error {
+	specs := make([]kafkatopic.Spec, len(topics))
+	for i, t := range topics {
+		specs[i] = kafkatopic.Spec{Name: t, Partitions: cfg.Shared.KafkaPartitions, Retention: cfg.KafkaRetention}
 	}
-	for _, t := range topics {
-		if tm, ok := md.Topics[t]; ok && tm.Error.Code() == kafka.ErrNoError && len(tm.Partitions) > 0 {
-			continue
+	return backoff.Retry(ctx, backoff.Default, log, "create missing Kafka topics", onErr, func(ctx context.Context) error {
+		res, err := kafkatopic.Ensure(ctx, admin, specs...)
+		for _, r := range res {
+			if r.Outcome != kafkatopic.Existed {
+				log.Info("kafka topic", "topic", r.Topic, "outcome", r.Outcome.String(), "max_message_bytes", r.MaxMessageBytes)
+			}
 		}
-		specs = append(specs, kafka.TopicSpecification{Topic: t, NumPartitions: partitions, ReplicationFactor: -1})
-	}
-	if len(specs) == 0 {
-		return nil
-	}
-	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	res, err := admin.CreateTopics(cctx, specs)
-	if err != nil {
-		return fmt.Errorf("create topics: %w", err)
-	}
-	for _, r := range res {
-		switch r.Error.Code() {
-		case kafka.ErrNoError:
-			log.Info("created topic", "topic", r.Topic, "partitions", partitions)
-		case kafka.ErrTopicAlreadyExists:
-		default:
-			return fmt.Errorf("create topic %s: %w", r.Topic, r.Error)
-		}
-	}
-	return nil
+		return err
+	})
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/plantlake/plantlake/servicekit/config"
+	"github.com/plantlake/plantlake/servicekit/kafkatopic"
 
 	"github.com/plantlake/plantlake/services/ingest/internal/rawtable"
 )
@@ -19,7 +20,7 @@ import (
 const (
 	DefaultGRPCAddr      = ":7003"
 	DefaultMetricsAddr   = ":9103"
-	DefaultTopics        = "plant_sensor_readings_raw,plant_sensor_readings_oversized"
+	DefaultTopics        = kafkatopic.Raw + "," + kafkatopic.Oversized
 	DefaultGroup         = "plantlake-ingest"
 	DefaultBatchMaxRows  = 500_000
 	DefaultBatchMaxBytes = 16 << 20
@@ -58,6 +59,9 @@ type Config struct {
 	MemoryLimit int64
 	// MaxTraceLinks caps the links to sampled records' spans on a commit's span (--max-trace-links).
 	MaxTraceLinks int
+	// KafkaRetention is the retention of a topic ingest creates because it
+	// is missing (--kafka-retention); negative keeps records forever.
+	KafkaRetention time.Duration
 }
 
 // Load parses args (without the program name) and the environment into a
@@ -76,6 +80,7 @@ func Load(args []string, out io.Writer) (Config, error) {
 	fs.BoolVar(&c.RunOnce, "run-once", false, "ingest until caught up with the end offsets seen at start, commit, exit")
 	fs.Int64Var(&c.MemoryLimit, "memory-limit", DefaultMemoryLimit, "soft limit of the Go runtime's memory in bytes (0 or GOMEMLIMIT set: the runtime's default)")
 	fs.IntVar(&c.MaxTraceLinks, "max-trace-links", 128, "most links to sampled records' spans on one commit span")
+	fs.DurationVar(&c.KafkaRetention, "kafka-retention", kafkatopic.DefaultRetention, "retention of a topic ingest creates because it is missing (negative: forever)")
 	if err := config.Parse(fs, args); err != nil {
 		return Config{}, err
 	}
@@ -113,6 +118,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MemoryLimit < 0 {
 		bad("memory-limit", "%d is negative", c.MemoryLimit)
+	}
+	if c.KafkaRetention == 0 {
+		bad("kafka-retention", "0; give a duration, or a negative one to keep records forever")
 	}
 	if c.MaxTraceLinks < 0 {
 		bad("max-trace-links", "%d is negative", c.MaxTraceLinks)

@@ -17,12 +17,13 @@ import (
 	"github.com/plantlake/plantlake/delta"
 	"github.com/plantlake/plantlake/delta/reader"
 	"github.com/plantlake/plantlake/delta/storage"
+	"github.com/plantlake/plantlake/servicekit/kafkatopic"
 )
 
 // Topics ingest reads by default.
 const (
-	TopicRaw       = "plant_sensor_readings_raw"
-	TopicOversized = "plant_sensor_readings_oversized"
+	TopicRaw       = kafkatopic.Raw
+	TopicOversized = kafkatopic.Oversized
 )
 
 // Pos is a Kafka record's position.

@@ -1,0 +1,130 @@
+// Package config is merge's one typed configuration, read from flags whose
+// defaults come from PLANTLAKE_* environment variables.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/plantlake/plantlake/servicekit/config"
+
+	"github.com/plantlake/plantlake/services/merge/internal/mergeplan"
+)
+
+// Defaults of merge's own settings.
+const (
+	DefaultGRPCAddr     = ":7005"
+	DefaultMetricsAddr  = ":9105"
+	DefaultKey          = "sensor_id,measurement,ts"
+	DefaultStrategy     = string(mergeplan.FirstWins)
+	DefaultBatchMaxRows = 200_000
+	// DefaultBatchMaxBytes bounds the memory a batch holds (about 200 bytes
+	// a buffered row): with a rewrite's chunk and the encoded file, the
+	// process stays under 256 MiB.
+	DefaultBatchMaxBytes = 64 << 20
+	DefaultBatchMaxAge   = time.Second
+	DefaultPollInterval  = time.Second
+	DefaultMaxFileRows   = 256 << 10
+	// DefaultMemoryLimit is the Go heap's soft limit (see ingest's).
+	DefaultMemoryLimit = 160 << 20
+	// MaxBatchAge is the longest a batch may stay open (DESIGN: up to 15 minutes).
+	MaxBatchAge = 15 * time.Minute
+)
+
+// ErrInvalid is wrapped by every validation error of merge's own flags.
+var ErrInvalid = errors.New("invalid setting")
+
+// Config is merge's configuration.
+type Config struct {
+	// Shared are the settings every service has (addresses, Kafka, catalog, logging).
+	Shared config.Shared
+	// Key are gold's key columns (--key).
+	Key mergeplan.KeySpec
+	// Strategy is what a key already in gold gets (--strategy).
+	Strategy mergeplan.Strategy
+	// BatchMaxRows, BatchMaxBytes and BatchMaxAge close a batch, whichever
+	// comes first; a batch is whole bronze versions, so it may pass the
+	// row bound by one version.
+	BatchMaxRows  int
+	BatchMaxBytes int
+	BatchMaxAge   time.Duration
+	// PollInterval is how often merge asks the catalog for new bronze
+	// versions when no commit event woke it (--poll-interval).
+	PollInterval time.Duration
+	// MaxFileRows bounds the rows of a gold file merge writes (--max-file-rows).
+	MaxFileRows int
+	// RunOnce merges until bronze has no newer version, then exits (--run-once).
+	RunOnce bool
+	// MemoryLimit is the Go runtime's soft memory limit in bytes
+	// (--memory-limit); 0, or GOMEMLIMIT in the environment, leaves the
+	// runtime's own setting.
+	MemoryLimit int64
+}
+
+// Load parses args (without the program name) and the environment into a
+// Config and validates it. With -h it prints the usage to out and returns
+// an error wrapping flag.ErrHelp.
+func Load(args []string, out io.Writer) (Config, error) {
+	fs := flag.NewFlagSet("merge", flag.ContinueOnError)
+	fs.SetOutput(out)
+	c := Config{Shared: config.Shared{GRPCAddr: DefaultGRPCAddr, MetricsAddr: DefaultMetricsAddr}}
+	c.Shared.Register(fs, config.Kafka, config.Catalog)
+	key := fs.String("key", DefaultKey, "gold's key columns, comma-separated (must include ts; a plant whose sensor ids repeat across lines adds line)")
+	strategy := fs.String("strategy", DefaultStrategy, "a key already in gold: first_wins (skip the bronze row) or latest_wins (a newer bronze row replaces it)")
+	fs.IntVar(&c.BatchMaxRows, "batch-max-rows", DefaultBatchMaxRows, "close the batch at this many bronze rows (whole versions: it may pass by one version)")
+	fs.IntVar(&c.BatchMaxBytes, "batch-max-bytes", DefaultBatchMaxBytes, "close the batch when its rows hold about this many bytes")
+	fs.DurationVar(&c.BatchMaxAge, "batch-max-age", DefaultBatchMaxAge, "close the batch this long after its first row (at most 15m)")
+	fs.DurationVar(&c.PollInterval, "poll-interval", DefaultPollInterval, "ask the catalog for new bronze versions this often when no commit event came")
+	fs.IntVar(&c.MaxFileRows, "max-file-rows", DefaultMaxFileRows, "most rows in one gold file merge writes (bounds a rewrite's memory)")
+	fs.BoolVar(&c.RunOnce, "run-once", false, "merge until bronze has no newer version, then exit")
+	fs.Int64Var(&c.MemoryLimit, "memory-limit", DefaultMemoryLimit, "soft limit of the Go runtime's memory in bytes (0 or GOMEMLIMIT set: the runtime's default)")
+	if err := config.Parse(fs, args); err != nil {
+		return Config{}, err
+	}
+	var errs []error
+	spec, err := mergeplan.NewKeySpec(strings.Split(*key, ","))
+	if err != nil {
+		errs = append(errs, fmt.Errorf("%w: --key: %w", ErrInvalid, err))
+	}
+	c.Key = spec
+	st, err := mergeplan.ParseStrategy(*strategy)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("%w: --strategy: %w", ErrInvalid, err))
+	}
+	c.Strategy = st
+	if err := errors.Join(append(errs, c.Validate())...); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// Validate returns every problem of c's numeric settings, each naming its flag.
+func (c *Config) Validate() error {
+	errs := []error{c.Shared.Validate()}
+	bad := func(name, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: --%s: %s", ErrInvalid, name, fmt.Sprintf(format, args...)))
+	}
+	if c.BatchMaxRows <= 0 {
+		bad("batch-max-rows", "%d is not positive", c.BatchMaxRows)
+	}
+	if c.BatchMaxBytes <= 0 {
+		bad("batch-max-bytes", "%d is not positive", c.BatchMaxBytes)
+	}
+	if c.BatchMaxAge <= 0 || c.BatchMaxAge > MaxBatchAge {
+		bad("batch-max-age", "%s is not in (0, %s]", c.BatchMaxAge, MaxBatchAge)
+	}
+	if c.PollInterval <= 0 {
+		bad("poll-interval", "%s is not positive", c.PollInterval)
+	}
+	if c.MaxFileRows <= 0 {
+		bad("max-file-rows", "%d is not positive", c.MaxFileRows)
+	}
+	if c.MemoryLimit < 0 {
+		bad("memory-limit", "%d is negative", c.MemoryLimit)
+	}
+	return errors.Join(errs...)
+}

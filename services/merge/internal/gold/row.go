@@ -1,0 +1,299 @@
+package gold
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+)
+
+// ErrSchema is wrapped when a record batch lacks a column gold needs or
+// holds it in a type gold cannot read.
+var ErrSchema = errors.New("gold: unexpected record schema")
+
+// Row is one reading on its way into gold, in gold's columns. A column
+// whose bit (1 << Col...) is set in Nulls is null; its field is zero.
+type Row struct {
+	SensorID, Measurement, Unit string
+	Plant, Line, Device         string
+	MQTTTopic, KafkaTopic       string
+	Value                       float64
+	// TS, BridgeTS and MergedAt are microseconds since the Unix epoch (UTC).
+	TS, BridgeTS, MergedAt int64
+	KafkaPartition         int32
+	// EventDate is days since the Unix epoch.
+	EventDate     int32
+	KafkaOffset   int64
+	RawVersion    int64
+	BronzeVersion int64
+	Nulls         uint32
+}
+
+// Null reports whether column col is null.
+func (r *Row) Null(col int) bool { return r.Nulls&(1<<col) != 0 }
+
+// Newer reports whether r is newer than o: a larger (raw_version,
+// kafka_topic, kafka_partition, kafka_offset), compared as Delta orders
+// them, nulls first.
+func (r *Row) Newer(o *Row) bool {
+	if c := cmpLong(r, o, ColRawVersion, r.RawVersion, o.RawVersion); c != 0 {
+		return c > 0
+	}
+	if c := cmpNull(r, o, ColKafkaTopic); c != 0 {
+		return c > 0
+	}
+	if c := strings.Compare(r.KafkaTopic, o.KafkaTopic); c != 0 {
+		return c > 0
+	}
+	if c := cmpLong(r, o, ColKafkaPartition, int64(r.KafkaPartition), int64(o.KafkaPartition)); c != 0 {
+		return c > 0
+	}
+	return cmpLong(r, o, ColKafkaOffset, r.KafkaOffset, o.KafkaOffset) > 0
+}
+
+func cmpNull(a, b *Row, col int) int {
+	an, bn := a.Null(col), b.Null(col)
+	switch {
+	case an == bn:
+		return 0
+	case an:
+		return -1
+	}
+	return 1
+}
+
+func cmpLong(a, b *Row, col int, x, y int64) int {
+	if c := cmpNull(a, b, col); c != 0 {
+		return c
+	}
+	switch {
+	case x < y:
+		return -1
+	case x > y:
+		return 1
+	}
+	return 0
+}
+
+// EventDateOf returns the UTC day of a timestamp in microseconds, as days
+// since the epoch.
+func EventDateOf(tsMicros int64) int32 {
+	d := tsMicros / (86400 * 1e6)
+	if tsMicros < 0 && tsMicros%(86400*1e6) != 0 {
+		d--
+	}
+	return int32(d)
+}
+
+// FormatDate formats days since the epoch as a Delta date partition value.
+func FormatDate(days int32) string {
+	return time.Unix(int64(days)*86400, 0).UTC().Format("2006-01-02")
+}
+
+// RowReader reads Rows from the record batches of one schema, finding
+// gold's columns by name. Columns the batches lack read as null; a bronze
+// batch has no bronze_version and merged_at, and may hold extra columns
+// (extra, traceparent) that gold drops.
+type RowReader struct {
+	cols   [NumColumns]arrow.Array
+	intern map[string]string
+}
+
+// NewRowReader returns a reader; it keeps a table of the distinct values of
+// the low-cardinality string columns so that their rows share one copy.
+func NewRowReader() *RowReader { return &RowReader{intern: map[string]string{}} }
+
+// Bind points the reader at rec, which must have the key and order columns
+// named in required, in gold's types (timestamps of any unit).
+func (rr *RowReader) Bind(rec arrow.RecordBatch, required []string) error {
+	sc := rec.Schema()
+	for i := range rr.cols {
+		rr.cols[i] = nil
+	}
+	for col, f := range ArrowSchema.Fields() {
+		idx := sc.FieldIndices(f.Name)
+		if len(idx) == 0 {
+			continue
+		}
+		arr := rec.Column(idx[0])
+		if !compatible(f.Type, arr.DataType()) {
+			return fmt.Errorf("%w: column %s is %s, want %s", ErrSchema, f.Name, arr.DataType(), f.Type)
+		}
+		rr.cols[col] = arr
+	}
+	for _, name := range required {
+		idx := ArrowSchema.FieldIndices(name)
+		if len(idx) == 0 {
+			return fmt.Errorf("%w: %s is not a gold column", ErrSchema, name)
+		}
+		if rr.cols[idx[0]] == nil {
+			return fmt.Errorf("%w: no column %s", ErrSchema, name)
+		}
+	}
+	return nil
+}
+
+func compatible(want, got arrow.DataType) bool {
+	if _, ok := want.(*arrow.TimestampType); ok {
+		_, ok := got.(*arrow.TimestampType)
+		return ok
+	}
+	return arrow.TypeEqual(want, got)
+}
+
+// Read fills r from row i of the bound batch. Strings are copied: r stays
+// valid after the batch is released.
+func (rr *RowReader) Read(i int, r *Row) {
+	*r = Row{}
+	for col, arr := range rr.cols {
+		if arr == nil || arr.IsNull(i) {
+			r.Nulls |= 1 << col
+			continue
+		}
+		switch col {
+		case ColSensorID:
+			r.SensorID = strings.Clone(arr.(*array.String).Value(i))
+		case ColMeasurement:
+			r.Measurement = rr.interned(arr, i)
+		case ColValue:
+			r.Value = arr.(*array.Float64).Value(i)
+		case ColUnit:
+			r.Unit = rr.interned(arr, i)
+		case ColTS:
+			r.TS = micros(arr, i)
+		case ColPlant:
+			r.Plant = rr.interned(arr, i)
+		case ColLine:
+			r.Line = rr.interned(arr, i)
+		case ColDevice:
+			r.Device = rr.interned(arr, i)
+		case ColMQTTTopic:
+			r.MQTTTopic = rr.interned(arr, i)
+		case ColKafkaTopic:
+			r.KafkaTopic = rr.interned(arr, i)
+		case ColKafkaPartition:
+			r.KafkaPartition = arr.(*array.Int32).Value(i)
+		case ColKafkaOffset:
+			r.KafkaOffset = arr.(*array.Int64).Value(i)
+		case ColRawVersion:
+			r.RawVersion = arr.(*array.Int64).Value(i)
+		case ColBridgeTS:
+			r.BridgeTS = micros(arr, i)
+		case ColEventDate:
+			r.EventDate = int32(arr.(*array.Date32).Value(i))
+		case ColBronzeVersion:
+			r.BronzeVersion = arr.(*array.Int64).Value(i)
+		case ColMergedAt:
+			r.MergedAt = micros(arr, i)
+		}
+	}
+}
+
+// maxInterned bounds the intern table: a column of many distinct values
+// (a misconfigured device name per reading) must not grow it without end.
+const maxInterned = 1 << 16
+
+func (rr *RowReader) interned(arr arrow.Array, i int) string {
+	s := arr.(*array.String).Value(i)
+	if v, ok := rr.intern[s]; ok {
+		return v
+	}
+	v := strings.Clone(s)
+	if len(rr.intern) < maxInterned {
+		rr.intern[v] = v
+	}
+	return v
+}
+
+func micros(arr arrow.Array, i int) int64 {
+	ts := arr.(*array.Timestamp)
+	v := int64(ts.Value(i))
+	switch ts.DataType().(*arrow.TimestampType).Unit {
+	case arrow.Second:
+		return v * 1e6
+	case arrow.Millisecond:
+		return v * 1e3
+	case arrow.Nanosecond:
+		return v / 1e3
+	}
+	return v
+}
+
+// Builder builds gold record batches from Rows.
+type Builder struct {
+	b *array.RecordBuilder
+	n int
+}
+
+// NewBuilder returns a builder allocating from mem (memory.DefaultAllocator when nil).
+func NewBuilder(mem memory.Allocator) *Builder {
+	if mem == nil {
+		mem = memory.DefaultAllocator
+	}
+	return &Builder{b: array.NewRecordBuilder(mem, ArrowSchema)}
+}
+
+// Len is the number of rows appended since the last NewRecord.
+func (b *Builder) Len() int { return b.n }
+
+// Append appends one row.
+func (b *Builder) Append(r *Row) {
+	b.n++
+	for col := range NumColumns {
+		fb := b.b.Field(col)
+		if r.Null(col) {
+			fb.AppendNull()
+			continue
+		}
+		switch col {
+		case ColSensorID:
+			fb.(*array.StringBuilder).Append(r.SensorID)
+		case ColMeasurement:
+			fb.(*array.StringBuilder).Append(r.Measurement)
+		case ColValue:
+			fb.(*array.Float64Builder).Append(r.Value)
+		case ColUnit:
+			fb.(*array.StringBuilder).Append(r.Unit)
+		case ColTS:
+			fb.(*array.TimestampBuilder).Append(arrow.Timestamp(r.TS))
+		case ColPlant:
+			fb.(*array.StringBuilder).Append(r.Plant)
+		case ColLine:
+			fb.(*array.StringBuilder).Append(r.Line)
+		case ColDevice:
+			fb.(*array.StringBuilder).Append(r.Device)
+		case ColMQTTTopic:
+			fb.(*array.StringBuilder).Append(r.MQTTTopic)
+		case ColKafkaTopic:
+			fb.(*array.StringBuilder).Append(r.KafkaTopic)
+		case ColKafkaPartition:
+			fb.(*array.Int32Builder).Append(r.KafkaPartition)
+		case ColKafkaOffset:
+			fb.(*array.Int64Builder).Append(r.KafkaOffset)
+		case ColRawVersion:
+			fb.(*array.Int64Builder).Append(r.RawVersion)
+		case ColBridgeTS:
+			fb.(*array.TimestampBuilder).Append(arrow.Timestamp(r.BridgeTS))
+		case ColEventDate:
+			fb.(*array.Date32Builder).Append(arrow.Date32(r.EventDate))
+		case ColBronzeVersion:
+			fb.(*array.Int64Builder).Append(r.BronzeVersion)
+		case ColMergedAt:
+			fb.(*array.TimestampBuilder).Append(arrow.Timestamp(r.MergedAt))
+		}
+	}
+}
+
+// NewRecord returns the rows appended so far as a record batch (the caller
+// releases it) and starts a new one.
+func (b *Builder) NewRecord() arrow.RecordBatch {
+	b.n = 0
+	return b.b.NewRecordBatch()
+}
+
+// Release frees the builder.
+func (b *Builder) Release() { b.b.Release() }

@@ -1,0 +1,500 @@
+// Package goldsink is merge's pipeline sink: it merges a deduplicated batch
+// of bronze rows into gold.plant_sensor_readings and commits the result
+// through the catalog together with the bronze position (a txn).
+//
+// A merge reads gold's latest snapshot from the table's log, picks the files
+// that may hold the batch's keys (mergeplan.Candidates: the batch's
+// event_date partitions, then the files whose sensor_id and ts bounds admit
+// one of the batch's rows), and reads only the key columns of those. With
+// first_wins, rows whose key is found are skipped and the rest are written
+// as new files: the commit adds files and removes none, and it names the
+// candidates in read_files, so that a compaction that rewrote one of them
+// meanwhile aborts it (the rows it skipped might have moved). With
+// latest_wins, the files holding keys that a newer bronze row replaces are
+// rewritten, streamed in chunks, and removed in the same commit. An Aborted
+// commit is returned wrapping pipeline.ErrAborted: the runner drops the
+// batch and merges it again from bronze against the new gold.
+package goldsink
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/compute"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/plantlake/plantlake/delta"
+	"github.com/plantlake/plantlake/delta/datafile"
+	"github.com/plantlake/plantlake/delta/reader"
+	"github.com/plantlake/plantlake/delta/storage"
+	"github.com/plantlake/plantlake/pipeline"
+	"github.com/plantlake/plantlake/pipeline/tablesink"
+	catalogv1 "github.com/plantlake/plantlake/proto/plantlake/catalog/v1"
+
+	"github.com/plantlake/plantlake/services/merge/internal/gold"
+	"github.com/plantlake/plantlake/services/merge/internal/mergeplan"
+)
+
+// DefaultMaxFileRows bounds the rows of one file the sink writes, and so
+// the rows a rewrite holds in memory at once (about 100 bytes a row in
+// Arrow, and the encoded file).
+const DefaultMaxFileRows = 256 << 10
+
+// Options configure a Sink.
+type Options struct {
+	Strategy mergeplan.Strategy
+	Key      mergeplan.KeySpec
+	// MaxFileRows bounds the rows per written file; DefaultMaxFileRows when 0.
+	MaxFileRows int
+	// Now is the clock of merged_at; time.Now when nil.
+	Now func() time.Time
+}
+
+// Counts are what the sink did since it was opened.
+type Counts struct {
+	// Inserted rows were new keys; Updated rows replaced a gold row.
+	Inserted, Updated int64
+	// Duplicates are bronze rows dropped: a newer row of their key was in
+	// the batch, or (first_wins) the key was in gold, or (latest_wins) gold's
+	// row was not older.
+	Duplicates int64
+	// CandidateFiles and RewrittenFiles count the gold files read for keys
+	// and rewritten.
+	CandidateFiles, RewrittenFiles int64
+}
+
+// Sink merges batches into gold.
+type Sink struct {
+	target *tablesink.Target
+	client catalogv1.CatalogServiceClient
+	table  *delta.Table
+	store  storage.Store
+	opts   Options
+	log    *slog.Logger
+	cache  *mergeplan.StatsCache
+
+	// beforeCommit, when set (by tests), runs between the plan and the
+	// catalog commit: where a concurrent compaction would land.
+	beforeCommit func(ctx context.Context)
+
+	inserted, updated, duplicates atomic.Int64
+	candidates, rewritten         atomic.Int64
+}
+
+// Open creates gold through the catalog if it is missing and opens it.
+func Open(ctx context.Context, client catalogv1.CatalogServiceClient, opts Options, log *slog.Logger) (*Sink, error) {
+	if opts.Strategy == "" {
+		opts.Strategy = mergeplan.FirstWins
+	}
+	if opts.MaxFileRows <= 0 {
+		opts.MaxFileRows = DefaultMaxFileRows
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if len(opts.Key.Columns()) == 0 {
+		k, err := mergeplan.NewKeySpec(gold.KeyColumns)
+		if err != nil {
+			return nil, err
+		}
+		opts.Key = k
+	}
+	target, err := tablesink.Open(ctx, client, gold.Table, log)
+	if err != nil {
+		return nil, err
+	}
+	store, err := tablesink.OpenLocation(ctx, target.Location())
+	if err != nil {
+		return nil, fmt.Errorf("gold: %w", err)
+	}
+	return &Sink{
+		target: target,
+		client: client,
+		table:  delta.Open(store, delta.WithLogger(log)),
+		store:  store,
+		opts:   opts,
+		log:    log,
+		cache:  mergeplan.NewStatsCache(),
+	}, nil
+}
+
+// Counts returns the counters; safe from any goroutine.
+func (s *Sink) Counts() Counts {
+	return Counts{
+		Inserted: s.inserted.Load(), Updated: s.updated.Load(), Duplicates: s.duplicates.Load(),
+		CandidateFiles: s.candidates.Load(), RewrittenFiles: s.rewritten.Load(),
+	}
+}
+
+// Positions reads gold's txn positions.
+func (s *Sink) Positions(ctx context.Context, appIDs []string) (pipeline.Positions, error) {
+	return s.target.Positions(ctx, appIDs)
+}
+
+// row outcomes in a merge.
+const (
+	outInsert uint8 = iota
+	outSkip
+	outUpdate
+)
+
+// plan is one batch's merge against one gold snapshot.
+type plan struct {
+	d          *mergeplan.Data
+	snap       *delta.Snapshot
+	parts      []*mergeplan.Partition
+	candidates []delta.Add
+	out        []uint8
+	// rewrite are the candidates that hold a key latest_wins replaces.
+	rewrite  []delta.Add
+	mergedAt int64
+}
+
+// Commit merges c's rows into gold and commits them with c's txns.
+func (s *Sink) Commit(ctx context.Context, c pipeline.Commit[*mergeplan.Data]) (pipeline.Committed, error) {
+	started := time.Now()
+	snap, err := s.table.Snapshot(ctx)
+	if err != nil {
+		return pipeline.Committed{}, fmt.Errorf("snapshot of %s: %w", gold.Name, err)
+	}
+	if snap.Version() < c.ReadVersion {
+		return pipeline.Committed{}, fmt.Errorf("snapshot of %s is at version %d, behind the read version %d", gold.Name, snap.Version(), c.ReadVersion)
+	}
+	files := snap.Files()
+	s.cache.Trim(files)
+	p := &plan{
+		d:        c.Data,
+		snap:     snap,
+		parts:    mergeplan.Partitions(c.Data, s.opts.Key),
+		out:      make([]uint8, len(c.Data.Rows)),
+		mergedAt: s.opts.Now().UnixMicro(),
+	}
+	p.candidates = mergeplan.Candidates(c.Data, p.parts, files, s.cache)
+	planned := time.Now()
+	if err := s.match(ctx, p); err != nil {
+		return pipeline.Committed{}, err
+	}
+	matched := time.Now()
+
+	req := &catalogv1.CommitRequest{
+		Table: gold.Name,
+		// The positions were read at c.ReadVersion; the files at the newer
+		// snapshot. A winner after c.ReadVersion that wrote our app id's txn,
+		// removed a file read, or added data to a partition read aborts us.
+		ReadVersion: c.ReadVersion,
+		Operation:   "MERGE",
+		OperationParameters: map[string]string{
+			"predicate": s.opts.Key.String(),
+			"strategy":  string(s.opts.Strategy),
+		},
+		ReadAppIds: c.ReadAppIDs,
+	}
+	for _, x := range c.Txns {
+		req.Txns = append(req.Txns, &catalogv1.Txn{AppId: x.AppID, Version: x.Version})
+	}
+	for _, f := range p.candidates {
+		req.ReadFiles = append(req.ReadFiles, delta.EncodePath(f.Path))
+	}
+	var res pipeline.Committed
+	addFile := func(add delta.Add) {
+		res.Files++
+		res.Bytes += add.Size
+		req.Adds = append(req.Adds, addFileProto(add))
+	}
+	inserted, updated, err := s.write(ctx, p, addFile)
+	if err != nil {
+		return pipeline.Committed{}, err
+	}
+	for _, f := range p.rewrite {
+		size := f.Size
+		req.Removes = append(req.Removes, &catalogv1.RemoveFile{
+			Path: delta.EncodePath(f.Path), PartitionValues: f.PartitionValues, Size: size, DataChange: true,
+		})
+	}
+	req.BlindAppend = len(req.ReadFiles) == 0 && len(req.Removes) == 0
+	dups := int64(c.Data.Duplicates) + int64(len(c.Data.Rows)) - inserted - updated
+	req.OperationMetrics = map[string]string{
+		"numSourceRows":          strconv.Itoa(c.Data.Appended),
+		"numTargetRowsInserted":  strconv.FormatInt(inserted, 10),
+		"numTargetRowsUpdated":   strconv.FormatInt(updated, 10),
+		"numTargetFilesAdded":    strconv.Itoa(len(req.Adds)),
+		"numTargetFilesRemoved":  strconv.Itoa(len(req.Removes)),
+		"numCandidateFilesRead":  strconv.Itoa(len(p.candidates)),
+		"numSourceRowsDuplicate": strconv.FormatInt(dups, 10),
+	}
+	written := time.Now()
+	if s.beforeCommit != nil {
+		s.beforeCommit(ctx)
+	}
+	resp, err := s.client.Commit(ctx, req)
+	if err != nil {
+		if status.Code(err) == codes.Aborted {
+			return pipeline.Committed{}, fmt.Errorf("%w: merge into %s: %w", pipeline.ErrAborted, gold.Name, err)
+		}
+		return pipeline.Committed{}, fmt.Errorf("commit the merge into %s at read version %d: %w", gold.Name, c.ReadVersion, err)
+	}
+	s.inserted.Add(inserted)
+	s.updated.Add(updated)
+	s.duplicates.Add(dups)
+	s.candidates.Add(int64(len(p.candidates)))
+	s.rewritten.Add(int64(len(p.rewrite)))
+	res.Version = resp.GetVersion()
+	s.log.Debug("merged", "version", res.Version, "rows", len(c.Data.Rows), "inserted", inserted, "updated", updated,
+		"duplicates", dups, "gold_files", len(files), "candidates", len(p.candidates), "rewritten", len(p.rewrite),
+		"plan", planned.Sub(started), "match", matched.Sub(planned), "write", written.Sub(matched), "commit", time.Since(written))
+	return res, nil
+}
+
+// match reads the key columns of the candidate files and decides each
+// batch row's outcome. Gold rows whose ts lies outside the batch's range
+// for the partition are passed over before their key is hashed.
+func (s *Sink) match(ctx context.Context, p *plan) error {
+	cols := s.opts.Key.Columns()
+	latest := s.opts.Strategy == mergeplan.LatestWins
+	if latest {
+		cols = append(cols, gold.OrderColumns...)
+	}
+	parts := make(map[string]*mergeplan.Partition, len(p.parts))
+	for _, part := range p.parts {
+		parts[part.Value] = part
+	}
+	kr := mergeplan.NewKeyReader(s.opts.Key)
+	rr := gold.NewRowReader()
+	var g gold.Row
+	for _, f := range p.candidates {
+		part := parts[f.PartitionValues[gold.PartitionColumn]]
+		holds := false
+		err := s.scan(ctx, p.snap, f, cols, func(rec arrow.RecordBatch) error {
+			if err := kr.Bind(rec); err != nil {
+				return err
+			}
+			if latest {
+				if err := rr.Bind(rec, cols); err != nil {
+					return err
+				}
+			}
+			for i := range int(rec.NumRows()) {
+				if ts, ok := kr.TS(i); ok && !part.AnyNull() && !part.MayHoldTS(ts) {
+					continue
+				}
+				idx, ok := p.d.Index[kr.Key(i)]
+				if !ok {
+					continue
+				}
+				if !latest {
+					p.out[idx] = outSkip
+					continue
+				}
+				rr.Read(i, &g)
+				if p.d.Rows[idx].Newer(&g) {
+					p.out[idx] = outUpdate
+					holds = true
+				} else {
+					p.out[idx] = outSkip
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if holds {
+			p.rewrite = append(p.rewrite, f)
+		}
+	}
+	return nil
+}
+
+// scanBatchRows caps the rows of a record batch read from gold.
+const scanBatchRows = 16 << 10
+
+// scan streams the columns cols of one gold file to fn.
+func (s *Sink) scan(ctx context.Context, snap *delta.Snapshot, f delta.Add, cols []string, fn func(arrow.RecordBatch) error) error {
+	sc, err := reader.NewFiles(s.store, snap, []delta.Add{f}, reader.Options{Columns: cols, BatchRows: scanBatchRows})
+	if err != nil {
+		return fmt.Errorf("read %s of %s: %w", f.Path, gold.Name, err)
+	}
+	defer sc.Close()
+	for rec, err := range sc.Records(ctx) {
+		if err != nil {
+			return fmt.Errorf("read %s of %s: %w", f.Path, gold.Name, err)
+		}
+		if err := fn(rec); err != nil {
+			return fmt.Errorf("read %s of %s: %w", f.Path, gold.Name, err)
+		}
+	}
+	return nil
+}
+
+// write writes the new and replacing rows per partition (sorted by
+// sensor_id and ts), then the rewritten files: each streamed a record batch
+// at a time, with the replaced rows filtered out column-wise, in files of
+// at most MaxFileRows rows. Each file's add goes to add.
+func (s *Sink) write(ctx context.Context, p *plan, add func(delta.Add)) (inserted, updated int64, err error) {
+	b := gold.NewBuilder(nil)
+	defer b.Release()
+	w := fileWriter{s: s, b: b, add: add}
+	for _, part := range p.parts {
+		w.partition = part.Value
+		for _, ri := range part.Rows {
+			switch p.out[ri] {
+			case outSkip:
+				continue
+			case outUpdate:
+				updated++
+			default:
+				inserted++
+			}
+			r := p.d.Rows[ri]
+			s.stamp(&r, p.mergedAt)
+			if err := w.append(ctx, &r); err != nil {
+				return 0, 0, err
+			}
+		}
+		if err := w.flush(ctx); err != nil {
+			return 0, 0, err
+		}
+	}
+	kr := mergeplan.NewKeyReader(s.opts.Key)
+	for _, f := range p.rewrite {
+		w.partition = f.PartitionValues[gold.PartitionColumn]
+		err := s.scan(ctx, p.snap, f, nil, func(rec arrow.RecordBatch) error {
+			if err := kr.Bind(rec); err != nil {
+				return err
+			}
+			mb := array.NewBooleanBuilder(memory.DefaultAllocator)
+			defer mb.Release()
+			mb.Reserve(int(rec.NumRows()))
+			dropped := 0
+			for i := range int(rec.NumRows()) {
+				idx, ok := p.d.Index[kr.Key(i)]
+				keep := !ok || p.out[idx] != outUpdate
+				if !keep {
+					dropped++
+				}
+				mb.UnsafeAppend(keep)
+			}
+			if dropped == 0 {
+				return w.appendRecord(ctx, rec)
+			}
+			mask := mb.NewArray()
+			defer mask.Release()
+			kept, err := compute.FilterRecordBatch(ctx, rec, mask, compute.DefaultFilterOptions())
+			if err != nil {
+				return fmt.Errorf("filter the replaced rows: %w", err)
+			}
+			defer kept.Release()
+			return w.appendRecord(ctx, kept)
+		})
+		if err != nil {
+			return 0, 0, fmt.Errorf("rewrite: %w", err)
+		}
+		if err := w.flushRecords(ctx); err != nil {
+			return 0, 0, err
+		}
+	}
+	return inserted, updated, nil
+}
+
+// stamp sets merged_at.
+func (s *Sink) stamp(r *gold.Row, mergedAt int64) {
+	r.MergedAt = mergedAt
+	r.Nulls &^= 1 << gold.ColMergedAt
+}
+
+// rowGroupRows caps a written file's row groups: the Parquet writer holds
+// a row group's encoded pages until it closes, so smaller groups keep a
+// rewrite's memory down (and give readers finer min/max stats).
+const rowGroupRows = 64 << 10
+
+// fileWriter writes the rows of one partition as files of at most
+// MaxFileRows rows: rows appended one by one through the builder, or record
+// batches of a rewritten file passed through as they are.
+type fileWriter struct {
+	s         *Sink
+	b         *gold.Builder
+	add       func(delta.Add)
+	partition string
+	recs      []arrow.RecordBatch
+	recRows   int64
+}
+
+// appendRecord keeps rec (retained) for the next file, writing the file
+// once MaxFileRows rows are kept.
+func (w *fileWriter) appendRecord(ctx context.Context, rec arrow.RecordBatch) error {
+	if rec.NumRows() == 0 {
+		return nil
+	}
+	rec.Retain()
+	w.recs = append(w.recs, rec)
+	w.recRows += rec.NumRows()
+	if w.recRows >= int64(w.s.opts.MaxFileRows) {
+		return w.flushRecords(ctx)
+	}
+	return nil
+}
+
+// flushRecords writes the kept record batches as one file.
+func (w *fileWriter) flushRecords(ctx context.Context) error {
+	if len(w.recs) == 0 {
+		return nil
+	}
+	defer func() {
+		for _, r := range w.recs {
+			r.Release()
+		}
+		w.recs, w.recRows = nil, 0
+	}()
+	return w.writeFile(ctx, w.recs...)
+}
+
+func (w *fileWriter) append(ctx context.Context, r *gold.Row) error {
+	w.b.Append(r)
+	if w.b.Len() >= w.s.opts.MaxFileRows {
+		return w.flush(ctx)
+	}
+	return nil
+}
+
+func (w *fileWriter) flush(ctx context.Context) error {
+	if w.b.Len() == 0 {
+		return nil
+	}
+	rec := w.b.NewRecord()
+	defer rec.Release()
+	return w.writeFile(ctx, rec)
+}
+
+// writeFile writes recs as one data file of the partition.
+func (w *fileWriter) writeFile(ctx context.Context, recs ...arrow.RecordBatch) error {
+	add, err := datafile.Write(ctx, w.s.store, datafile.Options{
+		PartitionColumns: []string{gold.PartitionColumn},
+		PartitionValues:  map[string]string{gold.PartitionColumn: w.partition},
+		RowGroupRows:     rowGroupRows,
+	}, recs...)
+	if err != nil {
+		return fmt.Errorf("write a data file of %s (event_date %q): %w", gold.Name, w.partition, err)
+	}
+	w.add(add)
+	return nil
+}
+
+func addFileProto(a delta.Add) *catalogv1.AddFile {
+	return &catalogv1.AddFile{
+		Path:             a.Path,
+		PartitionValues:  a.PartitionValues,
+		Size:             a.Size,
+		ModificationTime: a.ModificationTime,
+		DataChange:       a.DataChange,
+		Stats:            a.Stats,
+		Tags:             a.Tags,
+	}
+}

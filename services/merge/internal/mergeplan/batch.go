@@ -1,0 +1,114 @@
+package mergeplan
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+
+	"github.com/plantlake/plantlake/services/merge/internal/gold"
+)
+
+// rowBytes is what one buffered row costs, about: the Row struct and its
+// sensor id (the other strings are shared), plus its index entry.
+const rowBytes = 200
+
+// Data is a closed batch: one row per key, the newest of the bronze rows
+// that had it.
+type Data struct {
+	// Rows are the batch's rows, one per key, in the order their keys first came.
+	Rows []gold.Row
+	// Index maps each key to its row.
+	Index map[Key]int32
+	// Appended is the number of bronze rows appended; Duplicates how many
+	// of them had the key of an earlier row of the batch.
+	Appended, Duplicates int
+}
+
+// Batch collects bronze rows and keeps, per key, the newest (DESIGN.md:
+// "newer" is a larger (raw_version, kafka_topic, kafka_partition,
+// kafka_offset)). It is the pipeline batch of the merge runner; Append is
+// called by the table source on the runner's goroutine.
+type Batch struct {
+	spec   KeySpec
+	reader *gold.RowReader
+	cur    Data
+	newest int64
+	// required are the bronze columns a batch cannot do without.
+	required []string
+}
+
+// NewBatch returns an empty batch deduplicating on spec.
+func NewBatch(spec KeySpec) *Batch {
+	b := &Batch{spec: spec, reader: gold.NewRowReader()}
+	b.required = append(spec.Columns(), gold.OrderColumns...)
+	b.required = append(b.required, gold.PartitionColumn)
+	b.reset()
+	return b
+}
+
+func (b *Batch) reset() {
+	b.cur = Data{Index: map[Key]int32{}}
+	b.newest = 0
+}
+
+// Append adds the rows of rec, a record batch of bronze version version.
+func (b *Batch) Append(_ context.Context, version int64, rec arrow.RecordBatch) error {
+	if err := b.reader.Bind(rec, b.required); err != nil {
+		return fmt.Errorf("bronze version %d: %w", version, err)
+	}
+	var r gold.Row
+	for i := range int(rec.NumRows()) {
+		b.reader.Read(i, &r)
+		r.BronzeVersion = version
+		r.Nulls &^= 1 << gold.ColBronzeVersion
+		b.add(&r)
+	}
+	return nil
+}
+
+// add keeps r unless the batch holds a newer row of its key.
+func (b *Batch) add(r *gold.Row) {
+	b.cur.Appended++
+	if !r.Null(gold.ColTS) && r.TS > b.newest {
+		b.newest = r.TS
+	}
+	k := b.spec.Key(r)
+	if i, ok := b.cur.Index[k]; ok {
+		b.cur.Duplicates++
+		if r.Newer(&b.cur.Rows[i]) {
+			b.cur.Rows[i] = *r
+		}
+		return
+	}
+	b.cur.Index[k] = int32(len(b.cur.Rows))
+	b.cur.Rows = append(b.cur.Rows, *r)
+}
+
+// Rows is the number of bronze rows appended since the last Flush.
+func (b *Batch) Rows() int { return b.cur.Appended }
+
+// Bytes estimates the memory the batch holds.
+func (b *Batch) Bytes() int { return len(b.cur.Rows) * rowBytes }
+
+// Newest is the newest ts appended.
+func (b *Batch) Newest() time.Time {
+	if b.newest == 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(b.newest).UTC()
+}
+
+// Flush returns the batch and starts a new one.
+func (b *Batch) Flush() *Data {
+	d := b.cur
+	b.reset()
+	return &d
+}
+
+// Release lets the garbage collector have d.
+func (b *Batch) Release(d *Data) { d.Rows, d.Index = nil, nil }
+
+// Discard drops the rows appended since the last Flush.
+func (b *Batch) Discard() { b.reset() }

@@ -1,0 +1,127 @@
+package mergeplan
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/plantlake/plantlake/delta"
+
+	"github.com/plantlake/plantlake/services/merge/internal/bronzetest"
+	"github.com/plantlake/plantlake/services/merge/internal/gold"
+)
+
+var t0 = time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
+
+func rd(sensor, line string, sec int, value float64, rv int64, topic string, part int32, off int64) bronzetest.Reading {
+	return bronzetest.Reading{SensorID: sensor, Measurement: "temperature", Line: line, Value: value,
+		TS: t0.Add(time.Duration(sec) * time.Second), RawVersion: rv, Topic: topic, Partition: part, Offset: off}
+}
+
+func TestBatchKeepsTheNewestRowOfEachKey(t *testing.T) {
+	tests := []struct {
+		name      string
+		key       []string
+		in        []bronzetest.Reading
+		wantRows  int
+		wantValue float64 // of the first key's row
+	}{
+		{"larger raw_version wins", gold.KeyColumns, []bronzetest.Reading{
+			rd("s", "l1", 0, 2, 5, "t", 0, 1), rd("s", "l1", 0, 1, 4, "t", 0, 9)}, 1, 2},
+		{"then kafka_topic", gold.KeyColumns, []bronzetest.Reading{
+			rd("s", "l1", 0, 1, 5, "a", 3, 9), rd("s", "l1", 0, 2, 5, "b", 0, 0)}, 1, 2},
+		{"then kafka_partition", gold.KeyColumns, []bronzetest.Reading{
+			rd("s", "l1", 0, 2, 5, "t", 2, 0), rd("s", "l1", 0, 1, 5, "t", 1, 9)}, 1, 2},
+		{"then kafka_offset", gold.KeyColumns, []bronzetest.Reading{
+			rd("s", "l1", 0, 1, 5, "t", 1, 8), rd("s", "l1", 0, 2, 5, "t", 1, 9)}, 1, 2},
+		{"a redelivery of the same record keeps the first", gold.KeyColumns, []bronzetest.Reading{
+			rd("s", "l1", 0, 1, 5, "t", 1, 8), rd("s", "l1", 0, 2, 5, "t", 1, 8)}, 1, 1},
+		{"another ts is another key", gold.KeyColumns, []bronzetest.Reading{
+			rd("s", "l1", 0, 1, 5, "t", 1, 8), rd("s", "l1", 1, 2, 5, "t", 1, 9)}, 2, 1},
+		{"line ignored by the default key", gold.KeyColumns, []bronzetest.Reading{
+			rd("s", "l1", 0, 1, 5, "t", 1, 8), rd("s", "l2", 0, 2, 5, "t", 1, 9)}, 1, 2},
+		{"line part of the key", gold.KeyColumnsWithLine, []bronzetest.Reading{
+			rd("s", "l1", 0, 1, 5, "t", 1, 8), rd("s", "l2", 0, 2, 5, "t", 1, 9)}, 2, 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			spec, err := NewKeySpec(tc.key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := NewBatch(spec)
+			for i, r := range tc.in {
+				rec := bronzetest.Record([]bronzetest.Reading{r})
+				if err := b.Append(context.Background(), int64(i), rec); err != nil {
+					t.Fatal(err)
+				}
+				rec.Release()
+			}
+			if b.Rows() != len(tc.in) {
+				t.Errorf("Rows = %d, want %d", b.Rows(), len(tc.in))
+			}
+			d := b.Flush()
+			if len(d.Rows) != tc.wantRows || d.Duplicates != len(tc.in)-tc.wantRows {
+				t.Fatalf("%d rows and %d duplicates, want %d rows", len(d.Rows), d.Duplicates, tc.wantRows)
+			}
+			if d.Rows[0].Value != tc.wantValue {
+				t.Errorf("value = %v, want %v", d.Rows[0].Value, tc.wantValue)
+			}
+			if b.Rows() != 0 {
+				t.Errorf("Rows after Flush = %d", b.Rows())
+			}
+		})
+	}
+}
+
+func TestNewKeySpecRejects(t *testing.T) {
+	for _, cols := range [][]string{{"sensor_id", "measurement"}, {"ts", "value"}, {"ts", "ts"}} {
+		if _, err := NewKeySpec(cols); err == nil {
+			t.Errorf("NewKeySpec(%v) accepted", cols)
+		}
+	}
+}
+
+func TestParseStats(t *testing.T) {
+	st := ParseStats(`{"numRecords":2,"minValues":{"sensor_id":"a","ts":"2026-12-01T08:00:00.000Z"},"maxValues":{"sensor_id":"m","ts":"2026-12-01T09:00:00.001Z"}}`)
+	want := FileStats{SensorMin: "a", SensorMax: "m", HasSensor: true,
+		TSMin: t0.UnixMicro(), TSMax: t0.Add(time.Hour).UnixMicro() + 1999, HasTS: true}
+	if st != want {
+		t.Errorf("ParseStats = %+v, want %+v", st, want)
+	}
+	if st := ParseStats(`{"numRecords":2}`); st.HasTS || st.HasSensor {
+		t.Errorf("stats without bounds gave %+v", st)
+	}
+}
+
+func TestCandidatesPruneByPartitionSensorAndTime(t *testing.T) {
+	spec, _ := NewKeySpec(gold.KeyColumns)
+	b := NewBatch(spec)
+	rec := bronzetest.Record([]bronzetest.Reading{rd("m", "l", 0, 1, 1, "t", 0, 0), rd("x", "l", 7200, 1, 1, "t", 0, 1)})
+	if err := b.Append(context.Background(), 1, rec); err != nil {
+		t.Fatal(err)
+	}
+	rec.Release()
+	d := b.Flush()
+	stats := func(smin, smax string, from, to time.Duration) string {
+		f := "2006-01-02T15:04:05.000Z"
+		return `{"minValues":{"sensor_id":"` + smin + `","ts":"` + t0.Add(from).Format(f) + `"},"maxValues":{"sensor_id":"` + smax + `","ts":"` + t0.Add(to).Format(f) + `"}}`
+	}
+	today := map[string]string{"event_date": "2026-12-01"}
+	files := []delta.Add{
+		{Path: "hit-m", PartitionValues: today, Stats: stats("a", "n", -time.Hour, time.Minute)},
+		{Path: "other-day", PartitionValues: map[string]string{"event_date": "2026-11-30"}, Stats: stats("a", "z", -24*time.Hour, 0)},
+		{Path: "sensors-outside", PartitionValues: today, Stats: stats("n", "w", 0, 3*time.Hour)},
+		{Path: "m-at-other-times", PartitionValues: today, Stats: stats("a", "n", time.Minute, 3*time.Hour)},
+		{Path: "hit-x", PartitionValues: today, Stats: stats("w", "z", time.Hour, 3*time.Hour)},
+		{Path: "no-stats", PartitionValues: today},
+	}
+	var got []string
+	for _, f := range Candidates(d, Partitions(d, spec), files, NewStatsCache()) {
+		got = append(got, f.Path)
+	}
+	want := []string{"hit-m", "hit-x", "no-stats"}
+	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] || got[2] != want[2] {
+		t.Errorf("candidates = %v, want %v", got, want)
+	}
+}
