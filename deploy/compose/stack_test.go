@@ -125,7 +125,8 @@ func (tm *timings) String() string {
 // compose file up, and checks: every service healthy; every service's
 // environment known to the binary in its image; readings published to the
 // published MQTT port reach raw, read through the published catalog port
-// and with delta-rs from the warehouse volume; a `docker kill` of ingest
+// and with delta-rs from the warehouse volume, then in bronze and gold once
+// deserialize and merge are in the stack; a `docker kill` of ingest
 // in the middle of a stream loses and duplicates nothing; traces reach
 // Jaeger; `docker compose down -v` removes everything.
 func TestComposeStack(t *testing.T) {
@@ -306,13 +307,20 @@ func TestComposeStack(t *testing.T) {
 
 	// Downstream of raw: every raw record exactly once in bronze (all the
 	// readings are valid), once deserialize is part of the stack.
+	// Each reading has its own gold key (sensor_id, measurement, ts), so gold
+	// holds every one too, once merge is part of the stack.
+	var raw map[string]int
 	if _, ok := p.Services["deserialize"]; ok {
-		must("every raw record once in bronze (deserialize)", func() error {
-			raw, err := coordinates(authed, catalog, "raw.plant_sensor_readings")
-			if err != nil {
+		must("every raw record once in bronze (deserialize)", func() (err error) {
+			if raw, err = coordinates(authed, catalog, "raw.plant_sensor_readings"); err != nil {
 				return err
 			}
 			return waitForCoordinates(authed, catalog, "bronze.plant_sensor_readings", raw, 5*time.Minute)
+		})
+	}
+	if _, ok := p.Services["merge"]; ok && raw != nil {
+		must("every reading once in gold (merge)", func() error {
+			return waitForCoordinates(authed, catalog, "gold.plant_sensor_readings", raw, 5*time.Minute)
 		})
 	}
 
@@ -429,6 +437,7 @@ type publisher struct {
 	t      *testing.T
 	client mqtt.Client
 	run    string
+	start  int64
 }
 
 func newPublisher(t *testing.T, broker string) *publisher {
@@ -440,7 +449,7 @@ func newPublisher(t *testing.T, broker string) *publisher {
 		t.Fatalf("connect to %s: %v", broker, tok.Error())
 	}
 	t.Cleanup(func() { c.Disconnect(250) })
-	return &publisher{t: t, client: c, run: randomHex(t, 4)}
+	return &publisher{t: t, client: c, run: randomHex(t, 4), start: time.Now().Unix()}
 }
 
 // publish sends readings first..first+n-1, pausing between them, and
@@ -449,8 +458,9 @@ func (p *publisher) publish(first, n int, pause time.Duration) []string {
 	var payloads []string
 	var toks []mqtt.Token
 	for i := first; i < first+n; i++ {
+		// A distinct ts per reading: each has its own gold key.
 		payload := fmt.Sprintf(`{"sensor_id":"press%02d","measurement":"temperature","value":%d.5,"unit":"C","ts":%d,"run":"%s"}`,
-			i%7, i, time.Now().Unix(), p.run)
+			i%7, i, p.start-3600+int64(i), p.run)
 		topic := fmt.Sprintf("plant/line%d/press%02d/temperature", i%3, i%7)
 		toks = append(toks, p.client.Publish(topic, 1, false, payload))
 		payloads = append(payloads, payload)
