@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -250,6 +251,7 @@ func TestComposeStack(t *testing.T) {
 	if _, err := st.run(ctx, "down", "-v", "--timeout", "5"); err != nil {
 		t.Fatal(err)
 	}
+	must("published host ports free", func() error { return waitPortsFree(ctx, p, 3*time.Minute) })
 	must("docker compose up --wait", func() error {
 		_, err := st.run(ctx, "up", "-d", "--wait", "--wait-timeout", "600")
 		return err
@@ -695,5 +697,38 @@ func waitForCoordinates(ctx context.Context, catalog catalogv1.CatalogServiceCli
 			return fmt.Errorf("%s: after %v: %w", table, timeout, err)
 		}
 		time.Sleep(2 * time.Second)
+	}
+}
+
+// waitPortsFree waits until every host port the stack publishes is free:
+// on a shared machine another stack (make up, a colleague's test) may hold
+// one for a while. It fails naming the ports still taken.
+func waitPortsFree(ctx context.Context, p *types.Project, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		var busy []string
+		for _, s := range p.Services {
+			for _, port := range s.Ports {
+				addr := net.JoinHostPort(port.HostIP, port.Published)
+				l, err := net.Listen("tcp", addr)
+				if err != nil {
+					busy = append(busy, s.Name+" "+addr)
+					continue
+				}
+				l.Close()
+			}
+		}
+		if len(busy) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			sort.Strings(busy)
+			return fmt.Errorf("published ports still taken by another process after %v: %v", timeout, busy)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(2 * time.Second):
+		}
 	}
 }
