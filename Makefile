@@ -8,7 +8,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 
 # Modules of go.work, in test order: libraries first, then the services.
-MODULES := proto servicekit delta devstack pipeline services/catalog services/bridge services/ingest services/deserialize services/merge deploy/compose
+MODULES := proto servicekit delta devstack pipeline services/catalog services/bridge services/ingest services/deserialize services/merge simulator deploy/compose
 # Where `make up` keeps its data, pid files and logs (kept between runs).
 STACK_DIR ?= $(CURDIR)/.plantlake
 # Per-package timeout of `go test`; the long integration suites stay well inside it.
@@ -16,7 +16,7 @@ TEST_TIMEOUT ?= 20m
 GO_TEST_FLAGS ?= -p 1 -count=1 -timeout $(TEST_TIMEOUT)
 export GOFLAGS := -buildvcs=false
 
-.PHONY: all up down py test install test-go proto proto-check lint bench fuzz spark-check compose-test
+.PHONY: all up down py test install test-go proto proto-check lint bench fuzz spark-check status sim compose-test
 
 all: lint test
 
@@ -24,9 +24,18 @@ all: lint test
 install:
 	go run ./devstack/cmd/plantlake-dev install
 
-## up: start Mosquitto, Kafka, the catalog, the bridge and ingest in the background
+## up: start Mosquitto, Kafka and every service in the background (WAREHOUSE=s3://... or abfss://... for an object store)
 up:
-	scripts/up.sh "$(STACK_DIR)"
+	WAREHOUSE="$(WAREHOUSE)" scripts/up.sh "$(STACK_DIR)"
+
+## status: one line per pipeline service (state, position, lag, rates, data age) and gold's freshness
+status:
+	@go run ./simulator/cmd/plantlake-sim status $(STATUS_FLAGS)
+
+## sim: publish simulated readings to make up's Mosquitto (SIM_FLAGS, e.g. "--rate 100 --duration 1m")
+SIM_FLAGS ?= --rate 10 --duration 1m
+sim:
+	go run ./simulator/cmd/plantlake-sim $(SIM_FLAGS)
 
 ## py: a Python shell with deltalake and pyarrow (the venv make test and make up install)
 py: install

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strconv"
 	"time"
 
@@ -186,11 +187,16 @@ func (t *Target) Commit(ctx context.Context, w Write) (pipeline.Committed, error
 		ctx, cancel = context.WithTimeout(ctx, commitTimeout)
 		defer cancel()
 	}
+	params := t.params
+	if len(w.Params) > 0 {
+		params = maps.Clone(t.params)
+		maps.Copy(params, w.Params)
+	}
 	req := &catalogv1.CommitRequest{
 		Table:               t.table.Name,
 		ReadVersion:         readVersion,
 		Operation:           t.operation,
-		OperationParameters: t.params,
+		OperationParameters: params,
 		BlindAppend:         true,
 		ReadAppIds:          readAppIDs,
 	}

@@ -158,6 +158,17 @@ func (s *Source) Poll(ctx context.Context, timeout time.Duration) error {
 			b = truncate(b, lim)
 		}
 	}
+	if b.Files() == 0 && s.batchTo < 0 {
+		// Versions that add no rows (a compaction, a txn-only or metadata
+		// commit) while no batch is being built: there is nothing to
+		// commit, so the position moves past them here (a run-once ends,
+		// the lag is 0). The targets' txns keep the last version that
+		// added rows; after a restart these versions are read again, as
+		// nothing.
+		s.next, s.acked = b.ToVersion, b.ToVersion
+		s.idle = true
+		return nil
+	}
 	if err := b.Read(ctx, s.cfg.Columns, func(v int64, rec arrow.RecordBatch) error {
 		return s.rows.Append(ctx, v, rec)
 	}); err != nil {

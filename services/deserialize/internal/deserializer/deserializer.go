@@ -125,6 +125,10 @@ func (r *Rows) Append(_ context.Context, version int64, rec arrow.RecordBatch) e
 	if err != nil {
 		return fmt.Errorf("raw version %d: %w", version, err)
 	}
+	if r.rows == 0 {
+		// A reload that came while no batch was open applies to this one.
+		r.applyReload()
+	}
 	for i := range rb.Len() {
 		rb.Row(i, &r.raw)
 		outcome, err := r.deriver.Derive(&r.raw, version, &r.out)
@@ -198,6 +202,12 @@ func (r *Rows) Discard() {
 func (r *Rows) reset() {
 	r.rows, r.bytes, r.newest = 0, 0, 0
 	r.deriver.Flush()
+	r.applyReload()
+}
+
+// applyReload makes a pending rules reload the rules in force; it is called
+// between batches only.
+func (r *Rows) applyReload() {
 	if set := r.pending.Swap(nil); set != nil {
 		old := r.deriver.Rules()
 		r.deriver.SetRules(set) // publishes the old set's last counts
