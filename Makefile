@@ -83,6 +83,13 @@ bench: install
 spark-check:
 	scripts/spark-check.sh $(TABLE)
 
+## bench-peers: the benchmarks against other engines, outside make bench: deserialize against Spark
+## local[1] doing the original design's Job 2 (downloads pyspark, ~400 MB, on first use); with
+## KDI=path, kafka-delta-ingest beside ingest (without it, prints how to build that binary)
+.PHONY: bench-peers
+bench-peers: install
+	KDI="$(KDI)" scripts/bench-peers.sh
+
 ## compose-test: build every image and run deploy/compose's stack for real (starts dockerd if needed;
 ## the base image, compose v2 and Jaeger binaries are cached under $PLANTLAKE_CACHE)
 COMPOSE_TEST_TIMEOUT ?= 60m

@@ -24,3 +24,7 @@ cat "$out/ingest.md"
 
 echo "=== bench cloud"; (cd delta && go test -p 1 -count=1 -run '^TestBenchReport$' -timeout 20m ./storage/cloudtest/ -bench-report "$out/cloud.md")
 cat "$out/cloud.md"
+
+# plantlake only; make bench-peers runs it beside Spark into deserialize.md.
+echo "=== bench deserialize"; (cd services/deserialize && go run ./bench -out "$out/deserialize-plantlake.md")
+cat "$out/deserialize-plantlake.md"

@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -117,4 +118,24 @@ func Status(op string, err error) error {
 		code = codes.DeadlineExceeded
 	}
 	return status.Errorf(code, "%s: %v%s", op, err, hint)
+}
+
+// WatchHealth calls set with healthy() every interval (and at once) until
+// ctx ends, so that the gRPC health service says NOT_SERVING while a hop's
+// dependencies (MQTT, Kafka, the catalog) do not answer or it is halted.
+// Run it as one of the service kit's loops, which owns its goroutine.
+func WatchHealth(ctx context.Context, interval time.Duration, healthy func() bool, set func(serving bool)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if ctx.Err() != nil {
+			return // the service kit has turned health off for the shutdown
+		}
+		set(healthy())
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

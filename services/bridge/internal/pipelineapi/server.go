@@ -134,21 +134,8 @@ func state(st bridge.Status, healthy bool) pipelinev1.State {
 	}
 }
 
-// WatchHealth calls set with the engine's health every interval (and at
-// once) until ctx ends, so the gRPC health service says NOT_SERVING while
-// MQTT or Kafka is down.
+// WatchHealth keeps the gRPC health service NOT_SERVING while MQTT or
+// Kafka is down (see pipelinesvc.WatchHealth), until ctx ends.
 func WatchHealth(ctx context.Context, engine Engine, interval time.Duration, set func(serving bool)) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		if ctx.Err() != nil {
-			return // the service kit has turned health off for the shutdown
-		}
-		set(engine.Healthy())
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	pipelinesvc.WatchHealth(ctx, interval, engine.Healthy, set)
 }

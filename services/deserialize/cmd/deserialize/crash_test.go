@@ -101,24 +101,32 @@ func TestKill9(t *testing.T) {
 	const n, runs = 200_000, 10
 	e := newEnv(t)
 	recs := generated(e, 0, n)
-	e.ingest("--batch-max-rows", "2000")
-	// About one raw version a batch: a hundred batches, each two commits.
-	args := []string{"--batch-max-rows", "2000"}
+	e.ingest("--batch-max-rows", "500")
+	// About one raw version a batch: forty batches a part, each two commits.
+	args := []string{"--batch-max-rows", "500"}
 	rng := rand.New(rand.NewPCG(1, 2))
 	progress := []int64{}
 	midRun := 0
+	prev := int64(-1)
 	for i := range runs {
 		produce(t, recs[i*n/runs:(i+1)*n/runs])
 		d := e.deserialize(args...)
 		d.grpcAddr(t)
-		// Kill at a random moment of the run: mid-derivation, between or
-		// during the two targets' commits.
-		time.Sleep(time.Duration(300+rng.IntN(900)) * time.Millisecond)
+		// Kill at a random moment of the run, once it has committed: mid-
+		// derivation, between or during the two targets' commits. A fixed
+		// delay after the start missed the run on a quiet machine, where a
+		// part takes well under a second.
+		deadline := time.Now().Add(30 * time.Second)
+		for e.txn(bronzeTable) <= prev && time.Now().Before(deadline) && !d.exited() {
+			time.Sleep(5 * time.Millisecond)
+		}
+		time.Sleep(time.Duration(rng.IntN(150)) * time.Millisecond)
 		if d.exited() {
 			t.Fatalf("run %d exited by itself: %v\n%s", i, d.err, d.tail(20))
 		}
 		d.kill()
 		v := e.txn(bronzeTable)
+		prev = v
 		if data, _ := e.lastDataVersion(); v < data {
 			midRun++
 		}

@@ -134,7 +134,6 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 	defer stop()
 	loop := func(ctx context.Context) error {
 		defer stop()
-		go reloadOnHUP(ctx, ctl)
 		err := backoff.Retry(ctx, backoff.Policy{Initial: 200 * time.Millisecond, Max: 5 * time.Second}, kit.Logger,
 			"open the bronze and dead-letter tables through the catalog", runner.ReportError,
 			func(ctx context.Context) error {
@@ -158,13 +157,20 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 			return err
 		}
 		sink.Set(multi)
-		go watchHealth(ctx, runner, kit.GRPC.SetServing)
 		if err := runner.Run(ctx); err != nil {
 			return fmt.Errorf("deserialize: %w", err)
 		}
 		return nil
 	}
-	return kit.Run(runCtx, loop)
+	health := func(ctx context.Context) error {
+		pipelinesvc.WatchHealth(ctx, 500*time.Millisecond, runner.Healthy, kit.GRPC.SetServing)
+		return nil
+	}
+	hup := func(ctx context.Context) error {
+		reloadOnHUP(ctx, ctl)
+		return nil
+	}
+	return kit.Run(runCtx, loop, health, hup)
 }
 
 // loadRules loads the rules file, or the built-in defaults without one.
@@ -192,21 +198,6 @@ func reloadOnHUP(ctx context.Context, c *control) {
 			if _, err := c.reload(); err != nil {
 				c.log.Error("rules reload on SIGHUP refused; the rules in force stay", "err", err)
 			}
-		}
-	}
-}
-
-// watchHealth keeps the gRPC health service NOT_SERVING while the catalog
-// does not answer or the runner is halted, until ctx ends.
-func watchHealth(ctx context.Context, r interface{ Healthy() bool }, set func(bool)) {
-	t := time.NewTicker(500 * time.Millisecond)
-	defer t.Stop()
-	for {
-		set(r.Healthy())
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
 		}
 	}
 }

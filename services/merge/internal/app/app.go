@@ -125,7 +125,6 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 		ctl.setSink(gs)
 		sink.Set(gs)
-		go watchHealth(ctx, runner, kit.GRPC.SetServing)
 		if err := runner.Run(ctx); err != nil {
 			return fmt.Errorf("merge: %w", err)
 		}
@@ -134,20 +133,9 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 		return nil
 	}
-	return kit.Run(runCtx, loop)
-}
-
-// watchHealth keeps the gRPC health service NOT_SERVING while the catalog
-// does not answer, until ctx ends.
-func watchHealth(ctx context.Context, r interface{ Healthy() bool }, set func(bool)) {
-	t := time.NewTicker(500 * time.Millisecond)
-	defer t.Stop()
-	for {
-		set(r.Healthy())
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	health := func(ctx context.Context) error {
+		pipelinesvc.WatchHealth(ctx, 500*time.Millisecond, runner.Healthy, kit.GRPC.SetServing)
+		return nil
 	}
+	return kit.Run(runCtx, loop, health)
 }
