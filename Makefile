@@ -8,7 +8,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 
 # Modules of go.work, in test order: libraries first, then the services.
-MODULES := proto servicekit delta devstack pipeline services/catalog services/bridge services/ingest services/deserialize services/merge simulator
+MODULES := proto servicekit delta devstack pipeline services/catalog services/bridge services/ingest services/deserialize services/merge simulator deploy/compose
 # Where `make up` keeps its data, pid files and logs (kept between runs).
 STACK_DIR ?= $(CURDIR)/.plantlake
 # Per-package timeout of `go test`; the long integration suites stay well inside it.
@@ -16,7 +16,7 @@ TEST_TIMEOUT ?= 20m
 GO_TEST_FLAGS ?= -p 1 -count=1 -timeout $(TEST_TIMEOUT)
 export GOFLAGS := -buildvcs=false
 
-.PHONY: all up down py test install test-go proto proto-check lint bench fuzz spark-check status sim
+.PHONY: all up down py test install test-go proto proto-check lint bench fuzz spark-check status sim compose-test
 
 all: lint test
 
@@ -89,3 +89,9 @@ spark-check:
 .PHONY: bench-peers
 bench-peers: install
 	KDI="$(KDI)" scripts/bench-peers.sh
+
+## compose-test: build every image and run deploy/compose's stack for real (starts dockerd if needed;
+## the base image, compose v2 and Jaeger binaries are cached under $PLANTLAKE_CACHE)
+COMPOSE_TEST_TIMEOUT ?= 60m
+compose-test:
+	cd deploy/compose && go test -tags compose -count=1 -timeout $(COMPOSE_TEST_TIMEOUT) -run TestComposeStack -v .
