@@ -3,6 +3,7 @@ package tablesink
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"github.com/plantlake/plantlake/pipeline"
 )
@@ -26,10 +27,12 @@ func ReleaseOutputs(outs []Output) {
 // Output per target, in the targets' order, which is the order of their
 // commits (DESIGN: dead letters, then bronze).
 //
-// Multi is used by one runner goroutine at a time (Positions, then
-// Commits), as the runner does.
+// Multi is safe for concurrent use: the runner commits in the background
+// while its source asks Limit.
 type Multi struct {
 	targets []*Target
+
+	mu sync.Mutex
 	// pos are each target's positions as last read or committed.
 	pos []pipeline.Positions
 }
@@ -46,13 +49,17 @@ func (m *Multi) Targets() []*Target { return m.targets }
 // lowest of them: the source starts after it, and the targets that are
 // ahead skip what they hold (see Limit). ReadVersion is the last target's.
 func (m *Multi) Positions(ctx context.Context, appIDs []string) (pipeline.Positions, error) {
+	read := make([]pipeline.Positions, len(m.targets))
 	for i, t := range m.targets {
 		p, err := t.Positions(ctx, appIDs)
 		if err != nil {
 			return pipeline.Positions{}, err
 		}
-		m.pos[i] = p
+		read[i] = p
 	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	copy(m.pos, read)
 	out := pipeline.Positions{Versions: map[string]int64{}}
 	for _, id := range appIDs {
 		low, all := int64(0), true
@@ -81,6 +88,8 @@ func (m *Multi) Positions(ctx context.Context, appIDs []string) (pipeline.Positi
 // after (the source's position). ok is false when no target is ahead, i.e.
 // the batch is unbounded by the targets.
 func (m *Multi) Limit(appID string, after int64) (limit int64, ok bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	for i := range m.targets {
 		v, has := m.pos[i].Versions[appID]
 		if has && v > after && (!ok || v < limit) {
@@ -104,14 +113,18 @@ func (m *Multi) Commit(ctx context.Context, c pipeline.Commit[[]Output]) (pipeli
 	var total pipeline.Committed
 	total.Version = -1
 	for i, t := range m.targets {
-		if m.holds(i, c.Txns) {
+		m.mu.Lock()
+		skip, readVersion := m.holds(i, c.Txns), m.pos[i].ReadVersion
+		m.mu.Unlock()
+		if skip {
 			continue
 		}
-		res, err := t.Commit(ctx, Write{ReadVersion: m.pos[i].ReadVersion, ReadAppIDs: c.ReadAppIDs, Txns: c.Txns,
+		res, err := t.Commit(ctx, Write{ReadVersion: readVersion, ReadAppIDs: c.ReadAppIDs, Txns: c.Txns,
 			Files: c.Data[i].Files, Rows: c.Data[i].Rows, Params: c.Data[i].Params})
 		if err != nil {
 			return pipeline.Committed{}, err
 		}
+		m.mu.Lock()
 		m.pos[i].ReadVersion = res.Version
 		if m.pos[i].Versions == nil {
 			m.pos[i].Versions = map[string]int64{}
@@ -119,17 +132,21 @@ func (m *Multi) Commit(ctx context.Context, c pipeline.Commit[[]Output]) (pipeli
 		for _, x := range c.Txns {
 			m.pos[i].Versions[x.AppID] = x.Version
 		}
+		m.mu.Unlock()
 		total.Version = res.Version
 		total.Files += res.Files
 		total.Bytes += res.Bytes
 	}
 	if total.Version < 0 && len(m.pos) > 0 {
+		m.mu.Lock()
 		total.Version = m.pos[len(m.pos)-1].ReadVersion // every target held the batch
+		m.mu.Unlock()
 	}
 	return total, nil
 }
 
-// holds reports whether target i's positions are at or past every txn.
+// holds reports whether target i's positions are at or past every txn;
+// m.mu is held.
 func (m *Multi) holds(i int, txns []pipeline.Txn) bool {
 	for _, x := range txns {
 		if v, ok := m.pos[i].Versions[x.AppID]; !ok || v < x.Version {

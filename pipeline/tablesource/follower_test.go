@@ -157,7 +157,9 @@ func TestEventsWakeNext(t *testing.T) {
 
 	// Versions committed back to back (their events may come in any order
 	// or merged) arrive whole, in order, once.
+	wrote := make(chan struct{})
 	go func() {
+		defer close(wrote)
 		time.Sleep(400 * time.Millisecond)
 		e.write(1)
 		e.write(2)
@@ -175,6 +177,7 @@ func TestEventsWakeNext(t *testing.T) {
 		readRows(t, b, got)
 		last = b.ToVersion
 	}
+	<-wrote
 	if !maps.Equal(got, e.written) {
 		t.Errorf("rows read (id->version) %v, written %v", got, e.written)
 	}
