@@ -270,9 +270,15 @@ func (s *subStore) ListNames(ctx context.Context, dir string) ([]string, error) 
 	if err != nil {
 		return nil, err
 	}
+	return Names(infos), nil
+}
+
+// Names returns the base names of infos, in order: a store's ListNames
+// over its List.
+func Names(infos []FileInfo) []string {
 	names := make([]string, len(infos))
 	for i, fi := range infos {
 		names[i] = fi.Name()
 	}
-	return names, nil
+	return names
 }

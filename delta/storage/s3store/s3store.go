@@ -486,11 +486,7 @@ func (s *Store) ListNames(ctx context.Context, dir string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	names := make([]string, len(infos))
-	for i, fi := range infos {
-		names[i] = fi.Name()
-	}
-	return names, nil
+	return storage.Names(infos), nil
 }
 
 // Stat implements storage.Store. A path with objects under it is a
