@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -33,6 +34,9 @@ type JaegerConfig struct {
 	StartTimeout time.Duration
 	// Daemon makes Jaeger outlive this program and writes Dir/jaeger.pid.
 	Daemon bool
+	// BinDir, when set, gets a link named jaeger to the built binary, and
+	// Jaeger runs from there (make up's bin folder).
+	BinDir string
 	// Log receives devstack's own progress messages (and the build's, the
 	// first time); nil discards them.
 	Log *slog.Logger
@@ -82,6 +86,19 @@ func StartJaeger(ctx context.Context, cfg JaegerConfig) (*JaegerServer, error) {
 	bin, err := JaegerBinary(ctx, cfg.Log)
 	if err != nil {
 		return nil, fmt.Errorf("devstack: jaeger binary: %w", err)
+	}
+	if cfg.BinDir != "" {
+		link := filepath.Join(cfg.BinDir, "jaeger")
+		if err := os.MkdirAll(cfg.BinDir, 0o755); err != nil {
+			return nil, fmt.Errorf("devstack: create %s: %w", cfg.BinDir, err)
+		}
+		if err := os.Remove(link); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("devstack: replace %s: %w", link, err)
+		}
+		if err := os.Symlink(bin, link); err != nil {
+			return nil, fmt.Errorf("devstack: link jaeger into %s: %w", cfg.BinDir, err)
+		}
+		bin = link
 	}
 	j := &JaegerServer{cfg: cfg, binary: bin}
 	if cfg.Daemon {
