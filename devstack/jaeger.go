@@ -257,11 +257,7 @@ type JaegerSpan struct {
 	SpanID        string `json:"spanID"`
 	OperationName string `json:"operationName"`
 	// References are the parent (CHILD_OF) and the links (FOLLOWS_FROM).
-	References []struct {
-		RefType string `json:"refType"`
-		TraceID string `json:"traceID"`
-		SpanID  string `json:"spanID"`
-	} `json:"references"`
+	References []JaegerRef `json:"references"`
 	// StartTime is in Unix microseconds, Duration in microseconds.
 	StartTime int64  `json:"startTime"`
 	Duration  int64  `json:"duration"`
@@ -272,13 +268,55 @@ type JaegerSpan struct {
 	} `json:"tags"`
 }
 
+// JaegerRef is a span's reference to another span: its parent (RefType
+// CHILD_OF) or a link (FOLLOWS_FROM).
+type JaegerRef struct {
+	RefType string `json:"refType"`
+	TraceID string `json:"traceID"`
+	SpanID  string `json:"spanID"`
+}
+
+// Parent returns the id of s's parent span ("" for a root).
+func (s *JaegerSpan) Parent() string {
+	for _, r := range s.References {
+		if r.RefType == "CHILD_OF" {
+			return r.SpanID
+		}
+	}
+	return ""
+}
+
+// Links returns the spans s links to.
+func (s *JaegerSpan) Links() []JaegerRef {
+	var out []JaegerRef
+	for _, r := range s.References {
+		if r.RefType == "FOLLOWS_FROM" {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// Span returns the span of t with id spanID, nil if none.
+func (t *JaegerTrace) Span(spanID string) *JaegerSpan {
+	for i := range t.Spans {
+		if t.Spans[i].SpanID == spanID {
+			return &t.Spans[i]
+		}
+	}
+	return nil
+}
+
 // Service returns the name of the service that sent s.
 func (t *JaegerTrace) Service(s *JaegerSpan) string { return t.Processes[s.ProcessID].ServiceName }
 
 // Traces asks the query API for up to limit recent traces with a span of
-// service (GET /api/traces?service=...&limit=...&lookback=1h).
-func (j *JaegerServer) Traces(ctx context.Context, service string, limit int) ([]JaegerTrace, error) {
+// service (and of operation, unless empty): GET /api/traces?service=...
+func (j *JaegerServer) Traces(ctx context.Context, service, operation string, limit int) ([]JaegerTrace, error) {
 	q := url.Values{"service": {service}, "limit": {strconv.Itoa(limit)}, "lookback": {"1h"}}
+	if operation != "" {
+		q.Set("operation", operation)
+	}
 	return j.getTraces(ctx, "/api/traces?"+q.Encode())
 }
 

@@ -29,7 +29,7 @@ func TestJaeger(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for {
-		ts, err := j.Traces(ctx, "devstack-test", 10)
+		ts, err := j.Traces(ctx, "devstack-test", "probe", 10)
 		if err == nil && len(ts) == 1 && ts[0].TraceID == traceID {
 			tr, err := j.Trace(ctx, traceID)
 			if err != nil || tr == nil || len(tr.Spans) != 1 || tr.Spans[0].OperationName != "probe" || tr.Service(&tr.Spans[0]) != "devstack-test" {
