@@ -24,7 +24,8 @@ all: lint test
 install:
 	go run ./devstack/cmd/plantlake-dev install
 
-## up: start Mosquitto, Kafka and every service in the background (WAREHOUSE=s3://... or abfss://... for an object store)
+## up: start Mosquitto, Kafka, Jaeger, every service and the simulator in the background (WAREHOUSE=s3://... or
+## abfss://... for an object store; SIM_RATE=readings/s, 0: no simulator; TRACE_SAMPLE_RATIO=the bridge's share traced)
 up:
 	WAREHOUSE="$(WAREHOUSE)" scripts/up.sh "$(STACK_DIR)"
 
