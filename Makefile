@@ -8,7 +8,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 
 # Modules of go.work, in test order: libraries first, then the services.
-MODULES := proto servicekit delta devstack pipeline services/catalog services/bridge services/ingest services/deserialize services/merge simulator deploy/compose
+MODULES := proto servicekit delta devstack pipeline services/catalog services/bridge services/ingest services/deserialize services/merge simulator deploy/compose bench/peers
 # Where `make up` keeps its data, pid files and logs (kept between runs).
 STACK_DIR ?= $(CURDIR)/.plantlake
 # Per-package timeout of `go test`; the long integration suites stay well inside it.
