@@ -16,7 +16,7 @@ TEST_TIMEOUT ?= 20m
 GO_TEST_FLAGS ?= -p 1 -count=1 -timeout $(TEST_TIMEOUT)
 export GOFLAGS := -buildvcs=false
 
-.PHONY: all up down py test install test-go proto proto-check lint bench fuzz spark-check status sim compose-test
+.PHONY: all up down py test install test-go proto proto-check lint bench fuzz spark-check status sim compose-test chaos
 
 all: lint test
 
@@ -37,6 +37,11 @@ status:
 SIM_FLAGS ?= --rate 10 --duration 1m
 sim:
 	go run ./simulator/cmd/plantlake-sim $(SIM_FLAGS)
+
+## chaos: the chaos run (outside make test): 1,000,000 readings while every service is killed with SIGKILL 5 times, Kafka and Mosquitto restarted twice; fails on a lost or doubled reading (CHAOS_FLAGS, e.g. "--count 100000 --seed 7")
+CHAOS_FLAGS ?=
+chaos: install
+	go run ./simulator/cmd/plantlake-sim chaos $(CHAOS_FLAGS)
 
 ## py: a Python shell with deltalake and pyarrow (the venv make test and make up install)
 py: install

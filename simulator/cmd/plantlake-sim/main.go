@@ -1,7 +1,9 @@
 // Command plantlake-sim is a plant's sensors in one program: it publishes
 // realistic readings over MQTT, with duplicates, late readings and broken
 // payloads at chosen shares, and writes a ledger of what it published.
-// `plantlake-sim status` prints the pipeline's state, one line per hop.
+// `plantlake-sim status` prints the pipeline's state, one line per hop;
+// `plantlake-sim chaos` runs the whole stack through kills and restarts and
+// checks that nothing was lost or doubled.
 package main
 
 import (
@@ -32,6 +34,9 @@ func main() {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "status" {
 		return runStatus(ctx, args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "chaos" {
+		return runChaos(ctx, args[1:], stdout, stderr)
 	}
 	if len(args) > 0 && args[0] == "publish" {
 		args = args[1:]

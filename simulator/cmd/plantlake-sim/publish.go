@@ -22,6 +22,7 @@ const publishUsage = `plantlake-sim publishes the readings of a simulated plant 
 Usage:
   plantlake-sim [publish] [flags]     publish readings (the default)
   plantlake-sim status [flags]        one line per pipeline service; see plantlake-sim status --help
+  plantlake-sim chaos [flags]         the chaos run (make chaos); see plantlake-sim chaos --help
 
 The plant has --lines production lines with --devices-per-line machines each; every machine
 reports every measurement of --measurements in turn, on the topic
