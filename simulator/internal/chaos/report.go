@@ -28,8 +28,9 @@ func WriteReport(w io.Writer, r Result) {
 		c.RawRows, c.RawDistinctOffsets, c.RawRedelivered, c.RawMissing, c.RawUnexpected))
 	row("bronze rows", fmt.Sprintf("%d (repeated offsets %d, missing %d, unexpected %d)",
 		c.BronzeRows, c.BronzeDuplicateOffsets, c.BronzeMissing, c.BronzeUnexpected))
-	row("dead letters", fmt.Sprintf("%d for %d broken or too-late messages (repeated offsets %d, missing %d, unexpected %d, wrong code %d, wrong bytes %d)",
-		c.DeadLetters, c.ExpectedDeadLetters, c.DeadLetterDuplicateOffsets, c.DeadLettersMissing, c.DeadLettersUnexpected,
+	row("dead letters", fmt.Sprintf("%d for %d broken or too-late messages published, %d of them redelivered by MQTT (repeated offsets %d, missing %d, unexpected %d, wrong code %d, wrong bytes %d)",
+		c.DeadLetters, c.ExpectedDeadLetters, max(0, c.DeadLetters+c.DeadLettersMissing-c.DeadLettersUnexpected-c.ExpectedDeadLetters),
+		c.DeadLetterDuplicateOffsets, c.DeadLettersMissing, c.DeadLettersUnexpected,
 		c.DeadLetterCodeMismatches, c.DeadLetterBytesMismatches))
 	row("gold rows", fmt.Sprintf("%d, want %d (missing %d, extra %d, repeated keys %d, value mismatches %d)",
 		c.GoldRows, c.ExpectedGold, c.GoldMissing, c.GoldExtra, c.GoldDuplicateKeys, c.GoldValueMismatches))
