@@ -66,6 +66,14 @@ func runChaos(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		return err
 	}
+	switch {
+	case fs.NArg() > 0:
+		return fmt.Errorf("chaos: unexpected arguments %q", fs.Args())
+	case cfg.Count <= 0 || cfg.Rate <= 0:
+		return fmt.Errorf("chaos: --count and --rate must be positive, got %d and %v", cfg.Count, cfg.Rate)
+	case cfg.KillsPerService < 0 || cfg.KafkaRestarts < 0 || cfg.MosquittoRestarts < 0:
+		return errors.New("chaos: --kills, --kafka-restarts and --mosquitto-restarts must not be negative")
+	}
 	if err := (&sim.PlanConfig{Rate: cfg.Rate, Lines: 1, DevicesPerLine: 1, Measurements: []string{"temperature"}, Shares: cfg.Shares}).Validate(); err != nil {
 		return err
 	}

@@ -22,6 +22,7 @@ func TestHelp(t *testing.T) {
 		want []string
 	}{
 		"publish": {[]string{"--help"}, []string{"-rate", "-duplicate-share", "-broken-share", "-ledger", "-seed", "PLANTLAKE_MQTT_BROKER", "plant/<line>/<device>/<measurement>"}},
+		"chaos":   {[]string{"chaos", "--help"}, []string{"-count", "-kills", "-kafka-restarts", "-mosquitto-restarts", "-seed", "-dir", "SIGKILL", "exits with status 1"}},
 		"status":  {[]string{"status", "--help"}, []string{"-catalog-addr", "-merge-addr", "-auth-token", "-tls-ca", "DOWN", "/metrics"}},
 	}
 	for name, tc := range tests {
@@ -48,6 +49,10 @@ func TestBadFlags(t *testing.T) {
 		"start":       {"--start", "yesterday"},
 		"skew":        {"--clock-skew", "2h"},
 		"argument":    {"extra"},
+		"chaos count": {"chaos", "--count", "0"},
+		"chaos kills": {"chaos", "--kills", "-1"},
+		"chaos share": {"chaos", "--broken-share", "1.5"},
+		"chaos arg":   {"chaos", "extra"},
 	}
 	for name, args := range tests {
 		t.Run(name, func(t *testing.T) {
