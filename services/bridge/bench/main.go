@@ -68,6 +68,7 @@ type settings struct {
 	workers    int
 	rate       float64
 	latencyN   int
+	latRounds  int
 	partitions int
 	rounds     int
 	out        string
@@ -83,6 +84,7 @@ func run(ctx context.Context, args []string) error {
 	fs.IntVar(&s.workers, "publishers", 4, "publisher goroutines (one MQTT client each)")
 	fs.Float64Var(&s.rate, "latency-rate", 10_000, "readings/s of the latency runs")
 	fs.IntVar(&s.latencyN, "latency-n", 100_000, "readings per latency run")
+	fs.IntVar(&s.latRounds, "latency-rounds", 3, "interleaved latency rounds per path (the median of each percentile counts)")
 	fs.IntVar(&s.partitions, "partitions", 6, "partitions of the Kafka topics")
 	fs.IntVar(&s.rounds, "rounds", 5, "interleaved throughput rounds per path (the median counts)")
 	fs.StringVar(&s.out, "out", "", "write the Markdown result here too")
@@ -168,12 +170,18 @@ func run(ctx context.Context, args []string) error {
 	ceiling, pipe, bridge := b.median("ceiling"), b.median("pipe"), b.median("bridge")
 	var bridgeLat, pipeLat latencyResult
 	if s.latencyN > 0 {
-		if bridgeLat, err = b.latency(ctx, "bridge", b.startBridge); err != nil {
-			return fmt.Errorf("bridge latency: %w", err)
+		latOrder := append([]string{"bridge", "pipe"}, b.variants...)
+		for round := range s.latRounds {
+			for i := range latOrder {
+				name := latOrder[(i+round)%len(latOrder)]
+				l, err := b.latency(ctx, name, fmt.Sprintf("%s-lat%d", name, round), starters[name])
+				if err != nil {
+					return fmt.Errorf("%s latency: %w", name, err)
+				}
+				b.latRounds = append(b.latRounds, l)
+			}
 		}
-		if pipeLat, err = b.latency(ctx, "pipe", b.startPipe); err != nil {
-			return fmt.Errorf("pipe latency: %w", err)
-		}
+		bridgeLat, pipeLat = b.latencyMedian("bridge"), b.latencyMedian("pipe")
 	}
 
 	report := b.report(ceiling, pipe, bridge, bridgeLat, pipeLat)
@@ -198,6 +206,7 @@ type bench struct {
 	bridgeBin string
 	self      string
 	rounds    []throughputResult
+	latRounds []latencyResult
 	variants  []string
 	loadStart string
 
@@ -246,6 +255,28 @@ func (b *bench) median(name string) throughputResult {
 	}
 	slices.SortFunc(rs, func(x, y throughputResult) int { return cmp.Compare(x.perSecond(), y.perSecond()) })
 	return rs[(len(rs)-1)/2]
+}
+
+// latencyMedian returns the median of each percentile over the path's
+// latency rounds (the lower middle one for an even count).
+func (b *bench) latencyMedian(name string) latencyResult {
+	var p50, p99, mx []time.Duration
+	out := latencyResult{name: name}
+	for _, l := range b.latRounds {
+		if l.name == name {
+			p50, p99, mx = append(p50, l.p50), append(p99, l.p99), append(mx, l.max)
+			out.n, out.rate = l.n, l.rate
+		}
+	}
+	mid := func(d []time.Duration) time.Duration {
+		if len(d) == 0 {
+			return 0
+		}
+		slices.Sort(d)
+		return d[(len(d)-1)/2]
+	}
+	out.p50, out.p99, out.max = mid(p50), mid(p99), mid(mx)
+	return out
 }
 
 // ofRound returns the path's result in round, zero if it did not run.
@@ -360,21 +391,21 @@ func (b *bench) throughput(ctx context.Context, name, run string, start func(ctx
 
 // latency publishes s.latencyN readings at s.rate/s through the path and
 // reads Kafka's LogAppendTime of each record.
-func (b *bench) latency(ctx context.Context, name string, start func(ctx context.Context, name, topic string) (*path, error)) (latencyResult, error) {
-	topic := "bench_" + name + "_latency"
+func (b *bench) latency(ctx context.Context, name, run string, start func(ctx context.Context, name, topic string) (*path, error)) (latencyResult, error) {
+	topic := "bench_" + run + "_latency"
 	if err := b.createTopics(ctx, topic); err != nil {
 		return latencyResult{}, err
 	}
-	p, err := start(ctx, name+"-lat", topic)
+	p, err := start(ctx, run, topic)
 	if err != nil {
 		return latencyResult{}, err
 	}
 	defer p.stop()
 	b.log.Info("latency run", "path", name, "readings", b.s.latencyN, "rate", b.s.rate)
 	if err := loadtest.Publish(ctx, loadtest.PublishConfig{
-		Broker: b.mqtt, ClientPrefix: "lat-" + name, Count: b.s.latencyN, Workers: b.s.workers, Rate: b.s.rate, Window: 512,
+		Broker: b.mqtt, ClientPrefix: "pub-" + run, Count: b.s.latencyN, Workers: b.s.workers, Rate: b.s.rate, Window: 512,
 		Topic: func(id int) string {
-			return fmt.Sprintf("bench/%s-lat/line%d/press%02d/temperature", name, id%4, id%17)
+			return fmt.Sprintf("bench/%s/line%d/press%02d/temperature", run, id%4, id%17)
 		},
 	}); err != nil {
 		return latencyResult{}, err
@@ -393,7 +424,9 @@ func (b *bench) latency(ctx context.Context, name string, start func(ctx context
 	lat := res.Latencies
 	slices.Sort(lat)
 	q := func(f float64) time.Duration { return lat[min(len(lat)-1, int(f*float64(len(lat))))] }
-	return latencyResult{name: name, n: b.s.latencyN, rate: b.s.rate, p50: q(0.50), p99: q(0.99), max: lat[len(lat)-1]}, nil
+	r := latencyResult{name: name, n: b.s.latencyN, rate: b.s.rate, p50: q(0.50), p99: q(0.99), max: lat[len(lat)-1]}
+	b.log.Info("latency", "path", name, "p50", r.p50, "p99", r.p99, "max", r.max)
+	return r, nil
 }
 
 func (b *bench) startCeiling(ctx context.Context, name, _ string) (*path, error) {
@@ -574,11 +607,22 @@ func (b *bench) report(ceiling, pipe, bridge throughputResult, bridgeLat, pipeLa
 	if bridgeLat.n == 0 {
 		return sb.String()
 	}
-	fmt.Fprintf(&sb, "Publish → stored in Kafka at %.0f readings/s, default settings (record LogAppendTime minus publish time in the payload; 1 ms resolution):\n\n", b.s.rate)
-	fmt.Fprintf(&sb, "| path | rate | readings | p50 | p99 | max |\n|---|---:|---:|---:|---:|---:|\n")
-	for _, l := range []latencyResult{bridgeLat, pipeLat} {
-		fmt.Fprintf(&sb, "| %s | %.0f/s | %d | %v | %v | %v |\n", l.name, l.rate, l.n,
-			l.p50.Round(100*time.Microsecond), l.p99.Round(100*time.Microsecond), l.max.Round(100*time.Microsecond))
+	fmt.Fprintf(&sb, "Publish → stored in Kafka at %.0f readings/s (record LogAppendTime minus publish time in the payload; 1 ms resolution), "+
+		"median of %d interleaved rounds per path, then every round:\n\n", b.s.rate, b.s.latRounds)
+	fmt.Fprintf(&sb, "| path | rate | readings | p50 | p99 | max | rounds (p50 / p99) |\n|---|---:|---:|---:|---:|---:|---|\n")
+	ms := func(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
+	lats := []latencyResult{bridgeLat, pipeLat}
+	for _, v := range b.variants {
+		lats = append(lats, b.latencyMedian(v))
+	}
+	for _, l := range lats {
+		var each []string
+		for _, r := range b.latRounds {
+			if r.name == l.name {
+				each = append(each, ms(r.p50)+" / "+ms(r.p99))
+			}
+		}
+		fmt.Fprintf(&sb, "| %s | %.0f/s | %d | %s | %s | %s | %s |\n", l.name, l.rate, l.n, ms(l.p50), ms(l.p99), ms(l.max), strings.Join(each, ", "))
 	}
 	fmt.Fprintf(&sb, "\nTarget: bridge p99 ≤ 20 ms at 10,000 readings/s (%s).\n", verdict(bridgeLat.p99 <= 20*time.Millisecond))
 	return sb.String()

@@ -112,10 +112,14 @@ func (b *Bridge) finish(r *reading, err error) {
 		}
 		r.span.End()
 	}
-	select {
-	case <-b.slots:
-	default:
+	if b.inFlight.Add(-1) < 0 {
 		b.log.Error("in-flight slot released twice", "topic", topicName(r.kmsg))
+	}
+	if b.pumpWaiting.Load() {
+		select {
+		case b.slotFreed <- struct{}{}:
+		default:
+		}
 	}
 }
 
