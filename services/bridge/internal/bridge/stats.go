@@ -115,6 +115,7 @@ func (b *Bridge) registerMetrics(reg prometheus.Registerer) error {
 		counter("stale_acks_dropped_total", "Acks dropped because the MQTT connection changed; the broker redelivers.", &c.stale),
 		counter("mqtt_reconnects_total", "MQTT connections made after the first.", &c.reconnects),
 		counter("retained_replays_skipped_total", "Retained messages the broker sent again on a resumed session's SUBSCRIBE, acknowledged without forwarding.", &c.replays),
+		counter("deep_queue_gathers_total", "Times the pump gathered readings for --deep-linger because the queue was deep.", &b.gathered),
 		gauge("in_flight", "Readings produced and not yet settled.", func() float64 { return float64(b.inFlight.Load()) }),
 		gauge("queued", "Readings in the handoff queue.", func() float64 { return float64(b.inbox.len()) }),
 		gauge("mqtt_connected", "1 while the MQTT session is up and subscribed.", boolGauge(&b.mqttUp)),
