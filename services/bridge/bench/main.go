@@ -89,7 +89,7 @@ func run(ctx context.Context, args []string) error {
 	fs.IntVar(&s.rounds, "rounds", 5, "interleaved throughput rounds per path (the median counts)")
 	fs.StringVar(&s.out, "out", "", "write the Markdown result here too")
 	fs.StringVar(&s.bridgeArgs, "bridge-args", "", "extra flags for the bridge, space-separated (e.g. --kafka-config=linger.ms=10)")
-	fs.StringVar(&s.variants, "variants", "", "more bridge paths, each with its own extra flags, interleaved with the others: name=flags;name=flags (e.g. linger5=--kafka-config=linger.ms=5)")
+	fs.StringVar(&s.variants, "variants", "", "more bridge paths, each with its own extra flags (leading NAME=value words: environment), interleaved with the others: name=flags;name=flags (e.g. procs4=GOMAXPROCS=4 --linger=10ms)")
 	fs.StringVar(&s.only, "only", "", "run only these throughput paths, comma-separated (ceiling,pipe,bridge)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -529,7 +529,13 @@ func (b *bench) startBridgeWith(ctx context.Context, name, topic string, extraAr
 		"--mqtt-client-id", "bridge-" + name, "--mqtt-topic-filter", "bench/" + name + "/#",
 		"--kafka-topic", topic, "--grpc-addr", grpcAddr, "--metrics-addr", "",
 		"--log-level", "warn"}
+	// Leading NAME=value words are environment variables for the bridge.
+	var env []string
+	for len(extraArgs) > 0 && !strings.HasPrefix(extraArgs[0], "-") && strings.Contains(extraArgs[0], "=") {
+		env, extraArgs = append(env, extraArgs[0]), extraArgs[1:]
+	}
 	cmd := exec.CommandContext(ctx, b.bridgeBin, append(args, extraArgs...)...)
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		return nil, err
