@@ -21,6 +21,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -67,11 +68,13 @@ type settings struct {
 	workers    int
 	rate       float64
 	latencyN   int
+	latRounds  int
 	partitions int
 	rounds     int
 	out        string
 	bridgeArgs string
 	only       string
+	variants   string
 }
 
 func run(ctx context.Context, args []string) error {
@@ -81,10 +84,12 @@ func run(ctx context.Context, args []string) error {
 	fs.IntVar(&s.workers, "publishers", 4, "publisher goroutines (one MQTT client each)")
 	fs.Float64Var(&s.rate, "latency-rate", 10_000, "readings/s of the latency runs")
 	fs.IntVar(&s.latencyN, "latency-n", 100_000, "readings per latency run")
+	fs.IntVar(&s.latRounds, "latency-rounds", 3, "interleaved latency rounds per path (the median of each percentile counts)")
 	fs.IntVar(&s.partitions, "partitions", 6, "partitions of the Kafka topics")
-	fs.IntVar(&s.rounds, "rounds", 2, "throughput rounds per path (the best counts)")
+	fs.IntVar(&s.rounds, "rounds", 5, "interleaved throughput rounds per path (the median counts)")
 	fs.StringVar(&s.out, "out", "", "write the Markdown result here too")
 	fs.StringVar(&s.bridgeArgs, "bridge-args", "", "extra flags for the bridge, space-separated (e.g. --kafka-config=linger.ms=10)")
+	fs.StringVar(&s.variants, "variants", "", "more bridge paths, each with its own extra flags (leading NAME=value words: environment), interleaved with the others: name=flags;name=flags (e.g. procs4=GOMAXPROCS=4 --linger=10ms)")
 	fs.StringVar(&s.only, "only", "", "run only these throughput paths, comma-separated (ceiling,pipe,bridge)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -128,18 +133,28 @@ func run(ctx context.Context, args []string) error {
 	b := &bench{s: s, kafka: kb.Brokers(), mqtt: mb.URL(), tmp: tmp, log: log, bridgeBin: bridgeBin, self: self,
 		kcat: kcat, mosquittoSub: mosquittoSub, loadStart: loadavg()}
 
-	// Rounds alternate the order, and each path's best round counts: the
-	// machine is shared, and the best round is the one least disturbed.
+	// Rounds interleave the paths (the order rotates every round), and each
+	// path's median round counts: the machine is shared, and a median of
+	// interleaved rounds is what survives noise on it.
 	starters := map[string]func(ctx context.Context, name, topic string) (*path, error){
-		"ceiling": b.startCeiling, "pipe": b.startPipe, "bridge": b.startBridge,
+		"ceiling": b.startCeiling, "pipe": b.startPipe, "bridge": b.bridgeStarter(s.bridgeArgs),
 	}
 	order := []string{"ceiling", "pipe", "bridge"}
-	best := make(map[string]throughputResult)
+	for _, v := range strings.Split(s.variants, ";") {
+		name, args, ok := strings.Cut(strings.TrimSpace(v), "=")
+		if !ok {
+			continue
+		}
+		name = "bridge-" + name
+		starters[name] = b.bridgeStarter(args)
+		order = append(order, name)
+		b.variants = append(b.variants, name)
+	}
 	for round := range s.rounds {
 		for i := range order {
-			name := order[i]
+			name := order[(i+round)%len(order)]
 			if round%2 == 1 {
-				name = order[len(order)-1-i]
+				name = order[(len(order)-1-i+round)%len(order)]
 			}
 			if s.only != "" && !slices.Contains(strings.Split(s.only, ","), name) {
 				continue
@@ -148,21 +163,25 @@ func run(ctx context.Context, args []string) error {
 			if err != nil {
 				return fmt.Errorf("%s: %w", name, err)
 			}
+			r.round = round
 			b.rounds = append(b.rounds, r)
-			if prev, seen := best[name]; !seen || r.perSecond() > prev.perSecond() {
-				best[name] = r
-			}
 		}
 	}
-	ceiling, pipe, bridge := best["ceiling"], best["pipe"], best["bridge"]
+	ceiling, pipe, bridge := b.median("ceiling"), b.median("pipe"), b.median("bridge")
 	var bridgeLat, pipeLat latencyResult
 	if s.latencyN > 0 {
-		if bridgeLat, err = b.latency(ctx, "bridge", b.startBridge); err != nil {
-			return fmt.Errorf("bridge latency: %w", err)
+		latOrder := append([]string{"bridge", "pipe"}, b.variants...)
+		for round := range s.latRounds {
+			for i := range latOrder {
+				name := latOrder[(i+round)%len(latOrder)]
+				l, err := b.latency(ctx, name, fmt.Sprintf("%s-lat%d", name, round), starters[name])
+				if err != nil {
+					return fmt.Errorf("%s latency: %w", name, err)
+				}
+				b.latRounds = append(b.latRounds, l)
+			}
 		}
-		if pipeLat, err = b.latency(ctx, "pipe", b.startPipe); err != nil {
-			return fmt.Errorf("pipe latency: %w", err)
-		}
+		bridgeLat, pipeLat = b.latencyMedian("bridge"), b.latencyMedian("pipe")
 	}
 
 	report := b.report(ceiling, pipe, bridge, bridgeLat, pipeLat)
@@ -187,6 +206,8 @@ type bench struct {
 	bridgeBin string
 	self      string
 	rounds    []throughputResult
+	latRounds []latencyResult
+	variants  []string
 	loadStart string
 
 	kcat, mosquittoSub string
@@ -205,6 +226,7 @@ type path struct {
 
 type throughputResult struct {
 	name      string
+	round     int
 	n         int
 	elapsed   time.Duration
 	cpu       time.Duration
@@ -212,7 +234,68 @@ type throughputResult struct {
 	peakRSS   int64 // KiB, summed over the path's processes
 }
 
-func (r throughputResult) perSecond() float64 { return float64(r.n) / r.elapsed.Seconds() }
+func (r throughputResult) perSecond() float64 {
+	if r.elapsed <= 0 {
+		return 0
+	}
+	return float64(r.n) / r.elapsed.Seconds()
+}
+
+// median returns the round of the path whose throughput is the median of
+// its rounds (the lower middle one for an even count), zero if it never ran.
+func (b *bench) median(name string) throughputResult {
+	var rs []throughputResult
+	for _, r := range b.rounds {
+		if r.name == name {
+			rs = append(rs, r)
+		}
+	}
+	if len(rs) == 0 {
+		return throughputResult{name: name}
+	}
+	slices.SortFunc(rs, func(x, y throughputResult) int { return cmp.Compare(x.perSecond(), y.perSecond()) })
+	return rs[(len(rs)-1)/2]
+}
+
+// latencyMedian returns the median of each percentile over the path's
+// latency rounds (the lower middle one for an even count).
+func (b *bench) latencyMedian(name string) latencyResult {
+	var p50, p99, mx []time.Duration
+	out := latencyResult{name: name}
+	for _, l := range b.latRounds {
+		if l.name == name {
+			p50, p99, mx = append(p50, l.p50), append(p99, l.p99), append(mx, l.max)
+			out.n, out.rate = l.n, l.rate
+		}
+	}
+	mid := func(d []time.Duration) time.Duration {
+		if len(d) == 0 {
+			return 0
+		}
+		slices.Sort(d)
+		return d[(len(d)-1)/2]
+	}
+	out.p50, out.p99, out.max = mid(p50), mid(p99), mid(mx)
+	return out
+}
+
+// ofRound returns the path's result in round, zero if it did not run.
+func (b *bench) ofRound(name string, round int) throughputResult {
+	for _, r := range b.rounds {
+		if r.name == name && r.round == round {
+			return r
+		}
+	}
+	return throughputResult{name: name}
+}
+
+// ratio is x/y, 0 when y is unknown.
+func ratio(x, y float64) float64 {
+	if y == 0 {
+		return 0
+	}
+	return x / y
+}
 
 type latencyResult struct {
 	name          string
@@ -308,21 +391,21 @@ func (b *bench) throughput(ctx context.Context, name, run string, start func(ctx
 
 // latency publishes s.latencyN readings at s.rate/s through the path and
 // reads Kafka's LogAppendTime of each record.
-func (b *bench) latency(ctx context.Context, name string, start func(ctx context.Context, name, topic string) (*path, error)) (latencyResult, error) {
-	topic := "bench_" + name + "_latency"
+func (b *bench) latency(ctx context.Context, name, run string, start func(ctx context.Context, name, topic string) (*path, error)) (latencyResult, error) {
+	topic := "bench_" + run + "_latency"
 	if err := b.createTopics(ctx, topic); err != nil {
 		return latencyResult{}, err
 	}
-	p, err := start(ctx, name+"-lat", topic)
+	p, err := start(ctx, run, topic)
 	if err != nil {
 		return latencyResult{}, err
 	}
 	defer p.stop()
 	b.log.Info("latency run", "path", name, "readings", b.s.latencyN, "rate", b.s.rate)
 	if err := loadtest.Publish(ctx, loadtest.PublishConfig{
-		Broker: b.mqtt, ClientPrefix: "lat-" + name, Count: b.s.latencyN, Workers: b.s.workers, Rate: b.s.rate, Window: 512,
+		Broker: b.mqtt, ClientPrefix: "pub-" + run, Count: b.s.latencyN, Workers: b.s.workers, Rate: b.s.rate, Window: 512,
 		Topic: func(id int) string {
-			return fmt.Sprintf("bench/%s-lat/line%d/press%02d/temperature", name, id%4, id%17)
+			return fmt.Sprintf("bench/%s/line%d/press%02d/temperature", run, id%4, id%17)
 		},
 	}); err != nil {
 		return latencyResult{}, err
@@ -341,7 +424,9 @@ func (b *bench) latency(ctx context.Context, name string, start func(ctx context
 	lat := res.Latencies
 	slices.Sort(lat)
 	q := func(f float64) time.Duration { return lat[min(len(lat)-1, int(f*float64(len(lat))))] }
-	return latencyResult{name: name, n: b.s.latencyN, rate: b.s.rate, p50: q(0.50), p99: q(0.99), max: lat[len(lat)-1]}, nil
+	r := latencyResult{name: name, n: b.s.latencyN, rate: b.s.rate, p50: q(0.50), p99: q(0.99), max: lat[len(lat)-1]}
+	b.log.Info("latency", "path", name, "p50", r.p50, "p99", r.p99, "max", r.max)
+	return r, nil
 }
 
 func (b *bench) startCeiling(ctx context.Context, name, _ string) (*path, error) {
@@ -427,13 +512,30 @@ func (b *bench) startPipe(ctx context.Context, name, topic string) (*path, error
 	}, nil
 }
 
+// bridgeStarter starts the bridge with extraArgs (space-separated flags).
+func (b *bench) bridgeStarter(extraArgs string) func(ctx context.Context, name, topic string) (*path, error) {
+	return func(ctx context.Context, name, topic string) (*path, error) {
+		return b.startBridgeWith(ctx, name, topic, strings.Fields(extraArgs))
+	}
+}
+
 func (b *bench) startBridge(ctx context.Context, name, topic string) (*path, error) {
+	return b.startBridgeWith(ctx, name, topic, strings.Fields(b.s.bridgeArgs))
+}
+
+func (b *bench) startBridgeWith(ctx context.Context, name, topic string, extraArgs []string) (*path, error) {
 	grpcAddr := freeAddr()
 	args := []string{"--mqtt-broker", b.mqtt, "--kafka-brokers", b.kafka,
 		"--mqtt-client-id", "bridge-" + name, "--mqtt-topic-filter", "bench/" + name + "/#",
 		"--kafka-topic", topic, "--grpc-addr", grpcAddr, "--metrics-addr", "",
 		"--log-level", "warn"}
-	cmd := exec.CommandContext(ctx, b.bridgeBin, append(args, strings.Fields(b.s.bridgeArgs)...)...)
+	// Leading NAME=value words are environment variables for the bridge.
+	var env []string
+	for len(extraArgs) > 0 && !strings.HasPrefix(extraArgs[0], "-") && strings.Contains(extraArgs[0], "=") {
+		env, extraArgs = append(env, extraArgs[0]), extraArgs[1:]
+	}
+	cmd := exec.CommandContext(ctx, b.bridgeBin, append(args, extraArgs...)...)
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		return nil, err
@@ -460,35 +562,87 @@ func (b *bench) report(ceiling, pipe, bridge throughputResult, bridgeLat, pipeLa
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "# Bridge benchmark\n\n")
 	fmt.Fprintf(&sb, "%s, %d cores, %s. One Mosquitto (devstack: persistence on, unlimited in-flight), one single-node Kafka, "+
-		"one publisher (%d paho clients, QoS 1, 512 publishes in flight each), %d readings per run, %d partitions.\n\n",
-		time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), runtime.Version(), b.s.workers, b.s.n, b.s.partitions)
-	fmt.Fprintf(&sb, "| path | readings/s | vs ceiling | vs pipe | CPU per reading (path's processes) | Mosquitto CPU per reading | peak RSS (path's processes) |\n")
+		"one publisher (%d paho clients, QoS 1, 512 publishes in flight each), %d readings per run, %d partitions, "+
+		"%d interleaved rounds per path; each path's median round below.\n\n",
+		time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), runtime.Version(), b.s.workers, b.s.n, b.s.partitions, b.s.rounds)
+	if b.s.bridgeArgs != "" {
+		fmt.Fprintf(&sb, "Bridge flags added: `%s`.\n\n", b.s.bridgeArgs)
+	}
+	fmt.Fprintf(&sb, "| path (median round) | readings/s | vs ceiling | vs pipe | CPU per reading (path's processes) | Mosquitto CPU per reading | peak RSS (path's processes) |\n")
 	fmt.Fprintf(&sb, "|---|---:|---:|---:|---:|---:|---:|\n")
 	row := func(label string, r throughputResult) {
 		fmt.Fprintf(&sb, "| %s | %.0f | %.2f× | %.2f× | %.1f µs | %.1f µs | %.1f MiB |\n", label, r.perSecond(),
-			r.perSecond()/ceiling.perSecond(), r.perSecond()/pipe.perSecond(),
-			float64(r.cpu.Nanoseconds())/1000/float64(r.n), float64(r.mosquitto.Nanoseconds())/1000/float64(r.n),
+			ratio(r.perSecond(), ceiling.perSecond()), ratio(r.perSecond(), pipe.perSecond()),
+			float64(r.cpu.Nanoseconds())/1000/float64(max(r.n, 1)), float64(r.mosquitto.Nanoseconds())/1000/float64(max(r.n, 1)),
 			float64(r.peakRSS)/1024)
 	}
 	row("paho subscriber, ack only (ceiling)", ceiling)
 	row("`mosquitto_sub -q 1 -v \\| kcat -P` (pipe)", pipe)
 	row("**bridge** (ack after Kafka stored it)", bridge)
-	fmt.Fprintf(&sb, "\nEvery round (readings/s): ")
-	for i, r := range b.rounds {
-		if i > 0 {
-			sb.WriteString(", ")
+	for _, v := range b.variants {
+		row(v+" (`"+b.variantArgs(v)+"`)", b.median(v))
+	}
+
+	fmt.Fprintf(&sb, "\nEvery round, in the order run (readings/s; the ratios are within the round):\n\n")
+	fmt.Fprintf(&sb, "| round | order | ceiling | pipe | bridge | bridge/pipe | bridge/ceiling |\n|---:|---|---:|---:|---:|---:|---:|\n")
+	for round := range b.s.rounds {
+		var names []string
+		for _, r := range b.rounds {
+			if r.round == round {
+				names = append(names, r.name)
+			}
 		}
-		fmt.Fprintf(&sb, "%s %.0f", r.name, r.perSecond())
+		c, p, br := b.ofRound("ceiling", round), b.ofRound("pipe", round), b.ofRound("bridge", round)
+		fmt.Fprintf(&sb, "| %d | %s | %.0f | %.0f | %.0f | %.2f× | %.2f× |\n", round+1, strings.Join(names, ", "),
+			c.perSecond(), p.perSecond(), br.perSecond(),
+			ratio(br.perSecond(), p.perSecond()), ratio(br.perSecond(), c.perSecond()))
 	}
-	fmt.Fprintf(&sb, ". Load average (1/5/15 min) at start %s, at end %s.\n", b.loadStart, loadavg())
-	fmt.Fprintf(&sb, "\nTargets: bridge ≥ 1.0× pipe (%s), ≥ 0.8× ceiling (%s).\n\n",
-		verdict(bridge.perSecond() >= pipe.perSecond()), verdict(bridge.perSecond() >= 0.8*ceiling.perSecond()))
-	fmt.Fprintf(&sb, "Publish → stored in Kafka (record LogAppendTime minus publish time in the payload; 1 ms resolution):\n\n")
-	fmt.Fprintf(&sb, "| path | rate | readings | p50 | p99 | max |\n|---|---:|---:|---:|---:|---:|\n")
-	for _, l := range []latencyResult{bridgeLat, pipeLat} {
-		fmt.Fprintf(&sb, "| %s | %.0f/s | %d | %v | %v | %v |\n", l.name, l.rate, l.n, l.p50, l.p99, l.max)
+	for _, v := range b.variants {
+		fmt.Fprintf(&sb, "| %s | ", v)
+		for round := range b.s.rounds {
+			fmt.Fprintf(&sb, "%.0f ", b.ofRound(v, round).perSecond())
+		}
+		fmt.Fprintf(&sb, "| | | %.0f | | |\n", b.median(v).perSecond())
 	}
+	fmt.Fprintf(&sb, "| **median** | | %.0f | %.0f | %.0f | **%.2f×** | **%.2f×** |\n",
+		ceiling.perSecond(), pipe.perSecond(), bridge.perSecond(),
+		ratio(bridge.perSecond(), pipe.perSecond()), ratio(bridge.perSecond(), ceiling.perSecond()))
+	fmt.Fprintf(&sb, "\nLoad average (1/5/15 min) at start %s, at end %s.\n", b.loadStart, loadavg())
+	fmt.Fprintf(&sb, "\nTargets on the medians: bridge ≥ 1.1× pipe (%s), ≥ 0.9× ceiling (%s).\n\n",
+		verdict(bridge.perSecond() >= 1.1*pipe.perSecond()), verdict(bridge.perSecond() >= 0.9*ceiling.perSecond()))
+	if bridgeLat.n == 0 {
+		return sb.String()
+	}
+	fmt.Fprintf(&sb, "Publish → stored in Kafka at %.0f readings/s (record LogAppendTime minus publish time in the payload; 1 ms resolution), "+
+		"median of %d interleaved rounds per path, then every round:\n\n", b.s.rate, b.s.latRounds)
+	fmt.Fprintf(&sb, "| path | rate | readings | p50 | p99 | max | rounds (p50 / p99) |\n|---|---:|---:|---:|---:|---:|---|\n")
+	ms := func(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
+	lats := []latencyResult{bridgeLat, pipeLat}
+	for _, v := range b.variants {
+		lats = append(lats, b.latencyMedian(v))
+	}
+	for _, l := range lats {
+		var each []string
+		for _, r := range b.latRounds {
+			if r.name == l.name {
+				each = append(each, ms(r.p50)+" / "+ms(r.p99))
+			}
+		}
+		fmt.Fprintf(&sb, "| %s | %.0f/s | %d | %s | %s | %s | %s |\n", l.name, l.rate, l.n, ms(l.p50), ms(l.p99), ms(l.max), strings.Join(each, ", "))
+	}
+	fmt.Fprintf(&sb, "\nTarget: bridge p99 ≤ 20 ms at 10,000 readings/s (%s).\n", verdict(bridgeLat.p99 <= 20*time.Millisecond))
 	return sb.String()
+}
+
+// variantArgs returns the flags of the variant path name.
+func (b *bench) variantArgs(name string) string {
+	for _, v := range strings.Split(b.s.variants, ";") {
+		n, args, _ := strings.Cut(strings.TrimSpace(v), "=")
+		if "bridge-"+n == name {
+			return args
+		}
+	}
+	return ""
 }
 
 func verdict(ok bool) string {

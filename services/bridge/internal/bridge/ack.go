@@ -12,7 +12,8 @@ import (
 )
 
 // This file is the ack path: the only code that sends an MQTT PUBACK
-// (settle for forwarded readings, skipReplay for retained replays).
+// (settle for forwarded readings, skipReplay for retained replays, both
+// through puback).
 
 // deliveryLoop consumes the producer's events until Close ends them.
 func (b *Bridge) deliveryLoop(producer *kafka.Producer) {
@@ -48,7 +49,7 @@ func (b *Bridge) settle(r *reading, err error) {
 		b.counters.produced.Add(1)
 		b.latency.Observe(now.Sub(r.sentAt).Seconds())
 		if r.gen == b.gen.Load() {
-			r.msg.Ack() // THE acknowledgement: Kafka has stored this reading.
+			b.puback(r.msg, r.gen) // THE acknowledgement: Kafka has stored this reading.
 			b.counters.acked.Add(1)
 		} else {
 			b.counters.stale.Add(1)
@@ -93,8 +94,20 @@ func (b *Bridge) settle(r *reading, err error) {
 func (b *Bridge) skipReplay(m mqtt.Message, gen uint64) {
 	b.counters.replays.Add(1)
 	if gen == b.gen.Load() {
-		m.Ack() // nothing to store: an earlier copy is already in Kafka.
+		b.puback(m, gen) // nothing to store: an earlier copy is already in Kafka.
 	}
+}
+
+// puback acknowledges m, which came on connection generation gen (the
+// current one: settle and skipReplay check). A QoS 1 message that came on a
+// batched connection gets its PUBACK written to that connection directly
+// (batchedConn.writePuback); anything else goes through paho's m.Ack.
+func (b *Bridge) puback(m mqtt.Message, gen uint64) {
+	if c := b.ackConn.Load(); c != nil && c.gen == gen && m.Qos() == 1 {
+		c.conn.writePuback(m.MessageID())
+		return
+	}
+	m.Ack()
 }
 
 // abandon gives up on a reading without acknowledging it: the broker still
@@ -112,10 +125,14 @@ func (b *Bridge) finish(r *reading, err error) {
 		}
 		r.span.End()
 	}
-	select {
-	case <-b.slots:
-	default:
+	if b.inFlight.Add(-1) < 0 {
 		b.log.Error("in-flight slot released twice", "topic", topicName(r.kmsg))
+	}
+	if b.pumpWaiting.Load() {
+		select {
+		case b.slotFreed <- struct{}{}:
+		default:
+		}
 	}
 }
 

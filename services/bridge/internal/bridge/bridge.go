@@ -72,10 +72,15 @@ type Bridge struct {
 	mqttTLS      *tls.Config
 	mqttPassword string
 
-	// queue hands readings from paho's handler goroutines to the pump.
-	queue chan *reading
-	// slots holds one token per reading produced and not yet settled.
-	slots chan struct{}
+	// inbox hands readings from paho's router goroutine to the pump.
+	inbox *inbox
+	// inFlight counts readings produced and not yet settled; the pump
+	// waits while it is at MaxInFlight.
+	inFlight atomic.Int64
+	// pumpWaiting is true while the pump waits for an in-flight slot;
+	// finish then signals slotFreed.
+	pumpWaiting atomic.Bool
+	slotFreed   chan struct{}
 	// retries carries readings whose delivery failed to the retry loop.
 	retries chan *reading
 	// stopping is closed when Run begins to shut down.
@@ -89,6 +94,9 @@ type Bridge struct {
 	// resumedGen is the generation whose CONNACK said the broker kept the
 	// session (0: none); see onMessage.
 	resumedGen atomic.Uint64
+	// ackConn is the newest batched connection; puback writes the PUBACKs
+	// of its generation's readings to it directly.
+	ackConn    atomic.Pointer[genConn]
 	connected  atomic.Uint64 // successful connections so far
 	mqttUp     atomic.Bool
 	kafkaUp    atomic.Bool
@@ -97,6 +105,8 @@ type Bridge struct {
 	pausedFlag atomic.Bool
 	startedAt  time.Time
 	flushes    atomic.Uint64
+	// gathered counts the readings the pump held back to gather a batch.
+	gathered atomic.Uint64
 
 	pauseMu sync.Mutex
 	wake    chan struct{} // closed and replaced when the paused state changes
@@ -109,11 +119,14 @@ type Bridge struct {
 	lastErrAt time.Time
 }
 
-// reading is one MQTT message on its way through the bridge.
+// reading is one MQTT message on its way through the bridge. Its Kafka
+// record and the record's headers live in the same allocation.
 type reading struct {
 	msg      mqtt.Message
 	gen      uint64
 	kmsg     *kafka.Message
+	record   kafka.Message
+	headers  [maxHeaders]kafka.Header
 	sentAt   time.Time // last Produce call
 	attempts int
 	diverted bool
@@ -148,8 +161,8 @@ func New(cfg Config, opts Options) (*Bridge, error) {
 			Help:    "Time from Produce to Kafka's successful delivery report.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16), // 0.5 ms … 16 s
 		}),
-		queue:     make(chan *reading, cfg.QueueSize),
-		slots:     make(chan struct{}, cfg.MaxInFlight),
+		inbox:     newInbox(cfg.QueueSize),
+		slotFreed: make(chan struct{}, 1),
 		retries:   make(chan *reading, cfg.MaxInFlight),
 		stopping:  make(chan struct{}),
 		fatal:     make(chan error, 1),
@@ -214,6 +227,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 	b.shutdown(client, producer)
 	stopLoops()
 	loops.Wait()
+	b.inbox.wait()
 	// Whatever is still queued in librdkafka is not acknowledged; purging
 	// keeps Close from waiting for a Kafka that may be gone.
 	b.producerMu.Lock()
@@ -223,7 +237,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 	producer.Close()
 	<-deliveryDone
 	b.log.Info("bridge stopped", "received", b.counters.received.Load(), "acked", b.counters.acked.Load(),
-		"in_flight_abandoned", len(b.slots))
+		"in_flight_abandoned", b.inFlight.Load())
 	if errors.Is(runErr, context.Canceled) && ctx.Err() != nil {
 		return nil
 	}
@@ -235,10 +249,10 @@ func (b *Bridge) Run(ctx context.Context) error {
 func (b *Bridge) shutdown(client mqtt.Client, producer *kafka.Producer) {
 	b.stopOnce.Do(func() { close(b.stopping) })
 	deadline := time.Now().Add(b.cfg.ShutdownTimeout)
-	for len(b.slots) > 0 && time.Now().Before(deadline) {
+	for b.inFlight.Load() > 0 && time.Now().Before(deadline) {
 		producer.Flush(100)
 	}
-	if n := len(b.slots); n > 0 {
+	if n := b.inFlight.Load(); n > 0 {
 		b.log.Warn("stopping with deliveries in flight; the broker redelivers them", "in_flight", n)
 	}
 	if client != nil {
@@ -252,8 +266,8 @@ func (b *Bridge) producerConfig() *kafka.ConfigMap {
 	cm := kafka.ConfigMap{
 		"bootstrap.servers":            b.cfg.KafkaBrokers,
 		"client.id":                    "plantlake-bridge-" + b.cfg.ClientID,
-		"linger.ms":                    50, // bigger batches: less Kafka CPU per reading (README)
-		"message.timeout.ms":           0,  // infinite: never fail a record because Kafka is away
+		"linger.ms":                    int(b.cfg.Linger.Milliseconds()), // short; gather.go lengthens batches under load
+		"message.timeout.ms":           0,                                // infinite: never fail a record because Kafka is away
 		"queue.buffering.max.messages": b.cfg.MaxInFlight,
 		"queue.buffering.max.kbytes":   262144, // 256 MiB
 		"message.max.bytes":            producerMessageMaxBytes(b.cfg.MaxPayloadBytes),
@@ -371,7 +385,9 @@ func (b *Bridge) mqttOptions() *mqtt.ClientOptions {
 		SetCleanSession(false).
 		SetStore(discardStore{}).
 		SetAutoAckDisabled(true).
-		SetOrderMatters(false).
+		// The handler never blocks (see inbox), so paho may run it on its
+		// router goroutine instead of starting a goroutine per message.
+		SetOrderMatters(true).
 		SetResumeSubs(false).
 		SetAutoReconnect(true).
 		SetConnectRetry(true).
@@ -402,11 +418,22 @@ func (b *Bridge) onConnectAttempt(_ *url.URL, cfg *tls.Config) *tls.Config {
 // read here is the new connection's.
 func (b *Bridge) openConn(uri *url.URL, opts mqtt.ClientOptions) (net.Conn, error) {
 	gen := b.gen.Load()
-	return openBatchedConn(uri, opts, func(sessionPresent bool) {
+	conn, err := openBatchedConn(uri, opts, func(sessionPresent bool) {
 		if sessionPresent {
 			b.resumedGen.Store(gen)
 		}
 	})
+	if err != nil {
+		return nil, err
+	}
+	b.ackConn.Store(&genConn{gen: gen, conn: conn})
+	return conn, nil
+}
+
+// genConn is a batched MQTT connection and its generation.
+type genConn struct {
+	gen  uint64
+	conn *batchedConn
 }
 
 // onConnect subscribes (again) on every connection, so that a filter added
@@ -464,8 +491,9 @@ func (b *Bridge) onConnectionLost(_ mqtt.Client, err error) {
 	b.log.Warn("MQTT connection lost; paho reconnects", "err", err)
 }
 
-// onMessage is paho's handler. It runs in a goroutine of its own per
-// message, so blocking on a full queue holds back only this reading.
+// onMessage is paho's handler. It runs on paho's router goroutine and never
+// blocks: the reading goes to the inbox (see inbox for what happens when it
+// is full).
 //
 // A message with RETAIN set and DUP clear on a connection that resumed its
 // session is a replay: MQTT 3.1.1 (3.3.1.3) sets RETAIN towards a client
@@ -482,24 +510,26 @@ func (b *Bridge) onMessage(_ mqtt.Client, m mqtt.Message) {
 		b.skipReplay(m, gen)
 		return
 	}
+	if b.isStopping() {
+		return // not acknowledged: the broker redelivers it
+	}
 	r := &reading{msg: m, gen: gen}
 	b.counters.received.Add(1)
-	select {
-	case b.queue <- r:
-	case <-b.stopping: // not acknowledged: the broker redelivers it
-	}
+	b.inbox.put(r, b.stopping)
 }
 
-// pump takes readings from the queue and produces them, until ctx ends or
-// a fatal producer error. While paused it leaves the queue alone.
+// pump takes readings from the inbox, a batch at a time, and produces them,
+// until ctx ends or a fatal producer error. While the queue is deep it
+// gathers readings first (gather.go). While paused it leaves the inbox
+// alone; a batch taken before a pause is put back where it stops.
 func (b *Bridge) pump(ctx context.Context, producer *kafka.Producer) error {
 	for {
 		b.pauseMu.Lock()
 		paused, wake := b.pausedFlag.Load(), b.wake
 		b.pauseMu.Unlock()
-		in := b.queue
+		ready := b.inbox.ready
 		if paused {
-			in = nil
+			ready = nil
 		}
 		select {
 		case <-ctx.Done():
@@ -507,7 +537,18 @@ func (b *Bridge) pump(ctx context.Context, producer *kafka.Producer) error {
 		case err := <-b.fatal:
 			return err
 		case <-wake:
-		case r := <-in:
+			continue
+		case <-ready:
+		}
+		if err := b.gather(ctx, wake); err != nil {
+			return err
+		}
+		batch := b.inbox.take()
+		for i, r := range batch {
+			if b.pausedFlag.Load() {
+				b.inbox.putBack(batch[i:])
+				break
+			}
 			if err := b.forward(ctx, producer, r); err != nil {
 				return err
 			}
@@ -523,11 +564,7 @@ func (b *Bridge) forward(ctx context.Context, producer *kafka.Producer, r *readi
 		b.counters.stale.Add(1)
 		return nil
 	}
-	select {
-	case b.slots <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
-	case err := <-b.fatal:
+	if err := b.acquireSlot(ctx); err != nil {
 		return err
 	}
 	b.start(r)
@@ -535,10 +572,37 @@ func (b *Bridge) forward(ctx context.Context, producer *kafka.Producer, r *readi
 	return nil
 }
 
+// acquireSlot takes an in-flight slot, waiting while all MaxInFlight are
+// taken. finish releases it.
+func (b *Bridge) acquireSlot(ctx context.Context) error {
+	limit := int64(b.cfg.MaxInFlight)
+	for b.inFlight.Load() >= limit {
+		b.pumpWaiting.Store(true)
+		// finish stores inFlight before it reads pumpWaiting: a slot freed
+		// after this check finds pumpWaiting set and signals slotFreed.
+		if b.inFlight.Load() < limit {
+			b.pumpWaiting.Store(false)
+			break
+		}
+		select {
+		case <-b.slotFreed:
+		case <-ctx.Done():
+			b.pumpWaiting.Store(false)
+			return ctx.Err()
+		case err := <-b.fatal:
+			b.pumpWaiting.Store(false)
+			return err
+		}
+		b.pumpWaiting.Store(false)
+	}
+	b.inFlight.Add(1)
+	return nil
+}
+
 // start builds the Kafka record for a reading and, for a sampled one,
 // starts its span and writes the traceparent header.
 func (b *Bridge) start(r *reading) {
-	kmsg, oversized := b.mapper.record(inbound{
+	kmsg, oversized := b.mapper.recordInto(&r.record, r.headers[:0], inbound{
 		topic:    r.msg.Topic(),
 		qos:      r.msg.Qos(),
 		retained: r.msg.Retained(),
@@ -694,8 +758,8 @@ func (b *Bridge) Status() Status {
 		KafkaReachable:  b.kafkaUp.Load(),
 		Paused:          b.pausedFlag.Load(),
 		Subscriptions:   b.cfg.subscribeFilters(),
-		InFlight:        len(b.slots),
-		Queued:          len(b.queue),
+		InFlight:        int(b.inFlight.Load()),
+		Queued:          b.inbox.len(),
 		Received:        s.received,
 		Produced:        s.produced,
 		Acked:           s.acked,

@@ -19,6 +19,9 @@ const (
 	DefaultTraceSampleRatio = 0.001
 	DefaultQueueSize        = 4096
 	DefaultMaxInFlight      = 50000
+	DefaultLinger           = 5 * time.Millisecond
+	DefaultDeepLinger       = 45 * time.Millisecond
+	DefaultDeepQueue        = 1000
 	DefaultKafkaPartitions  = 6
 	DefaultShutdownTimeout  = 15 * time.Second
 	DefaultKeepAlive        = 10 * time.Second
@@ -106,6 +109,17 @@ type Config struct {
 	MaxInFlight int
 	// ShutdownTimeout bounds how long a stop waits for in-flight deliveries.
 	ShutdownTimeout time.Duration
+
+	// Linger is librdkafka's linger.ms, how long a batch waits to fill in
+	// the producer; --kafka-config linger.ms overrides it.
+	Linger time.Duration
+	// DeepLinger is how long the bridge gathers readings before it
+	// produces them while the queue is deep (see gather.go); 0 never
+	// gathers.
+	DeepLinger time.Duration
+	// DeepQueue is the number of readings waiting in the bridge (not yet
+	// produced, or produced and not yet stored) from which the queue is deep.
+	DeepQueue int
 }
 
 // DefaultConfig returns a Config with every default filled in except the
@@ -125,6 +139,9 @@ func DefaultConfig() Config {
 		QueueSize:        DefaultQueueSize,
 		MaxInFlight:      DefaultMaxInFlight,
 		ShutdownTimeout:  DefaultShutdownTimeout,
+		Linger:           DefaultLinger,
+		DeepLinger:       DefaultDeepLinger,
+		DeepQueue:        DefaultDeepQueue,
 	}
 }
 
@@ -153,6 +170,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: --trace-sample-ratio %v is outside [0, 1]", ErrInvalidConfig, c.TraceSampleRatio)
 	case c.QueueSize < 1 || c.MaxInFlight < 1:
 		return fmt.Errorf("%w: queue size and max in-flight must be positive", ErrInvalidConfig)
+	case c.Linger < 0 || c.DeepLinger < 0 || c.DeepQueue < 1:
+		return fmt.Errorf("%w: --linger and --deep-linger must not be negative, --deep-queue must be positive", ErrInvalidConfig)
 	case c.ShutdownTimeout <= 0 || c.KeepAlive <= 0:
 		return fmt.Errorf("%w: shutdown timeout and keep-alive must be positive", ErrInvalidConfig)
 	}

@@ -4,7 +4,7 @@
 // off, manual acks) and an idempotent Kafka producer (acks=all). Each reading
 // travels this way:
 //
-//	paho handler goroutine ──► bounded handoff queue ──► pump: map + Produce
+//	paho router goroutine ──► inbox ──► pump: map + Produce (gathering while deep)
 //	                                                         │
 //	MQTT PUBACK ◄── settle (ack.go) ◄── delivery report ◄────┘
 //
@@ -13,13 +13,22 @@
 // produce failed is produced again (or, if the MQTT connection it came on is
 // gone, left for the broker to redeliver); it is never acknowledged without a
 // stored record, so no component failure loses it. Duplicates are possible
-// (at least once): downstream stages remove them.
+// (at least once): downstream stages remove them. On a batched connection
+// (conn.go) settle writes the 4-byte PUBACK to the connection itself rather
+// than through paho's Ack, which costs a packet, a formatted store key and a
+// channel send per reading.
 //
-// Backpressure: paho runs each handler in its own goroutine
-// (SetOrderMatters(false)), so a full queue blocks only that goroutine, never
-// paho's reader or its keep-alive. The number of unacknowledged readings is
-// bounded by the broker's max_inflight_messages for the session; beyond it
-// Mosquitto queues readings in the session until the bridge acknowledges.
+// Backpressure: paho runs the handler on its router goroutine
+// (SetOrderMatters(true)), and the handler never blocks: it appends the
+// reading to the inbox, and when the inbox is full the reading waits in a
+// goroutine of its own, so paho's reader and its keep-alive never stop. The
+// number of unacknowledged readings is bounded by the broker's
+// max_inflight_messages for the session; beyond it Mosquitto queues readings
+// in the session until the bridge acknowledges.
+//
+// Batching adapts to load (gather.go): the producer's linger is short, and
+// while many readings wait the pump gathers them before producing, so that
+// batches grow when the machine is busy and stay small and quick when not.
 //
 // Acks do not cross reconnects (paho.mqtt.golang#505): every connection
 // attempt starts a new generation, and a reading from an older generation is

@@ -36,7 +36,14 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		"largest payload forwarded whole; a larger one is cut so its whole record fits in this many bytes and goes to the oversized topic")
 	fs.Float64Var(&c.TraceSampleRatio, "trace-sample-ratio", c.TraceSampleRatio,
 		"fraction of readings that get a span and a W3C traceparent header (0 … 1)")
-	fs.IntVar(&c.QueueSize, "queue-size", c.QueueSize, "capacity of the handoff queue between the MQTT handlers and the producer")
+	fs.IntVar(&c.QueueSize, "queue-size", c.QueueSize,
+		"readings the handoff queue between the MQTT handler and the producer holds; beyond it each waits in a goroutine of its own")
+	fs.DurationVar(&c.Linger, "linger", c.Linger,
+		"librdkafka's linger.ms: how long a batch waits to fill in the producer (--kafka-config linger.ms wins)")
+	fs.DurationVar(&c.DeepLinger, "deep-linger", c.DeepLinger,
+		"while at least --deep-queue readings wait, gather readings this long before producing them (bigger batches, less Kafka CPU per reading); 0: never")
+	fs.IntVar(&c.DeepQueue, "deep-queue", c.DeepQueue,
+		"readings waiting in the bridge (not yet produced, or produced and not yet stored) from which it gathers for --deep-linger")
 	fs.IntVar(&c.MaxInFlight, "max-in-flight", c.MaxInFlight,
 		"readings produced to Kafka and not yet acknowledged, at most (also librdkafka's queue.buffering.max.messages)")
 }

@@ -78,6 +78,10 @@ type mapper struct {
 	// the brokers last reported them; a record a topic would refuse is
 	// diverted before it is produced. Replaced whole, read by the pump.
 	topicLimits atomic.Pointer[map[string]int]
+	// tsMs and tsText cache the bridge_ts_ms header value (read-only once
+	// made) of the current millisecond; see recordInto.
+	tsMs   int64
+	tsText []byte
 }
 
 // setTopicLimits records the topics' max.message.bytes.
@@ -126,18 +130,34 @@ func (m *mapper) topicFor(mqttTopic string) *string {
 // overhead included) fits in maxPayload bytes, with the original size in the
 // oversized_bytes header. oversized tells the caller which happened.
 func (m *mapper) record(in inbound, now time.Time) (msg *kafka.Message, oversized bool) {
+	return m.recordInto(new(kafka.Message), make([]kafka.Header, 0, maxHeaders), in, now)
+}
+
+// maxHeaders is the most headers a record gets: the five MQTT ones,
+// oversized_bytes and traceparent.
+const maxHeaders = 7
+
+// recordInto is record writing into msg, with the headers appended to
+// headers (give it room for maxHeaders so that nothing is allocated). The
+// bridge_ts_ms text is shared by the records of one millisecond, so only
+// one goroutine may call it (the pump).
+func (m *mapper) recordInto(msg *kafka.Message, headers []kafka.Header, in inbound, now time.Time) (*kafka.Message, bool) {
 	key := []byte(in.topic)
 	qos := in.qos
 	if qos > 2 {
 		qos = 2
 	}
-	headers := make([]kafka.Header, 5, 7)
-	headers[0] = kafka.Header{Key: HeaderMQTTTopic, Value: key}
-	headers[1] = kafka.Header{Key: HeaderMQTTQoS, Value: textQoS[qos]}
-	headers[2] = kafka.Header{Key: HeaderMQTTRetain, Value: boolText(in.retained)}
-	headers[3] = kafka.Header{Key: HeaderMQTTDup, Value: boolText(in.dup)}
-	headers[4] = kafka.Header{Key: HeaderBridgeTSMs, Value: strconv.AppendInt(nil, now.UnixMilli(), 10)}
-	msg = &kafka.Message{
+	if ms := now.UnixMilli(); ms != m.tsMs || m.tsText == nil {
+		m.tsMs, m.tsText = ms, strconv.AppendInt(nil, ms, 10)
+	}
+	headers = append(headers,
+		kafka.Header{Key: HeaderMQTTTopic, Value: key},
+		kafka.Header{Key: HeaderMQTTQoS, Value: textQoS[qos]},
+		kafka.Header{Key: HeaderMQTTRetain, Value: boolText(in.retained)},
+		kafka.Header{Key: HeaderMQTTDup, Value: boolText(in.dup)},
+		kafka.Header{Key: HeaderBridgeTSMs, Value: m.tsText},
+	)
+	*msg = kafka.Message{
 		TopicPartition: kafka.TopicPartition{Topic: m.topicFor(in.topic), Partition: kafka.PartitionAny},
 		Key:            key,
 		Value:          in.payload,
