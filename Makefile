@@ -1,7 +1,8 @@
 # plantlake — make up | down | test | lint | proto | bench
 #
 # Every target runs on a fresh Debian machine: `make test` and `make up` install what is missing
-# (Mosquitto from Debian, Kafka from its Maven Central jars, a Python venv with deltalake) through
+# (Mosquitto from Debian, Kafka from its Maven Central jars, a Python venv with deltalake, Jaeger
+# built from its Go module) through
 # devstack/cmd/plantlake-dev. Builds and tests stay within the machine's 2 cores.
 
 SHELL := /bin/bash

@@ -330,6 +330,7 @@ type InstallReport struct {
 	KcatErr   error  // why kcat is missing, if it is
 	Azurite   string // azurite-blob program (npm), for the Azure store's tests
 	Moto      string // moto_server program (PyPI), for the S3 store's tests
+	Jaeger    string // Jaeger binary built from its Go module, for make up and the trace tests
 }
 
 // InstallAll installs everything the tests and `make up` need. kcat is
@@ -355,6 +356,11 @@ func InstallAll(ctx context.Context, log *slog.Logger) (InstallReport, error) {
 		return r, err
 	}
 	if r.Moto, err = MotoPath(ctx, log); err != nil {
+		return r, err
+	}
+	// A cold build of Jaeger takes minutes: here it happens once, before any
+	// test's timeout runs.
+	if r.Jaeger, err = JaegerBinary(ctx, log); err != nil {
 		return r, err
 	}
 	return r, nil

@@ -2,7 +2,7 @@
 // (Mosquitto and a single-node KRaft Kafka) for `make up`, `make down` and
 // `make test`.
 //
-//	plantlake-dev install                 install Mosquitto, kcat, Kafka jars, the Python venv
+//	plantlake-dev install                 install Mosquitto, kcat, Kafka jars, the Python venv, Jaeger
 //	plantlake-dev up     [--dir .plantlake] start Mosquitto on 1883 and Kafka on 9092 as daemons
 //	plantlake-dev down   [--dir .plantlake] stop them (SIGTERM, then SIGKILL after a deadline)
 //	plantlake-dev status [--dir .plantlake] say what runs where
@@ -41,7 +41,7 @@ func main() {
 const usage = `usage: plantlake-dev <command> [flags]
 
 commands:
-  install   install Mosquitto, kcat, the Kafka jars and the Python venv if missing
+  install   install Mosquitto, kcat, the Kafka jars, the Python venv and Jaeger if missing
   up        start Mosquitto and Kafka as daemons and create the pipeline topics
   down      stop the daemons started by up
   status    show whether the daemons run and where
@@ -160,6 +160,7 @@ func install(ctx context.Context, log *slog.Logger, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "python:     %s (deltalake %s, pyarrow %s)\n", r.Python, devstack.DeltalakeVersion, devstack.PyarrowVersion)
 	fmt.Fprintf(stdout, "azurite:    %s (azurite %s, Azure Blob emulator)\n", r.Azurite, devstack.AzuriteVersion)
 	fmt.Fprintf(stdout, "moto:       %s (moto %s, S3 server)\n", r.Moto, devstack.MotoVersion)
+	fmt.Fprintf(stdout, "jaeger:     %s (Jaeger %s, from its Go module)\n", r.Jaeger, devstack.JaegerModuleVersion)
 	if r.KcatErr != nil {
 		fmt.Fprintf(stdout, "kcat:       not installed (%v); only the bridge benchmark's baseline needs it\n", r.KcatErr)
 	} else {
