@@ -65,6 +65,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	saturation := fs.Int64("saturation", 600_000, "readings the ceiling and the bridge-alone runs publish")
 	freshRate := fs.Float64("fresh-rate", 10_000, "readings per second of the freshness runs")
 	freshFor := fs.Duration("fresh-for", time.Minute, "how long each freshness run publishes")
+	freshOnly := fs.Bool("fresh-only", false, "run only the two freshness runs (to compare settings)")
 	fast := fs.String("fast", "ingest --batch-max-age 100ms; deserialize --batch-max-age 50ms; merge --batch-max-age 100ms",
 		"settings of the second freshness run: service flags..., separated by ';' (empty: no second run)")
 	if err := fs.Parse(args); err != nil {
@@ -115,7 +116,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	rep, err := e2ebench.Run(ctx, e2ebench.Config{Dir: *dir, SaturationCount: *saturation, Probe: *probe, Probes: *probes,
-		Hold: *hold, Self: self, FreshRate: *freshRate, FreshFor: *freshFor, Fast: fastArgs, Log: log})
+		Hold: *hold, Self: self, FreshOnly: *freshOnly, FreshRate: *freshRate, FreshFor: *freshFor, Fast: fastArgs, Log: log})
 	if rep != nil {
 		rep.Quick = *quick
 	}

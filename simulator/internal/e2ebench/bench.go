@@ -53,6 +53,9 @@ type Config struct {
 	// Self is a program that runs CeilingSubscriber when its arguments are
 	// "ceiling-sub BROKER COUNT" (the benchmark's command).
 	Self string
+	// FreshOnly runs the freshness runs alone (no ceiling, bridge alone,
+	// probes or hold).
+	FreshOnly bool
 	// Log receives progress.
 	Log *slog.Logger
 }
@@ -66,7 +69,9 @@ type Cost struct {
 
 // Probe is one run at a fixed rate through the whole pipeline.
 type Probe struct {
-	// Rate is the rate asked for; Achieved what the publishers reached.
+	// Rate is the rate asked for; Achieved what the publishers reached
+	// (published readings over the time from the first due one to the last
+	// ack).
 	Rate, Achieved float64
 	// Published is how many readings were published.
 	Published int64
@@ -130,6 +135,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	rep := &Report{Start: time.Now(), LoadStart: loadAverage(), HoldFor: cfg.Hold}
 	log := cfg.Log
+
+	if cfg.FreshOnly {
+		return rep, freshOnly(ctx, cfg, rep)
+	}
 
 	// 1. The bare MQTT ceiling.
 	log.Info("ceiling: paho QoS 1 publisher -> Mosquitto -> ack-only paho subscriber", "readings", cfg.SaturationCount)
@@ -203,26 +212,61 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	st.Close()
 
-	// 4. Freshness with shorter batches.
+	if err := fastFreshness(ctx, cfg, rep); err != nil {
+		return nil, err
+	}
+	rep.LoadEnd = loadAverage()
+	return rep, nil
+}
+
+// freshOnly measures freshness with the defaults and with cfg.Fast.
+func freshOnly(ctx context.Context, cfg Config, rep *Report) error {
+	st, err := devstack.StartStack(ctx, devstack.StackConfig{Dir: filepath.Join(cfg.Dir, "defaults")})
+	if err != nil {
+		return fmt.Errorf("start the stack: %w", err)
+	}
+	defer st.Close()
+	p, err := newPipeline(st)
+	if err != nil {
+		return err
+	}
+	defer p.close()
+	if rep.Fresh, err = p.freshness(ctx, cfg, "defaults"); err != nil {
+		return err
+	}
+	cfg.Log.Info("freshness (defaults)", "p50", rep.Fresh.F.Total.P50, "p99", rep.Fresh.F.Total.P99, "max", rep.Fresh.F.Total.Max)
+	if rep.PeakRSS, err = p.stop(); err != nil {
+		return err
+	}
+	st.Close()
+	if err := fastFreshness(ctx, cfg, rep); err != nil {
+		return err
+	}
+	rep.LoadEnd = loadAverage()
+	return nil
+}
+
+// fastFreshness measures freshness with cfg.Fast's settings on a stack of
+// its own.
+func fastFreshness(ctx context.Context, cfg Config, rep *Report) error {
+	log := cfg.Log
 	if len(cfg.Fast) > 0 {
 		fst, err := devstack.StartStack(ctx, devstack.StackConfig{Dir: filepath.Join(cfg.Dir, "fast"), Args: cfg.Fast})
 		if err != nil {
-			return nil, fmt.Errorf("start the fast stack: %w", err)
+			return fmt.Errorf("start the fast stack: %w", err)
 		}
 		defer fst.Close()
 		fp, err := newPipeline(fst)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		defer fp.close()
 		if rep.Fast, err = fp.freshness(ctx, cfg, settingsText(cfg.Fast)); err != nil {
-			return nil, err
+			return err
 		}
 		log.Info("freshness (fast)", "p50", rep.Fast.F.Total.P50, "p99", rep.Fast.F.Total.P99, "max", rep.Fast.F.Total.Max)
-		fst.Close()
 	}
-	rep.LoadEnd = loadAverage()
-	return rep, nil
+	return nil
 }
 
 func settingsText(args map[string][]string) string {
@@ -462,11 +506,12 @@ func (p *pipeline) probe(ctx context.Context, rate float64, d time.Duration) (Pr
 		return pr, err
 	}
 	type sample struct {
+		hop string
 		at  time.Time
 		age time.Duration
 	}
 	var mu sync.Mutex
-	var mergeAges []sample
+	var samples []sample
 	sctx, stopSampling := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -483,12 +528,8 @@ func (p *pipeline) probe(ctx context.Context, rate float64, d time.Duration) (Pr
 				if err != nil || s.GetStatus().GetNewestDataAge() == nil {
 					continue
 				}
-				age := s.GetStatus().GetNewestDataAge().AsDuration()
 				mu.Lock()
-				pr.MaxAge[h] = max(pr.MaxAge[h], age)
-				if h == "merge" {
-					mergeAges = append(mergeAges, sample{time.Now(), age})
-				}
+				samples = append(samples, sample{h, time.Now(), s.GetStatus().GetNewestDataAge().AsDuration()})
 				mu.Unlock()
 			}
 		}
@@ -504,7 +545,7 @@ func (p *pipeline) probe(ctx context.Context, rate float64, d time.Duration) (Pr
 		wg.Wait()
 		return pr, fmt.Errorf("probe at %v/s: publish: %w", rate, err)
 	}
-	pr.Published, pr.Achieved = sum.Published, float64(sum.Published)/d.Seconds()
+	pr.Published, pr.Achieved = sum.Published, sum.Rate()
 	pr.Drain = -1
 	for time.Since(lastPublish) < maxDrain+20*time.Second {
 		n, err := p.goldRows(ctx)
@@ -525,11 +566,15 @@ func (p *pipeline) probe(ctx context.Context, rate float64, d time.Duration) (Pr
 		return pr, err
 	}
 	pr.Load = loadAverage()
-	// Gold's age over the publishing time, without the first 5 s of warm-up.
+	// The hops' data ages over the publishing time, without the first 5 s
+	// (the age of the data before the probe).
 	var ages []time.Duration
-	for _, s := range mergeAges {
-		if s.at.Before(lastPublish) && s.at.After(lastPublish.Add(-d+5*time.Second)) {
-			ages = append(ages, s.age)
+	for _, s := range samples {
+		if s.at.Before(lastPublish) && s.at.After(pr.Start.Add(5*time.Second)) {
+			pr.MaxAge[s.hop] = max(pr.MaxAge[s.hop], s.age)
+			if s.hop == "merge" {
+				ages = append(ages, s.age)
+			}
 		}
 	}
 	if n := len(ages) / 3; n > 0 {
