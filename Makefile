@@ -8,7 +8,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 
 # Modules of go.work, in test order: libraries first, then the services.
-MODULES := proto servicekit delta devstack pipeline services/catalog services/bridge services/ingest services/deserialize services/merge simulator deploy/compose
+MODULES := proto servicekit delta devstack pipeline services/catalog services/bridge services/ingest services/deserialize services/merge simulator deploy/compose bench/peers
 # Where `make up` keeps its data, pid files and logs (kept between runs).
 STACK_DIR ?= $(CURDIR)/.plantlake
 # Per-package timeout of `go test`; the long integration suites stay well inside it.
@@ -24,7 +24,8 @@ all: lint test
 install:
 	go run ./devstack/cmd/plantlake-dev install
 
-## up: start Mosquitto, Kafka and every service in the background (WAREHOUSE=s3://... or abfss://... for an object store)
+## up: start Mosquitto, Kafka, Jaeger, every service and the simulator in the background (WAREHOUSE=s3://... or
+## abfss://... for an object store; SIM_RATE=readings/s, 0: no simulator; TRACE_SAMPLE_RATIO=the bridge's share traced)
 up:
 	WAREHOUSE="$(WAREHOUSE)" scripts/up.sh "$(STACK_DIR)"
 

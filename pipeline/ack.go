@@ -28,8 +28,11 @@ type pendingCommit[D any] struct {
 	cut    Cut
 	links  int
 	span   trace.Span
-	start  time.Time
-	done   chan commitResult
+	// records are the spans of the batch's sampled records, ended with
+	// the commit's outcome.
+	records []trace.Span
+	start   time.Time
+	done    chan commitResult
 }
 
 type commitResult struct {
@@ -51,7 +54,7 @@ func (r *Runner[D]) closeBatch(ctx context.Context, reason string) *pendingCommi
 	r.batchStart = time.Time{}
 	ctx, p.span = r.tracer.Start(ctx, r.cfg.Name+".commit",
 		trace.WithSpanKind(trace.SpanKindInternal),
-		trace.WithLinks(r.links...),
+		trace.WithLinks(batchLinks(r.links)...),
 		trace.WithAttributes(
 			attribute.String("plantlake.table", r.cfg.Target),
 			attribute.String("plantlake.batch.reason", reason),
@@ -59,6 +62,7 @@ func (r *Runner[D]) closeBatch(ctx context.Context, reason string) *pendingCommi
 			attribute.Int("plantlake.batch.txns", len(p.cut.Txns)),
 			attribute.Int64("plantlake.batch.read_version", r.readVersion),
 		))
+	p.records = r.startRecordSpans(p.span, r.links)
 	p.links = len(r.links)
 	r.links = r.links[:0]
 	p.start = time.Now()
@@ -99,12 +103,14 @@ func (r *Runner[D]) finish(p *pendingCommit[D]) (Committed, error) {
 		r.totals.rowsDropped += int64(p.rows)
 		p.span.RecordError(res.err)
 		p.span.SetStatus(codes.Error, outcome)
+		endRecordSpans(p.records, -1, res.err)
 		r.log.Warn("batch dropped", "reason", p.reason, "outcome", outcome, "rows", p.rows, "read_version", r.readVersion, "err", res.err)
 		r.ReportError(res.err)
 		return Committed{}, fmt.Errorf("commit %d rows (%s): %w", p.rows, p.reason, res.err)
 	}
 	c := res.res
 	p.span.SetAttributes(attribute.Int64("plantlake.table.version", c.Version), attribute.Int("plantlake.batch.files", c.Files))
+	endRecordSpans(p.records, c.Version, nil)
 
 	r.src.Ack(r.runCtx, p.cut, c)
 

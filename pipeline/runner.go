@@ -25,7 +25,10 @@ type Config struct {
 	BatchMaxAge   time.Duration
 	// RunOnce makes Run return once the source is Done and its batch committed.
 	RunOnce bool
-	// MaxLinks caps the span links (one per sampled record) on a commit's span.
+	// MaxLinks caps the sampled records traced per batch: each gets a span
+	// in its own trace linked to the batch's commit span, and the commit
+	// span links back to it; records past the cap are not traced, so that
+	// a sample rate of 1 cannot grow a batch's spans without bound.
 	MaxLinks int
 	// ShutdownTimeout bounds the final commit when the context ends.
 	ShutdownTimeout time.Duration
@@ -63,7 +66,7 @@ type Runner[D any] struct {
 	// Owned by the Run goroutine.
 	readVersion int64
 	batchStart  time.Time
-	links       []trace.Link
+	links       []sampled
 	paused      bool
 	runCtx      context.Context
 	now         time.Time
@@ -294,7 +297,7 @@ func (h host[D]) ReportError(err error) { h.r.ReportError(err) }
 func (h host[D]) ReportOK()             { h.r.reportOK() }
 func (h host[D]) Full() bool            { return h.r.Full() }
 func (h host[D]) Link(l trace.Link) {
-	if len(h.r.links) < h.r.cfg.MaxLinks {
-		h.r.links = append(h.r.links, l)
+	if len(h.r.links) < h.r.cfg.MaxLinks && l.SpanContext.IsValid() {
+		h.r.links = append(h.r.links, sampled{link: l, at: time.Now()})
 	}
 }

@@ -126,8 +126,11 @@ type Host interface {
 	// Full reports whether the batch must close now (its row or byte
 	// bound is reached); a source checks it after each record it appends.
 	Full() bool
-	// Link links the next commit's span to a sampled record's span (up to
-	// the runner's MaxLinks per commit).
+	// Link records a sampled record of the batch being built (l names the
+	// span that started its trace; l's attributes describe the record): when
+	// the batch closes, the record gets a span in its own trace linked to
+	// the batch's commit span, which links back (up to the runner's
+	// MaxLinks records per batch; the rest are not traced).
 	Link(l trace.Link)
 }
 

@@ -45,21 +45,25 @@ echo "=== bench-peers deserialize vs Spark local[1] ($want)"
 cat "$out/deserialize.md"
 
 echo "=== bench-peers ingest vs kafka-delta-ingest"
-if [[ -z "${KDI:-}" ]]; then
+if [[ -z "${KDI:-}" || ! -x "${KDI:-}" ]]; then
+  if [[ -n "${KDI:-}" ]]; then
+    echo "bench-peers: KDI=$KDI is not an executable file" >&2
+  fi
   cat <<'MSG'
-bench-peers: KDI is not set, so kafka-delta-ingest is not measured. To build its binary (it is not in
-the Rust crate registry; never copy its code into plantlake):
-  1. fetch its public repository (github.com/delta-io/kafka-delta-ingest) at a commit you record;
-  2. it has no Cargo.lock: run `cargo generate-lockfile` and keep the lock file you resolved;
-  3. `cargo build --release --features s3` (it refuses to build without `s3` or `azure`; Debian's
-     librdkafka is too old to link dynamically, so the bundled one is built: about 21 minutes on
-     2 cores);
-  4. make bench-peers KDI=/path/to/target/release/kafka-delta-ingest
+bench-peers: kafka-delta-ingest is not measured (KDI=path-to-its-binary is not set). To build it (it is
+not in the Rust crate registry; never copy its code into plantlake):
+  1. fetch its public repository, github.com/delta-io/kafka-delta-ingest (the commit the pinned lock
+     was resolved for is in bench/peers/kdi/COMMIT);
+  2. scripts/build-kdi.sh SOURCE   (SOURCE: its source folder or bare git dir) copies the pinned
+     bench/peers/kdi/Cargo.lock in (the repository has none) and runs
+     `nice -n 19 cargo build --release --locked --features s3` (it refuses to build without s3 or
+     azure; Debian's librdkafka is too old to link dynamically, so the bundled one is built: about
+     21 minutes on 2 cores); it prints the binary's path;
+  3. make bench-peers KDI=/path/to/target/release/kafka-delta-ingest
 MSG
-elif [[ ! -x "$KDI" ]]; then
-  echo "bench-peers: KDI=$KDI is not an executable file" >&2
-  exit 1
+  if [[ -n "${KDI:-}" ]]; then exit 1; fi
 else
-  echo "bench-peers: the kafka-delta-ingest run beside ingest is not wired yet (issue 17, item 5); $KDI not measured" >&2
-  exit 1
+  kdi_commit=""
+  if [[ -f "$KDI.commit" ]]; then kdi_commit=$(cat "$KDI.commit"); fi
+  (cd bench/peers && go run . -kdi "$(realpath "$KDI")" -kdi-commit "$kdi_commit" -out "$out/peers.md")
 fi

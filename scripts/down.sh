@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# down.sh stops what up.sh started: the services first (SIGTERM, so each finishes or abandons its
-# batch cleanly), then the brokers. Data stays. Usage: scripts/down.sh [stack-dir]
+# down.sh stops what up.sh started: the simulator, the services (SIGTERM, so each finishes or
+# abandons its batch cleanly), Jaeger (its traces are in memory: gone), then the brokers. Data stays.
+# Usage: scripts/down.sh [stack-dir]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${1:-.plantlake}
-for name in merge deserialize ingest bridge catalog; do
+for name in sim merge deserialize ingest bridge catalog jaeger; do
   pidfile="$dir/run/$name.pid"
+  [ "$name" = jaeger ] && pidfile="$dir/jaeger/jaeger.pid"
   [ -f "$pidfile" ] || continue
   pid=$(cat "$pidfile")
   if kill -0 "$pid" 2>/dev/null; then

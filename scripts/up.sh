@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# up.sh starts the local plantlake stack: Mosquitto and Kafka (through devstack's plantlake-dev),
-# then every service that exists so far, each in the background with a pid file and a log under
-# the stack folder. Data stays there between runs. Usage: scripts/up.sh [stack-dir]
+# up.sh starts the local plantlake stack: Mosquitto, Kafka and Jaeger (through devstack's
+# plantlake-dev), then every service, each in the background with a pid file and a log under the
+# stack folder, exporting its traces to that Jaeger, and last the sensor simulator at a gentle rate.
+# Data stays there between runs. Usage: scripts/up.sh [stack-dir]
+# SIM_RATE (readings/s, default 10; 0: no simulator) and TRACE_SAMPLE_RATIO (the bridge's share of
+# traced readings, default 0.05) tune it; OTEL_EXPORTER_OTLP_ENDPOINT set beforehand sends the
+# traces elsewhere.
 # WAREHOUSE=<uri> puts the tables elsewhere: a folder, s3://bucket/prefix or abfss://... (credentials
 # and endpoints from the environment, as delta/storage/s3store and azstore read them).
 set -euo pipefail
@@ -14,10 +18,23 @@ case "$warehouse" in *://*) ;; *) mkdir -p "$warehouse" ;; esac
 
 go run ./devstack/cmd/plantlake-dev up --dir "$dir"
 
+# alive <pidfile>: the pid file names a live process.
+alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+# Jaeger, built from its Go module on first use (a cold build takes minutes; cached after).
+if alive "$dir/jaeger/jaeger.pid"; then
+  echo "jaeger already running (pid $(cat "$dir/jaeger/jaeger.pid"))"
+else
+  go run ./devstack/cmd/plantlake-dev jaeger --dir "$dir"
+fi
+export OTEL_EXPORTER_OTLP_ENDPOINT=${OTEL_EXPORTER_OTLP_ENDPOINT:-http://127.0.0.1:4317}
+sim_rate=${SIM_RATE:-10}
+sample_ratio=${TRACE_SAMPLE_RATIO:-0.05}
+
 # name grpc-port metrics-port extra flags...
 services=(
   "catalog 7001 9101 --warehouse=$warehouse"
-  "bridge 7002 9102 --mqtt-client-id=plantlake-bridge-1"
+  "bridge 7002 9102 --mqtt-client-id=plantlake-bridge-1 --trace-sample-ratio=$sample_ratio"
   "ingest 7003 9103"
   "deserialize 7004 9104"
   "merge 7005 9105"
@@ -27,7 +44,7 @@ for entry in "${services[@]}"; do
   read -r name grpc metrics extra <<<"$entry"
   [ -d "services/$name/cmd/$name" ] || continue
   pidfile="$dir/run/$name.pid"
-  if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+  if alive "$pidfile"; then
     echo "$name: already running (pid $(cat "$pidfile"))"
     started+=("$name $grpc $metrics")
     continue
@@ -49,11 +66,30 @@ done
 
 (cd tools && GOWORK=off go build -o "$dir/bin/grpcurl" github.com/fullstorydev/grpcurl/cmd/grpcurl)
 
+# The simulator: 2 lines x 3 machines x 5 measurements at sim_rate readings/s until make down.
+sim="not started (SIM_RATE=0)"
+if [ "$sim_rate" != 0 ]; then
+  if alive "$dir/run/sim.pid"; then
+    echo "simulator: already running (pid $(cat "$dir/run/sim.pid"))"
+  else
+    go build -o "$dir/bin/plantlake-sim" ./simulator/cmd/plantlake-sim
+    nohup "$dir/bin/plantlake-sim" --mqtt-broker=tcp://127.0.0.1:1883 --rate="$sim_rate" \
+      >>"$dir/logs/sim.log" 2>&1 &
+    echo $! >"$dir/run/sim.pid"
+  fi
+  sim="$sim_rate readings/s to tcp://127.0.0.1:1883 until make down   log $dir/logs/sim.log"
+fi
+
 cat <<INFO
 
 plantlake is up (data, logs and pid files in $dir)
   Mosquitto      tcp://127.0.0.1:1883
   Kafka          127.0.0.1:9092
+  Jaeger         query API http://127.0.0.1:16686/api/services   OTLP gRPC 127.0.0.1:4317, HTTP 127.0.0.1:4318
+                 (the binary built from Jaeger's Go module has no web UI; for the UI run the image:
+                  docker run --rm -p 16686:16686 -p 4317:4317 -p 4318:4318 jaegertracing/jaeger:2.12.0
+                  after make down's Jaeger is stopped, or point OTEL_EXPORTER_OTLP_ENDPOINT at it)
+  simulator      $sim
 INFO
 for s in "${started[@]}"; do
   read -r name grpc metrics <<<"$s"
@@ -77,5 +113,10 @@ Try:
     127.0.0.1:7001 plantlake.catalog.v1.CatalogService/Scan
   $dir/bin/grpcurl -plaintext 127.0.0.1:7004 plantlake.pipeline.v1.PipelineService/GetStatus
   make py    # a Python with deltalake: DeltaTable("$warehouse/bronze/plant_sensor_readings")
+  make status   # one line per hop; gold has rows within about a minute
+  \$(go run ./devstack/cmd/plantlake-dev python-path) -c 'from deltalake import DeltaTable; \\
+    t = DeltaTable("$warehouse/gold/plant_sensor_readings").to_pyarrow_table(); print(t.num_rows, "rows"); print(t.slice(t.num_rows - 3))'
+  curl -s 'http://127.0.0.1:16686/api/traces?service=merge&operation=merge.record&limit=1'   # a reading's trace: bridge,
+    # ingest, deserialize and merge spans, each linked to its batch's commit (the catalog's span is there)
 Stop with: make down
 INFO

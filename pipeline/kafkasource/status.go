@@ -7,6 +7,7 @@ import (
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
@@ -119,11 +120,15 @@ func NewMetrics(hop string, reg prometheus.Registerer) *Metrics {
 var w3c = propagation.TraceContext{}
 
 // linkFromHeaders returns a link to the sampled span whose context m's
-// headers carry.
+// headers carry, with the record's Kafka position as attributes.
 func linkFromHeaders(ctx context.Context, m *kafka.Message) (trace.Link, bool) {
 	sc := trace.SpanContextFromContext(w3c.Extract(ctx, kafkatrace.HeaderCarrier{Headers: &m.Headers}))
 	if !sc.IsValid() || !sc.IsSampled() {
 		return trace.Link{}, false
 	}
-	return trace.Link{SpanContext: sc}, true
+	return trace.Link{SpanContext: sc, Attributes: []attribute.KeyValue{
+		attribute.String("messaging.destination.name", *m.TopicPartition.Topic),
+		attribute.Int("messaging.destination.partition.id", int(m.TopicPartition.Partition)),
+		attribute.Int64("messaging.kafka.offset", int64(m.TopicPartition.Offset)),
+	}}, true
 }

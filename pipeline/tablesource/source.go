@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/plantlake/plantlake/pipeline"
 )
@@ -22,6 +23,14 @@ type Rows interface {
 	// halts the runner; any other error drops the batch and the versions
 	// are read again.
 	Append(ctx context.Context, version int64, rec arrow.RecordBatch) error
+}
+
+// Traced is implemented by Rows whose rows may be sampled readings (rows
+// with a W3C traceparent, see pipeline.LinkFromTraceparent): Start hands
+// them the runner's Host.Link, which they call from Append, on the runner's
+// goroutine, for each sampled row they add.
+type Traced interface {
+	SetLink(link func(trace.Link))
 }
 
 // SourceConfig says how a Source reads its Follower.
@@ -92,6 +101,9 @@ func NewSource(f *Follower, cfg SourceConfig, rows Rows, log *slog.Logger) (*Sou
 // Start runs the follower's event listener and reads the position from the targets.
 func (s *Source) Start(ctx context.Context, h pipeline.Host) error {
 	s.host = h
+	if t, ok := s.rows.(Traced); ok {
+		t.SetLink(h.Link)
+	}
 	lctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	s.stop, s.done = stop, make(chan error, 1)
 	go func() { s.done <- s.f.Run(lctx) }()

@@ -43,7 +43,8 @@ type Tracing struct {
 // Tracing is off when no endpoint variable is set or OTEL_SDK_DISABLED is
 // "true"; the OTLP exporter otherwise reads its settings (endpoint,
 // insecure, headers, timeout) from the standard variables, and the sampler
-// from OTEL_TRACES_SAMPLER (default: parent-based, always on).
+// from OTEL_TRACES_SAMPLER; without it the sampler is parent-based and
+// samples every root span except a client call's (NoRootClientSpans).
 func Setup(ctx context.Context, logger *slog.Logger, service string) (*Tracing, error) {
 	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
 	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
@@ -78,11 +79,38 @@ func Setup(ctx context.Context, logger *slog.Logger, service string) (*Tracing, 
 	if err != nil && !errors.Is(err, resource.ErrPartialResource) {
 		return nil, errors.Join(fmt.Errorf("telemetry: resource: %w", err), exporter.Shutdown(ctx))
 	}
-	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exporter), sdktrace.WithResource(res))
+	opts := []sdktrace.TracerProviderOption{sdktrace.WithBatcher(exporter), sdktrace.WithResource(res)}
+	if os.Getenv("OTEL_TRACES_SAMPLER") == "" {
+		opts = append(opts, sdktrace.WithSampler(sdktrace.ParentBased(NoRootClientSpans())))
+	}
+	tp := sdktrace.NewTracerProvider(opts...)
 	otel.SetTracerProvider(tp)
 	logger.Info("tracing on", "endpoint", endpoint)
 	return &Tracing{Provider: tp, Enabled: true, shutdown: tp.Shutdown}, nil
 }
+
+// NoRootClientSpans returns the root sampler of Setup's default: it drops a
+// client span without a parent and samples every other root span. A gRPC
+// call made outside any trace — a table follower's poll for new versions, a
+// status refresh, a health check, several a second per service — would
+// otherwise start a trace of its own and bury the readings' traces (and,
+// through the unsampled trace context it sends, the server's span goes
+// too); a call made within a trace (a batch's commit) is traced as its
+// parent is.
+func NoRootClientSpans() sdktrace.Sampler { return noRootClient{} }
+
+type noRootClient struct{}
+
+func (noRootClient) ShouldSample(p sdktrace.SamplingParameters) sdktrace.SamplingResult {
+	res := sdktrace.SamplingResult{Decision: sdktrace.RecordAndSample,
+		Tracestate: trace.SpanContextFromContext(p.ParentContext).TraceState()}
+	if p.Kind == trace.SpanKindClient {
+		res.Decision = sdktrace.Drop
+	}
+	return res
+}
+
+func (noRootClient) Description() string { return "NoRootClientSpans" }
 
 // Shutdown exports the spans still buffered and stops the provider; ctx
 // bounds how long it may take.

@@ -12,6 +12,7 @@ import (
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/grpc"
 
@@ -138,6 +139,46 @@ func TestSetupOffWithoutEndpoint(t *testing.T) {
 			}
 			if err := tr.Shutdown(context.Background()); err != nil {
 				t.Error(err)
+			}
+		})
+	}
+}
+
+// TestSetupDropsRootClientSpans: by default a client call outside any trace
+// (a poll) exports nothing, while one inside a trace is exported with its
+// parent; OTEL_TRACES_SAMPLER=always_on keeps both.
+func TestSetupDropsRootClientSpans(t *testing.T) {
+	c, addr := startCollector(t)
+	tests := []struct {
+		service, sampler string
+		want             []string
+	}{
+		{service: "default-sampler", want: []string{"child call", "batch"}},
+		{service: "always-on", sampler: "always_on", want: []string{"poll", "child call", "batch"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.service, func(t *testing.T) {
+			t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://"+addr)
+			t.Setenv("OTEL_TRACES_SAMPLER", tt.sampler)
+			ctx := context.Background()
+			tr, err := telemetry.Setup(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)), tt.service)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tracer := otel.Tracer("test")
+			_, poll := tracer.Start(ctx, "poll", trace.WithSpanKind(trace.SpanKindClient))
+			poll.End()
+			bctx, batch := tracer.Start(ctx, "batch")
+			_, call := tracer.Start(bctx, "child call", trace.WithSpanKind(trace.SpanKindClient))
+			call.End()
+			batch.End()
+			sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			if err := tr.Shutdown(sctx); err != nil {
+				t.Fatal(err)
+			}
+			if got := c.received(tt.service); !slices.Equal(got, tt.want) {
+				t.Errorf("collector got spans %v, want %v", got, tt.want)
 			}
 		})
 	}

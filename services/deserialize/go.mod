@@ -8,6 +8,8 @@ require (
 	github.com/bytedance/sonic v1.15.5
 	github.com/goccy/go-json v0.10.6
 	github.com/valyala/fastjson v1.6.10
+	go.opentelemetry.io/otel v1.47.0
+	go.opentelemetry.io/otel/trace v1.47.0
 	go.yaml.in/yaml/v3 v3.0.5
 )
 

@@ -45,6 +45,8 @@ commands:
   up        start Mosquitto and Kafka as daemons and create the pipeline topics
   down      stop the daemons started by up
   status    show whether the daemons run and where
+  jaeger    start Jaeger as a daemon (--dir D: files in D/jaeger, binary linked as D/bin/jaeger;
+            query API :16686, OTLP :4317 gRPC and :4318 HTTP); stop it with kill $(cat D/jaeger/jaeger.pid)
   python-path  print the path of the Python (venv) with deltalake and pyarrow, installing it if missing
 
 Run plantlake-dev <command> -h for its flags.`
@@ -117,6 +119,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
 		}
+	case "jaeger":
+		dir := fs.String("dir", ".plantlake", "the stack's folder")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		return startJaeger(ctx, log, stdout, *dir)
 	case "python-path":
 		py, err := devstack.PythonPath(ctx, log)
 		if err != nil {
@@ -158,6 +166,19 @@ func install(ctx context.Context, log *slog.Logger, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "kcat:       %s\n", r.Kcat)
 	}
 	fmt.Fprintf(stdout, "installed in %s\n", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// startJaeger starts make up's Jaeger on its usual ports unless it runs.
+func startJaeger(ctx context.Context, log *slog.Logger, stdout io.Writer, dir string) error {
+	j, err := devstack.StartJaeger(ctx, devstack.JaegerConfig{
+		Dir: filepath.Join(dir, "jaeger"), BinDir: filepath.Join(dir, "bin"), Host: "127.0.0.1",
+		QueryPort: 16686, OTLPPort: 4317, OTLPHTTPPort: 4318, Daemon: true, Log: log,
+	})
+	if err != nil {
+		return fmt.Errorf("start jaeger: %w", err)
+	}
+	fmt.Fprintf(stdout, "jaeger started (pid %d), query API %s, OTLP %s\n", j.Pid(), j.QueryURL(), j.OTLPEndpoint())
 	return nil
 }
 

@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/plantlake/plantlake/delta/datafile"
 	"github.com/plantlake/plantlake/pipeline"
@@ -80,8 +82,11 @@ type Rows struct {
 	readings    *bronze.ReadingBuilder
 	deadLetters *bronze.DeadLetterBuilder
 
-	raw    derive.Raw
-	out    derive.Output
+	raw derive.Raw
+	out derive.Output
+	// link records a sampled row for tracing (the runner's Host.Link; nil
+	// until the source starts).
+	link   func(trace.Link)
 	rows   int
 	bytes  int
 	newest int64 // bridge_ts of the newest row, Unix microseconds
@@ -118,6 +123,32 @@ func (r *Rows) Totals() Totals {
 	return Totals{Valid: r.valid.Load(), DeadLettered: r.deadLettered.Load()}
 }
 
+// SetLink makes Append hand every sampled raw row (one with a traceparent
+// header) to link; it implements tablesource.Traced.
+func (r *Rows) SetLink(link func(trace.Link)) { r.link = link }
+
+// traced hands the row just derived to r.link if the bridge sampled it.
+func (r *Rows) traced(version int64, outcome derive.Outcome) {
+	for _, h := range r.raw.Headers {
+		if h.Key != derive.HeaderTraceparent {
+			continue
+		}
+		table := Tables[Readings].Name
+		if outcome == derive.ToDeadLetters {
+			table = Tables[DeadLetters].Name
+		}
+		if l, ok := pipeline.LinkFromTraceparent(string(h.Value),
+			attribute.Int64("plantlake.source.version", version),
+			attribute.String("messaging.destination.name", r.raw.KafkaTopic),
+			attribute.Int("messaging.destination.partition.id", int(r.raw.KafkaPartition)),
+			attribute.Int64("messaging.kafka.offset", r.raw.KafkaOffset),
+			attribute.String("plantlake.row.table", table)); ok {
+			r.link(l)
+		}
+		return
+	}
+}
+
 // Append derives every row of rec, rows raw version added. A fail rule
 // halts the runner (pipeline.ErrHalted) with the rule and the row.
 func (r *Rows) Append(_ context.Context, version int64, rec arrow.RecordBatch) error {
@@ -144,6 +175,9 @@ func (r *Rows) Append(_ context.Context, version int64, rec arrow.RecordBatch) e
 			r.readings.Append(&r.out.Reading)
 		case derive.ToDeadLetters:
 			r.deadLetters.Append(&r.out.DeadLetter)
+		}
+		if r.link != nil {
+			r.traced(version, outcome)
 		}
 		r.rows++
 		r.bytes += len(r.raw.RawPayload) + len(r.raw.KafkaKey) + 64

@@ -57,7 +57,7 @@ type Config struct {
 	// (--memory-limit); 0, or GOMEMLIMIT in the environment, leaves the
 	// runtime's own setting.
 	MemoryLimit int64
-	// MaxTraceLinks caps the links to sampled records' spans on a commit's span (--max-trace-links).
+	// MaxTraceLinks caps the sampled records traced per batch (--max-trace-links).
 	MaxTraceLinks int
 	// KafkaRetention is the retention of a topic ingest creates because it
 	// is missing (--kafka-retention); negative keeps records forever.
@@ -79,7 +79,7 @@ func Load(args []string, out io.Writer) (Config, error) {
 	fs.DurationVar(&c.BatchMaxAge, "batch-max-age", DefaultBatchMaxAge, "close the batch this long after its first record (at most 15m)")
 	fs.BoolVar(&c.RunOnce, "run-once", false, "ingest until caught up with the end offsets seen at start, commit, exit")
 	fs.Int64Var(&c.MemoryLimit, "memory-limit", DefaultMemoryLimit, "soft limit of the Go runtime's memory in bytes (0 or GOMEMLIMIT set: the runtime's default)")
-	fs.IntVar(&c.MaxTraceLinks, "max-trace-links", 128, "most links to sampled records' spans on one commit span")
+	fs.IntVar(&c.MaxTraceLinks, "max-trace-links", 128, "most sampled records traced per batch (each gets a span linked to the batch's commit span)")
 	fs.DurationVar(&c.KafkaRetention, "kafka-retention", kafkatopic.DefaultRetention, "retention of a topic ingest creates because it is missing (negative: forever)")
 	if err := config.Parse(fs, args); err != nil {
 		return Config{}, err

@@ -75,7 +75,7 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 	batch := mergeplan.NewBatch(cfg.Key)
 	src, err := tablesource.NewSource(follower, tablesource.SourceConfig{
 		AppID:   gold.AppID,
-		Columns: gold.BronzeColumns(),
+		Columns: append(gold.BronzeColumns(), mergeplan.TraceparentColumn),
 		RunOnce: cfg.RunOnce,
 	}, batch, kit.Logger)
 	if err != nil {

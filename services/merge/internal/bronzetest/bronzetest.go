@@ -72,7 +72,7 @@ var Table = tablesink.Table{
 
 // Reading is one bronze row; the columns not named here are derived
 // (plant "p1", device and mqtt_topic from line and sensor, unit "C",
-// bridge_ts = ts, extra and traceparent null).
+// bridge_ts = ts, extra null; traceparent null unless set).
 type Reading struct {
 	SensorID, Measurement, Line string
 	Value                       float64
@@ -81,6 +81,8 @@ type Reading struct {
 	Topic                       string
 	Partition                   int32
 	Offset                      int64
+	// Traceparent is a sampled reading's W3C trace context ("": null).
+	Traceparent string
 }
 
 // Record returns rs as one bronze record batch (the caller releases it).
@@ -105,7 +107,11 @@ func Record(rs []Reading) arrow.RecordBatch {
 		b.Field(12).(*array.Int64Builder).Append(r.Offset)
 		b.Field(13).(*array.Int64Builder).Append(r.RawVersion)
 		b.Field(14).(*array.TimestampBuilder).Append(ts)
-		b.Field(15).AppendNull()
+		if r.Traceparent == "" {
+			b.Field(15).AppendNull()
+		} else {
+			str(15, r.Traceparent)
+		}
 		b.Field(16).(*array.Date32Builder).Append(arrow.Date32(gold.EventDateOf(r.TS.UnixMicro())))
 	}
 	return b.NewRecordBatch()

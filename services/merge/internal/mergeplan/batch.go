@@ -6,6 +6,11 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/plantlake/plantlake/pipeline"
 
 	"github.com/plantlake/plantlake/services/merge/internal/gold"
 )
@@ -13,6 +18,10 @@ import (
 // rowBytes is what one buffered row costs, about: the Row struct and its
 // sensor id (the other strings are shared), plus its index entry.
 const rowBytes = 200
+
+// TraceparentColumn is bronze's column of a sampled reading's W3C trace
+// context; the merge source reads it besides gold's columns.
+const TraceparentColumn = "traceparent"
 
 // Data is a closed batch: one row per key, the newest of the bronze rows
 // that had it.
@@ -37,6 +46,33 @@ type Batch struct {
 	newest int64
 	// required are the bronze columns a batch cannot do without.
 	required []string
+	// link records a sampled row for tracing (the runner's Host.Link; nil
+	// until the source starts).
+	link func(trace.Link)
+}
+
+// SetLink makes Append hand every sampled bronze row (one with a
+// traceparent) to link; it implements tablesource.Traced.
+func (b *Batch) SetLink(link func(trace.Link)) { b.link = link }
+
+// traced hands rec's sampled rows to b.link.
+func (b *Batch) traced(version int64, rec arrow.RecordBatch) {
+	idx := rec.Schema().FieldIndices(TraceparentColumn)
+	if len(idx) == 0 {
+		return
+	}
+	col, ok := rec.Column(idx[0]).(*array.String)
+	if !ok || col.NullN() == col.Len() {
+		return
+	}
+	for i := range col.Len() {
+		if col.IsNull(i) {
+			continue
+		}
+		if l, ok := pipeline.LinkFromTraceparent(col.Value(i), attribute.Int64("plantlake.source.version", version)); ok {
+			b.link(l)
+		}
+	}
 }
 
 // NewBatch returns an empty batch deduplicating on spec.
@@ -64,6 +100,9 @@ func (b *Batch) Append(_ context.Context, version int64, rec arrow.RecordBatch) 
 		r.BronzeVersion = version
 		r.Nulls &^= 1 << gold.ColBronzeVersion
 		b.add(&r)
+	}
+	if b.link != nil {
+		b.traced(version, rec)
 	}
 	return nil
 }
