@@ -61,7 +61,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	quick := fs.Bool("quick", false, "a short run: 30s hold, 10s probes, 20s freshness runs, 200,000 readings at saturation")
 	hold := fs.Duration("hold", 5*time.Minute, "how long the found rate is held")
 	probe := fs.Duration("probe", 20*time.Second, "how long each probe of the rate search publishes")
-	probes := fs.Int("probes", 6, "at most this many probes")
+	probes := fs.Int("probes", 5, "at most this many probes")
 	saturation := fs.Int64("saturation", 600_000, "readings the ceiling and the bridge-alone runs publish")
 	freshRate := fs.Float64("fresh-rate", 10_000, "readings per second of the freshness runs")
 	freshFor := fs.Duration("fresh-for", time.Minute, "how long each freshness run publishes")

@@ -3,6 +3,7 @@ package e2ebench
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 )
@@ -116,7 +117,11 @@ func costTable(b *strings.Builder, title string, costs, rss []Cost) {
 	for _, c := range costs {
 		total += c.CPUPerReading
 		if rss != nil {
-			fmt.Fprintf(b, "| %s | %.2f | %.0f |\n", c.Name, us(c.CPUPerReading), float64(peak[c.Name])/1024)
+			mark := ""
+			if slices.Contains(plantlakeServices, c.Name) && peak[c.Name] >= rssLimitKiB {
+				mark = " (over 256 MiB)"
+			}
+			fmt.Fprintf(b, "| %s | %.2f | %.0f%s |\n", c.Name, us(c.CPUPerReading), float64(peak[c.Name])/1024, mark)
 		} else {
 			fmt.Fprintf(b, "| %s | %.2f |\n", c.Name, us(c.CPUPerReading))
 		}
@@ -127,6 +132,14 @@ func costTable(b *strings.Builder, title string, costs, rss []Cost) {
 		fmt.Fprintf(b, "| **all** | **%.2f** |\n\n", us(total))
 	}
 }
+
+// rssLimitKiB is the peak RSS every plantlake service must stay under
+// (issue 14: < 256 MiB).
+const rssLimitKiB = 256 << 10
+
+// plantlakeServices are the processes the RSS limit applies to (not the
+// brokers or the benchmark's own publisher).
+var plantlakeServices = []string{"bridge", "ingest", "catalog", "deserialize", "merge"}
 
 func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
 
