@@ -117,11 +117,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	rep, err := e2ebench.Run(ctx, e2ebench.Config{Dir: *dir, SaturationCount: *saturation, Probe: *probe, Probes: *probes,
 		Hold: *hold, Self: self, FreshOnly: *freshOnly, FreshRate: *freshRate, FreshFor: *freshFor, Fast: fastArgs, Log: log})
-	if rep != nil {
-		rep.Quick = *quick
-	}
-	if err != nil {
+	if rep == nil {
 		return err
+	}
+	// A run that failed part-way still reports what it measured.
+	rep.Quick = *quick
+	if err != nil {
+		rep.Notes = append(rep.Notes, "the run ended early: "+err.Error())
 	}
 	var b strings.Builder
 	if err := rep.WriteMarkdown(&b); err != nil {
@@ -131,11 +133,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if *out != "" {
-		if err := os.WriteFile(*out, []byte(b.String()), 0o644); err != nil {
-			return fmt.Errorf("write report: %w", err)
+		if werr := os.WriteFile(*out, []byte(b.String()), 0o644); werr != nil {
+			return errors.Join(err, fmt.Errorf("write report: %w", werr))
 		}
 	}
-	return nil
+	return err
 }
 
 // parseSettings reads "svc --flag v; svc2 --flag v" into each service's flags.

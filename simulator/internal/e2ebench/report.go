@@ -19,6 +19,9 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	fmt.Fprintf(b, "Every process on this machine (%s); load average (1/5/15 min) at the start %s, at the end %s.\n\n",
 		machine(), r.LoadStart, r.LoadEnd)
 
+	for _, n := range r.Notes {
+		fmt.Fprintf(b, "**Note:** %s\n\n", n)
+	}
 	if r.Ceiling > 0 {
 		r.writeThroughput(b)
 	}
