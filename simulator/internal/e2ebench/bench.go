@@ -609,6 +609,12 @@ func mean(ds []time.Duration) time.Duration {
 // publish -> gold for the readings after the first 5 s.
 func (p *pipeline) freshness(ctx context.Context, cfg Config, settings string) (FreshRun, error) {
 	fr := FreshRun{Settings: settings}
+	// A fresh stack is not warm: the bridge's idempotent producer may still
+	// wait for Kafka's coordinator (20 s of backlog in a busy run's
+	// freshness), so 10 s at a tenth of the rate go through first.
+	if _, err := p.probe(ctx, max(100, cfg.FreshRate/10), 10*time.Second); err != nil {
+		return fr, fmt.Errorf("freshness (%s): warm-up: %w", settings, err)
+	}
 	pr, err := p.probe(ctx, cfg.FreshRate, cfg.FreshFor)
 	if err != nil {
 		return fr, err
