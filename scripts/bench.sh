@@ -28,3 +28,7 @@ cat "$out/cloud.md"
 # plantlake only; make bench-peers runs it beside Spark into deserialize.md.
 echo "=== bench deserialize"; (cd services/deserialize && go run ./bench -out "$out/deserialize-plantlake.md")
 cat "$out/deserialize-plantlake.md"
+
+# The whole pipeline on this machine (MQTT ceiling, bridge alone, sustained rate held 5 minutes,
+# freshness at 10,000/s); E2E_FLAGS=--quick for a short run. Prints its table.
+echo "=== bench e2e"; (cd simulator && go run ./cmd/plantlake-bench -out "$out/e2e.md" ${E2E_FLAGS:-})

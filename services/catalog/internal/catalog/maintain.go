@@ -14,6 +14,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/arrow/util"
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
@@ -209,7 +210,7 @@ func (c *Catalog) optimize(ctx context.Context, t *table, req OptimizeRequest) (
 	var adds []delta.Add
 	var removes []delta.Remove
 	for _, bin := range bins {
-		recs, used, err := t.readFiles(ctx, dataSchema, bin)
+		recs, used, err := t.readFiles(ctx, dataSchema, bin, c.cfg.MaxOptimizeMemory)
 		if err != nil {
 			releaseAll(recs)
 			return OptimizeResult{}, err
@@ -371,11 +372,19 @@ func dataArrowSchema(schema *delta.StructType, partCols []string) (*arrow.Schema
 // readFiles reads whole data files whose stored schema is exactly the
 // table's; a file written under an older schema is left out (compacting it
 // would need the reader's schema evolution). It returns the batches and the
-// files they came from.
-func (t *table) readFiles(ctx context.Context, want *arrow.Schema, files []delta.Add) ([]arrow.RecordBatch, []delta.Add, error) {
+// files they came from. Once two files are read, it stops before a file
+// whose rows, decoded, would take the batches held past maxMemory: their
+// size is estimated from the file's size and the ratio of decoded to file
+// bytes of the files read so far (Parquet files decode to several times
+// their size, so a bound on file bytes alone does not bound the memory).
+func (t *table) readFiles(ctx context.Context, want *arrow.Schema, files []delta.Add, maxMemory int64) ([]arrow.RecordBatch, []delta.Add, error) {
 	var recs []arrow.RecordBatch
 	var used []delta.Add
+	var held, fileBytes int64
 	for _, f := range files {
+		if len(used) >= 2 && fileBytes > 0 && held+int64(float64(f.Size)*float64(held)/float64(fileBytes)) > maxMemory {
+			break
+		}
 		got, err := readWholeFile(ctx, t, f.Path, want)
 		if errors.Is(err, errSchemaDiffers) {
 			t.log.Debug("not compacting a file with an older schema", "path", f.Path)
@@ -384,6 +393,10 @@ func (t *table) readFiles(ctx context.Context, want *arrow.Schema, files []delta
 		if err != nil {
 			return recs, nil, err
 		}
+		for _, r := range got {
+			held += util.TotalRecordSize(r)
+		}
+		fileBytes += f.Size
 		recs = append(recs, got...)
 		used = append(used, f)
 	}

@@ -1,10 +1,19 @@
 package catalog
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
+	"path/filepath"
 	"testing"
 
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
 	"github.com/plantlake/plantlake/delta"
+	"github.com/plantlake/plantlake/delta/datafile"
+	"github.com/plantlake/plantlake/delta/storage"
 )
 
 func TestPlanCompaction(t *testing.T) {
@@ -50,6 +59,60 @@ func TestPlanCompaction(t *testing.T) {
 			got := shape(planCompaction(files, []string{"day"}, tc.target, tc.maxFiles, tc.maxBytes, tc.minFiles, tc.match))
 			if got != tc.want {
 				t.Fatalf("bins %s, want %s", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestOptimizeBoundsDecodedMemory: a compaction reads files, smallest
+// first, only while their decoded rows stay within MaxOptimizeMemory (the
+// catalog passed 256 MiB in the end-to-end benchmark when 64 MiB of file
+// bytes, several times that decoded, were its only bound); a larger bound
+// compacts every file.
+func TestOptimizeBoundsDecodedMemory(t *testing.T) {
+	const files, rows = 6, 100_000 // 800,000 bytes of int64 decoded per file
+	for _, tc := range []struct {
+		maxMemory   int64
+		wantRemoved int64
+	}{{2_000_000, 2}, {3_000_000, 3}, {0, files}} {
+		t.Run(fmt.Sprint(tc.maxMemory), func(t *testing.T) {
+			c, err := New(Config{Warehouse: t.TempDir(), MaxOptimizeMemory: tc.maxMemory}, nil, slog.New(slog.DiscardHandler))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(c.Close)
+			mustCreate(t, c, "raw.m")
+			ctx := context.Background()
+			store, err := storage.NewLocal(filepath.Join(c.Root(), "raw", "m"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			schema := arrow.NewSchema([]arrow.Field{{Name: "id", Type: arrow.PrimitiveTypes.Int64, Nullable: true}}, nil)
+			for f := range files {
+				b := array.NewInt64Builder(memory.DefaultAllocator)
+				for i := range rows {
+					b.Append(int64(f*rows + i))
+				}
+				col := b.NewArray()
+				rec := array.NewRecordBatch(schema, []arrow.Array{col}, rows)
+				add, err := datafile.Write(ctx, store, datafile.Options{PartitionColumns: []string{"day"},
+					PartitionValues: map[string]string{"day": "2024-01-01"}}, rec)
+				rec.Release()
+				col.Release()
+				b.Release()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := c.Commit(ctx, &CommitRequest{Table: "raw.m", ReadVersion: int64(f), BlindAppend: true, Adds: []delta.Add{add}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			res, err := c.Optimize(ctx, OptimizeRequest{Table: "raw.m", TargetFileSize: 1 << 30})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !res.Committed || res.FilesRemoved != tc.wantRemoved || res.FilesAdded != 1 {
+				t.Fatalf("Optimize = %+v, want %d files compacted into 1", res, tc.wantRemoved)
 			}
 		})
 	}

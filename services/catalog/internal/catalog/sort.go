@@ -34,7 +34,10 @@ func sortRecords(ctx context.Context, sc *arrow.Schema, recs []arrow.RecordBatch
 	if len(by) == 0 || len(recs) == 0 {
 		return recs, nil
 	}
-	defer releaseAll(recs)
+	// The input is released once concatenated, so that at most two copies
+	// of the rows are held (the input and the concatenation, then the
+	// concatenation and the sorted take).
+	defer func() { releaseAll(recs) }()
 	mem := memory.DefaultAllocator
 	cols := make([]arrow.Array, sc.NumFields())
 	defer func() {
@@ -55,6 +58,8 @@ func sortRecords(ctx context.Context, sc *arrow.Schema, recs []arrow.RecordBatch
 		}
 		cols[i] = c
 	}
+	releaseAll(recs)
+	recs = nil
 	var cmps []func(i, j int32) int
 	for _, name := range by {
 		idx := sc.FieldIndices(strings.TrimSpace(name))

@@ -29,7 +29,7 @@ const (
 	// batch in flight, keeping the process under 256 MiB with librdkafka's
 	// buffers.
 	DefaultMemoryLimit = 100 << 20
-	DefaultBatchMaxAge = time.Second
+	DefaultBatchMaxAge = 250 * time.Millisecond
 	// MaxBatchAge is the longest a batch may stay open (DESIGN: up to 15 minutes).
 	MaxBatchAge = 15 * time.Minute
 )

@@ -26,7 +26,7 @@ const (
 	// a buffered row): with a rewrite's chunk and the encoded file, the
 	// process stays under 256 MiB.
 	DefaultBatchMaxBytes = 64 << 20
-	DefaultBatchMaxAge   = time.Second
+	DefaultBatchMaxAge   = 250 * time.Millisecond
 	DefaultPollInterval  = time.Second
 	DefaultMaxFileRows   = 256 << 10
 	// DefaultMemoryLimit is the Go heap's soft limit (see ingest's).

@@ -1,0 +1,703 @@
+// Package e2ebench is plantlake's end-to-end benchmark: on one machine it
+// measures the bare MQTT ceiling, the bridge alone and the whole pipeline
+// (the highest publish rate every hop keeps up with, held for minutes),
+// freshness from publish to gold at a fixed rate with each hop's share, and
+// each process's CPU per reading and peak RSS.
+package e2ebench
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"google.golang.org/grpc"
+
+	"github.com/plantlake/plantlake/devstack"
+	pipelinev1 "github.com/plantlake/plantlake/proto/plantlake/pipeline/v1"
+	"github.com/plantlake/plantlake/simulator/internal/sim"
+)
+
+// Config is one benchmark run.
+type Config struct {
+	// Dir holds the stacks' data and logs; required.
+	Dir string
+	// SaturationCount is how many readings the ceiling and the bridge-alone
+	// runs publish as fast as they can.
+	SaturationCount int64
+	// Probe is how long each probe of the rate search publishes; Probes
+	// bounds their number.
+	Probe  time.Duration
+	Probes int
+	// Hold is how long the found rate is held.
+	Hold time.Duration
+	// FreshRate and FreshFor are the freshness runs' rate and length.
+	FreshRate float64
+	FreshFor  time.Duration
+	// Fast are extra service flags of the second freshness run (shorter
+	// batches), e.g. Fast["ingest"] = {"--batch-max-age", "100ms"}.
+	Fast map[string][]string
+	// Self is a program that runs CeilingSubscriber when its arguments are
+	// "ceiling-sub BROKER COUNT" (the benchmark's command).
+	Self string
+	// FreshOnly runs the freshness runs alone (no ceiling, bridge alone,
+	// probes or hold).
+	FreshOnly bool
+	// Log receives progress.
+	Log *slog.Logger
+}
+
+// Cost is one process's CPU per reading in a phase and its peak RSS.
+type Cost struct {
+	Name          string
+	CPUPerReading time.Duration
+	PeakRSSKiB    int64
+}
+
+// Probe is one run at a fixed rate through the whole pipeline.
+type Probe struct {
+	// Rate is the rate asked for; Achieved what the publishers reached
+	// (published readings over the time from the first due one to the last
+	// ack).
+	Rate, Achieved float64
+	// Published is how many readings were published.
+	Published int64
+	// Drain is how long after the last publish gold held every reading
+	// (negative: not within the wait).
+	Drain time.Duration
+	// MaxAge is each hop's largest newest-data age seen; Growth is the
+	// growth of merge's (gold's) age from the first to the last third.
+	MaxAge map[string]time.Duration
+	Growth time.Duration
+	// OK says the pipeline kept up; Why says why not.
+	OK  bool
+	Why string
+	// Costs are the processes' CPU per reading over the probe.
+	Costs []Cost
+	// Load is the load average at the end.
+	Load string
+	// Start and End bound the publishing.
+	Start, End time.Time
+}
+
+// FreshRun is a freshness measurement at a fixed rate.
+type FreshRun struct {
+	Settings string
+	Probe    Probe
+	F        Freshness
+	// Activity is each table's commits and files in the measured window;
+	// Minutes its length.
+	Activity map[string]Activity
+	Minutes  float64
+}
+
+// Report is a whole run's result.
+type Report struct {
+	Quick                bool
+	Start                time.Time
+	LoadStart, LoadEnd   string
+	Ceiling, BridgeAlone float64
+	CeilingLoad          string
+	BridgeLoad           string
+	BridgeCosts          []Cost
+	Probes               []Probe
+	Sustained            float64
+	Holds                []Probe
+	HoldFor              time.Duration
+	Fresh, Fast          FreshRun
+	// PeakRSS is each process's peak RSS over the default stack's life.
+	PeakRSS []Cost
+	// Notes are problems the run met that did not end it (a service that
+	// did not stop gracefully).
+	Notes []string
+}
+
+// hops are the pipeline services whose data age is watched, in order.
+var hops = []string{"ingest", "deserialize", "merge"}
+
+// Run runs the benchmark.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Dir == "" {
+		return nil, errors.New("e2ebench: no dir")
+	}
+	rep := &Report{Start: time.Now(), LoadStart: loadAverage(), HoldFor: cfg.Hold}
+	log := cfg.Log
+
+	if cfg.FreshOnly {
+		return rep, freshOnly(ctx, cfg, rep)
+	}
+
+	// 1. The bare MQTT ceiling.
+	log.Info("ceiling: paho QoS 1 publisher -> Mosquitto -> ack-only paho subscriber", "readings", cfg.SaturationCount)
+	var err error
+	if rep.Ceiling, err = ceiling(ctx, cfg.Self, filepath.Join(cfg.Dir, "ceiling"), cfg.SaturationCount); err != nil {
+		return nil, err
+	}
+	rep.CeilingLoad = loadAverage()
+	log.Info("ceiling", "readings/s", math.Round(rep.Ceiling), "load", rep.CeilingLoad)
+
+	// 2. The bridge alone.
+	if rep.BridgeAlone, rep.BridgeCosts, err = bridgeAlone(ctx, filepath.Join(cfg.Dir, "bridge"), cfg.SaturationCount); err != nil {
+		return nil, err
+	}
+	rep.BridgeLoad = loadAverage()
+	log.Info("bridge alone", "readings/s", math.Round(rep.BridgeAlone), "load", rep.BridgeLoad)
+
+	// 3. The whole pipeline with the defaults: freshness, the rate search,
+	// the hold.
+	st, err := devstack.StartStack(ctx, devstack.StackConfig{Dir: filepath.Join(cfg.Dir, "defaults")})
+	if err != nil {
+		return nil, fmt.Errorf("start the stack: %w", err)
+	}
+	defer st.Close()
+	p, err := newPipeline(st)
+	if err != nil {
+		return nil, err
+	}
+	defer p.close()
+	if rep.Fresh, err = p.freshness(ctx, cfg, "defaults"); err != nil {
+		return nil, err
+	}
+	log.Info("freshness (defaults)", "p50", rep.Fresh.F.Total.P50, "p99", rep.Fresh.F.Total.P99, "max", rep.Fresh.F.Total.Max)
+
+	lo, hi := 0.0, rep.BridgeAlone*1.05
+	for i := 0; i < cfg.Probes && (lo == 0 || (hi-lo)/hi > 0.05); i++ {
+		rate := math.Round((lo+hi)/2/100) * 100
+		if lo == 0 && i == 0 {
+			rate = math.Round(hi*0.6/100) * 100
+		}
+		pr, err := p.probe(ctx, rate, cfg.Probe)
+		if err != nil {
+			return rep, err
+		}
+		rep.Probes = append(rep.Probes, pr)
+		log.Info("probe", "rate", rate, "ok", pr.OK, "why", pr.Why, "achieved", math.Round(pr.Achieved), "drain", pr.Drain, "growth", pr.Growth, "load", pr.Load)
+		if pr.OK {
+			lo = rate
+		} else {
+			hi = rate
+		}
+	}
+	if lo == 0 {
+		return rep, fmt.Errorf("e2ebench: the pipeline kept up with none of the probed rates (lowest %v/s)", hi)
+	}
+	for range 2 { // a failed hold is tried once more 10 % lower
+		pr, err := p.probe(ctx, lo, cfg.Hold)
+		if err != nil {
+			return rep, err
+		}
+		rep.Holds = append(rep.Holds, pr)
+		log.Info("hold", "rate", lo, "ok", pr.OK, "why", pr.Why, "achieved", math.Round(pr.Achieved), "drain", pr.Drain, "growth", pr.Growth, "load", pr.Load)
+		if pr.OK {
+			rep.Sustained = lo
+			break
+		}
+		lo = math.Round(lo*0.9/100) * 100
+	}
+	if rep.PeakRSS, err = p.stop(&rep.Notes); err != nil {
+		return rep, err
+	}
+	st.Close()
+
+	if err := fastFreshness(ctx, cfg, rep); err != nil {
+		return rep, err
+	}
+	rep.LoadEnd = loadAverage()
+	return rep, nil
+}
+
+// freshOnly measures freshness with the defaults and with cfg.Fast.
+func freshOnly(ctx context.Context, cfg Config, rep *Report) error {
+	st, err := devstack.StartStack(ctx, devstack.StackConfig{Dir: filepath.Join(cfg.Dir, "defaults")})
+	if err != nil {
+		return fmt.Errorf("start the stack: %w", err)
+	}
+	defer st.Close()
+	p, err := newPipeline(st)
+	if err != nil {
+		return err
+	}
+	defer p.close()
+	if rep.Fresh, err = p.freshness(ctx, cfg, "defaults"); err != nil {
+		return err
+	}
+	cfg.Log.Info("freshness (defaults)", "p50", rep.Fresh.F.Total.P50, "p99", rep.Fresh.F.Total.P99, "max", rep.Fresh.F.Total.Max)
+	if rep.PeakRSS, err = p.stop(&rep.Notes); err != nil {
+		return err
+	}
+	st.Close()
+	if err := fastFreshness(ctx, cfg, rep); err != nil {
+		return err
+	}
+	rep.LoadEnd = loadAverage()
+	return nil
+}
+
+// fastFreshness measures freshness with cfg.Fast's settings on a stack of
+// its own.
+func fastFreshness(ctx context.Context, cfg Config, rep *Report) error {
+	log := cfg.Log
+	if len(cfg.Fast) > 0 {
+		fst, err := devstack.StartStack(ctx, devstack.StackConfig{Dir: filepath.Join(cfg.Dir, "fast"), Args: cfg.Fast})
+		if err != nil {
+			return fmt.Errorf("start the fast stack: %w", err)
+		}
+		defer fst.Close()
+		fp, err := newPipeline(fst)
+		if err != nil {
+			return err
+		}
+		defer fp.close()
+		if rep.Fast, err = fp.freshness(ctx, cfg, settingsText(cfg.Fast)); err != nil {
+			return err
+		}
+		log.Info("freshness (fast)", "p50", rep.Fast.F.Total.P50, "p99", rep.Fast.F.Total.P99, "max", rep.Fast.F.Total.Max)
+	}
+	return nil
+}
+
+func settingsText(args map[string][]string) string {
+	var parts []string
+	for _, name := range devstack.Services {
+		if a := args[name]; len(a) > 0 {
+			parts = append(parts, name+" "+strings.Join(a, " "))
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+// planFor is the benchmark's plant: 3 lines of 5 machines reporting every
+// measurement, with true clocks, so that a reading's ts is its publish time.
+func planFor(rate float64, prefix string) sim.PlanConfig {
+	return sim.PlanConfig{Seed: uint64(time.Now().UnixNano()), Rate: rate, Lines: 3, DevicesPerLine: 5,
+		Measurements: sim.MeasurementNames(), TopicPrefix: prefix}
+}
+
+// publishers is how many connections publish rate readings per second (one
+// per 5,000/s, as plantlake-sim does).
+func publishers(rate float64) int { return max(1, min(8, int(math.Ceil(rate/5000)))) }
+
+// saturate publishes count readings as fast as the broker takes them.
+func saturate(ctx context.Context, broker, id string, count int64) (sim.Summary, error) {
+	return sim.Run(ctx, sim.RunConfig{Plan: planFor(1e7, "plant"), Broker: broker, ClientID: id, QoS: 1,
+		Count: count, Publishers: 4, MaxInflight: 512})
+}
+
+// ceiling publishes count readings as fast as possible to a Mosquitto of its
+// own and returns the rate at which a QoS 1 subscriber that only
+// acknowledges received them. The subscriber is a process of its own (self
+// with the argument "ceiling-sub", see CeilingSubscriber), as the bridge is.
+func ceiling(ctx context.Context, self, dir string, count int64) (float64, error) {
+	m, err := devstack.StartMosquitto(ctx, devstack.MosquittoConfig{Dir: dir})
+	if err != nil {
+		return 0, fmt.Errorf("ceiling: %w", err)
+	}
+	defer m.Stop()
+	cmd := exec.CommandContext(ctx, self, "ceiling-sub", m.URL(), strconv.FormatInt(count, 10))
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return 0, fmt.Errorf("ceiling: %w", err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return 0, fmt.Errorf("ceiling: start the subscriber: %w", err)
+	}
+	defer cmd.Wait()
+	defer cmd.Process.Kill()
+	lines := bufio.NewScanner(stdout)
+	if !lines.Scan() || lines.Text() != "subscribed" {
+		return 0, fmt.Errorf("ceiling: the subscriber did not subscribe (%q)", lines.Text())
+	}
+	start := time.Now()
+	if _, err := saturate(ctx, m.URL(), "e2ebench-ceiling-pub", count); err != nil {
+		return 0, fmt.Errorf("ceiling: publish: %w", err)
+	}
+	if !lines.Scan() {
+		return 0, fmt.Errorf("ceiling: the subscriber ended without its result: %v", lines.Err())
+	}
+	ns, err := strconv.ParseInt(lines.Text(), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("ceiling: the subscriber said %q", lines.Text())
+	}
+	return float64(count) / time.Unix(0, ns).Sub(start).Seconds(), nil
+}
+
+// CeilingSubscriber subscribes to plant/# at QoS 1 on broker, prints
+// "subscribed", lets paho acknowledge each reading and do nothing else, and
+// prints the Unix time in nanoseconds at which the count-th reading came.
+func CeilingSubscriber(ctx context.Context, broker string, count int64, stdout io.Writer) error {
+	var got atomic.Int64
+	done := make(chan time.Time, 1)
+	opts := mqtt.NewClientOptions().AddBroker(broker).SetClientID("e2ebench-ceiling-sub").
+		SetCleanSession(true).SetOrderMatters(false).SetAutoReconnect(false)
+	sub := mqtt.NewClient(opts)
+	if tok := sub.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		return fmt.Errorf("ceiling subscriber: connect: %v", tok.Error())
+	}
+	defer sub.Disconnect(100)
+	tok := sub.Subscribe("plant/#", 1, func(mqtt.Client, mqtt.Message) {
+		if got.Add(1) == count {
+			done <- time.Now()
+		}
+	})
+	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		return fmt.Errorf("ceiling subscriber: subscribe: %v", tok.Error())
+	}
+	fmt.Fprintln(stdout, "subscribed")
+	select {
+	case end := <-done:
+		_, err := fmt.Fprintln(stdout, end.UnixNano())
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("ceiling subscriber: got %d of %d readings: %w", got.Load(), count, ctx.Err())
+	case <-time.After(10 * time.Minute):
+		return fmt.Errorf("ceiling subscriber: got %d of %d readings in 10 minutes", got.Load(), count)
+	}
+}
+
+// bridgeAlone publishes count readings as fast as possible through
+// Mosquitto and the bridge into Kafka and returns the rate at which the
+// bridge wrote them, with the CPU per reading of each process.
+func bridgeAlone(ctx context.Context, dir string, count int64) (float64, []Cost, error) {
+	st, err := devstack.StartStack(ctx, devstack.StackConfig{Dir: dir, Services: []string{"bridge"}})
+	if err != nil {
+		return 0, nil, fmt.Errorf("bridge alone: %w", err)
+	}
+	defer st.Close()
+	conn, err := st.Service("bridge").Dial()
+	if err != nil {
+		return 0, nil, err
+	}
+	defer conn.Close()
+	client := pipelinev1.NewPipelineServiceClient(conn)
+	pids := map[string]int{"bridge": st.Service("bridge").Pid(), "mosquitto": st.Mosquitto.Pid(), "kafka": st.Kafka.Pid(), "simulator (publisher)": os.Getpid()}
+	before, err := cpuTimes(pids)
+	if err != nil {
+		return 0, nil, err
+	}
+	start := time.Now()
+	pubErr := make(chan error, 1)
+	go func() {
+		_, err := saturate(ctx, st.Mosquitto.URL(), "e2ebench-bridge-pub", count)
+		pubErr <- err
+	}()
+	deadline := time.Now().Add(time.Duration(count/1000)*time.Second + time.Minute)
+	for {
+		s, err := client.GetStatus(ctx, &pipelinev1.GetStatusRequest{})
+		if err == nil && s.GetStatus().GetCounts().GetWritten() >= count {
+			break
+		}
+		if time.Now().After(deadline) {
+			return 0, nil, fmt.Errorf("bridge alone: the bridge wrote %d of %d readings (%v)", s.GetStatus().GetCounts().GetWritten(), count, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	rate := float64(count) / time.Since(start).Seconds()
+	if err := <-pubErr; err != nil {
+		return 0, nil, fmt.Errorf("bridge alone: publish: %w", err)
+	}
+	costs, err := costsSince(pids, before, count)
+	return rate, costs, err
+}
+
+// pipeline is a running default or fast stack with clients of its hops.
+type pipeline struct {
+	st      *devstack.Stack
+	conns   []*grpc.ClientConn
+	clients map[string]pipelinev1.PipelineServiceClient
+	pids    map[string]int
+}
+
+func newPipeline(st *devstack.Stack) (*pipeline, error) {
+	p := &pipeline{st: st, clients: map[string]pipelinev1.PipelineServiceClient{}, pids: map[string]int{
+		"mosquitto": st.Mosquitto.Pid(), "kafka": st.Kafka.Pid(), "simulator (publisher)": os.Getpid()}}
+	for _, name := range devstack.Services {
+		s := st.Service(name)
+		p.pids[name] = s.Pid()
+		if name == "catalog" {
+			continue
+		}
+		conn, err := s.Dial()
+		if err != nil {
+			p.close()
+			return nil, err
+		}
+		p.conns = append(p.conns, conn)
+		p.clients[name] = pipelinev1.NewPipelineServiceClient(conn)
+	}
+	return p, nil
+}
+
+func (p *pipeline) close() {
+	for _, c := range p.conns {
+		c.Close()
+	}
+}
+
+// goldRows is how many rows merge has committed to gold since it started.
+func (p *pipeline) goldRows(ctx context.Context) (int64, error) {
+	s, err := p.clients["merge"].GetStatus(ctx, &pipelinev1.GetStatusRequest{})
+	if err != nil {
+		return 0, fmt.Errorf("merge status: %w", err)
+	}
+	return s.GetStatus().GetCounts().GetWritten(), nil
+}
+
+// quiesce waits until gold's row count stops changing for 3 s (a failed
+// probe's backlog is worked off before the next), at most 2 minutes.
+func (p *pipeline) quiesce(ctx context.Context) error {
+	last, err := p.goldRows(ctx)
+	if err != nil {
+		return err
+	}
+	stable := time.Now()
+	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); {
+		time.Sleep(500 * time.Millisecond)
+		n, err := p.goldRows(ctx)
+		if err != nil {
+			return err
+		}
+		if n != last {
+			last, stable = n, time.Now()
+		} else if time.Since(stable) > 3*time.Second {
+			return nil
+		}
+	}
+	return nil
+}
+
+// Limits of a probe that keeps up.
+const (
+	// minAchieved is the share of the asked rate the publishers must reach.
+	minAchieved = 0.97
+	// maxDrain bounds the time from the last publish until gold holds every
+	// reading.
+	maxDrain = 10 * time.Second
+	// maxGrowth bounds the growth of gold's data age from the first to the
+	// last third of the probe.
+	maxGrowth = 2 * time.Second
+)
+
+// probe publishes at rate for d and says whether every hop kept up.
+func (p *pipeline) probe(ctx context.Context, rate float64, d time.Duration) (Probe, error) {
+	pr := Probe{Rate: rate, MaxAge: map[string]time.Duration{}}
+	if err := p.quiesce(ctx); err != nil {
+		return pr, err
+	}
+	gold0, err := p.goldRows(ctx)
+	if err != nil {
+		return pr, err
+	}
+	before, err := cpuTimes(p.pids)
+	if err != nil {
+		return pr, err
+	}
+	type sample struct {
+		hop string
+		at  time.Time
+		age time.Duration
+	}
+	var mu sync.Mutex
+	var samples []sample
+	sctx, stopSampling := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-sctx.Done():
+				return
+			case <-t.C:
+			}
+			for _, h := range hops {
+				s, err := p.clients[h].GetStatus(sctx, &pipelinev1.GetStatusRequest{})
+				if err != nil || s.GetStatus().GetNewestDataAge() == nil {
+					continue
+				}
+				mu.Lock()
+				samples = append(samples, sample{h, time.Now(), s.GetStatus().GetNewestDataAge().AsDuration()})
+				mu.Unlock()
+			}
+		}
+	})
+	pr.Start = time.Now()
+	sum, err := sim.Run(ctx, sim.RunConfig{Plan: planFor(rate, "plant"), Broker: p.st.Mosquitto.URL(),
+		ClientID: fmt.Sprintf("e2ebench-%d", time.Now().UnixNano()), QoS: 1,
+		Duration: d, Publishers: publishers(rate), MaxInflight: 512})
+	lastPublish := time.Now()
+	pr.End = lastPublish
+	if err != nil {
+		stopSampling()
+		wg.Wait()
+		return pr, fmt.Errorf("probe at %v/s: publish: %w", rate, err)
+	}
+	pr.Published, pr.Achieved = sum.Published, sum.Rate()
+	pr.Drain = -1
+	for time.Since(lastPublish) < maxDrain+20*time.Second {
+		n, err := p.goldRows(ctx)
+		if err != nil {
+			stopSampling()
+			wg.Wait()
+			return pr, err
+		}
+		if n >= gold0+sum.Published {
+			pr.Drain = time.Since(lastPublish)
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	stopSampling()
+	wg.Wait()
+	if pr.Costs, err = costsSince(p.pids, before, sum.Published); err != nil {
+		return pr, err
+	}
+	pr.Load = loadAverage()
+	// The hops' data ages over the publishing time, without the first 5 s
+	// (the age of the data before the probe).
+	var ages []time.Duration
+	for _, s := range samples {
+		if s.at.Before(lastPublish) && s.at.After(pr.Start.Add(5*time.Second)) {
+			pr.MaxAge[s.hop] = max(pr.MaxAge[s.hop], s.age)
+			if s.hop == "merge" {
+				ages = append(ages, s.age)
+			}
+		}
+	}
+	if n := len(ages) / 3; n > 0 {
+		pr.Growth = mean(ages[len(ages)-n:]) - mean(ages[:n])
+	}
+	pr.OK, pr.Why = true, ""
+	switch {
+	case pr.Achieved < minAchieved*rate:
+		pr.OK, pr.Why = false, fmt.Sprintf("published %.0f/s", pr.Achieved)
+	case pr.Drain < 0:
+		pr.OK, pr.Why = false, fmt.Sprintf("gold not complete %v after the last publish", maxDrain+20*time.Second)
+	case pr.Drain > maxDrain:
+		pr.OK, pr.Why = false, fmt.Sprintf("gold complete only %v after the last publish", pr.Drain.Round(100*time.Millisecond))
+	case pr.Growth > maxGrowth:
+		pr.OK, pr.Why = false, fmt.Sprintf("gold's data age grew by %v", pr.Growth.Round(100*time.Millisecond))
+	}
+	return pr, nil
+}
+
+func mean(ds []time.Duration) time.Duration {
+	var s time.Duration
+	for _, d := range ds {
+		s += d
+	}
+	return s / time.Duration(len(ds))
+}
+
+// freshness publishes at cfg.FreshRate for cfg.FreshFor and measures
+// publish -> gold for the readings after the first 5 s.
+func (p *pipeline) freshness(ctx context.Context, cfg Config, settings string) (FreshRun, error) {
+	fr := FreshRun{Settings: settings}
+	// A fresh stack is not warm: the bridge's idempotent producer may still
+	// wait for Kafka's coordinator (20 s of backlog in a busy run's
+	// freshness), so 10 s at a tenth of the rate go through first.
+	if _, err := p.probe(ctx, max(100, cfg.FreshRate/10), 10*time.Second); err != nil {
+		return fr, fmt.Errorf("freshness (%s): warm-up: %w", settings, err)
+	}
+	pr, err := p.probe(ctx, cfg.FreshRate, cfg.FreshFor)
+	if err != nil {
+		return fr, err
+	}
+	fr.Probe = pr
+	if pr.Drain < 0 {
+		return fr, fmt.Errorf("freshness (%s): %s", settings, pr.Why)
+	}
+	from, end := pr.Start.Add(5*time.Second), pr.End
+	rows, err := ReadRowTimes(ctx, p.st.Warehouse(), from, end)
+	if err != nil {
+		return fr, fmt.Errorf("freshness (%s): %w", settings, err)
+	}
+	fr.F = Summarize(rows)
+	fr.Minutes = end.Sub(from).Minutes()
+	fr.Activity = map[string]Activity{}
+	for _, t := range []string{RawTable, BronzeTable, GoldTable} {
+		a, err := TableActivity(ctx, filepath.Join(p.st.Warehouse(), t), from, end)
+		if err != nil {
+			return fr, fmt.Errorf("freshness (%s): %w", settings, err)
+		}
+		fr.Activity[t] = a
+	}
+	return fr, nil
+}
+
+// stop stops every service gracefully and returns each process's peak RSS
+// over its life (the brokers' and this program's from /proc before); a
+// service that did not stop gracefully is added to notes.
+func (p *pipeline) stop(notes *[]string) ([]Cost, error) {
+	var out []Cost
+	for _, name := range []string{"mosquitto", "kafka", "simulator (publisher)"} {
+		kib, err := peakRSSKiB(p.pids[name])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, Cost{Name: name, PeakRSSKiB: kib})
+	}
+	for i := len(devstack.Services) - 1; i >= 0; i-- {
+		name := devstack.Services[i]
+		s := p.st.Service(name)
+		if err := s.Stop(30 * time.Second); err != nil {
+			// Its peak RSS is still known (wait4); the failure is reported.
+			msg, _, _ := strings.Cut(err.Error(), "\n")
+			*notes = append(*notes, fmt.Sprintf("%s did not stop gracefully: %s", name, msg))
+		}
+		out = append(out, Cost{Name: name, PeakRSSKiB: s.MaxRSSKiB()})
+	}
+	slices.SortFunc(out, func(a, b Cost) int { return order(a.Name) - order(b.Name) })
+	return out, nil
+}
+
+// processOrder is the order processes are shown in: the path of a reading.
+var processOrder = []string{"simulator (publisher)", "mosquitto", "bridge", "kafka", "ingest", "catalog", "deserialize", "merge"}
+
+func order(name string) int { return slices.Index(processOrder, name) }
+
+func cpuTimes(pids map[string]int) (map[string]time.Duration, error) {
+	out := map[string]time.Duration{}
+	for name, pid := range pids {
+		t, err := cpuTime(pid)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		out[name] = t
+	}
+	return out, nil
+}
+
+// costsSince is each process's CPU since before, per reading of n.
+func costsSince(pids map[string]int, before map[string]time.Duration, n int64) ([]Cost, error) {
+	now, err := cpuTimes(pids)
+	if err != nil {
+		return nil, err
+	}
+	var out []Cost
+	for name := range pids {
+		c := Cost{Name: name}
+		if n > 0 {
+			c.CPUPerReading = (now[name] - before[name]) / time.Duration(n)
+		}
+		out = append(out, c)
+	}
+	slices.SortFunc(out, func(a, b Cost) int { return order(a.Name) - order(b.Name) })
+	return out, nil
+}

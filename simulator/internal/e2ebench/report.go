@@ -1,0 +1,158 @@
+package e2ebench
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+)
+
+// WriteMarkdown writes the report as Markdown tables.
+func (r *Report) WriteMarkdown(w io.Writer) error {
+	b := &strings.Builder{}
+	mode := "full"
+	if r.Quick {
+		mode = "quick"
+	}
+	fmt.Fprintf(b, "# End-to-end benchmark (%s run, %s)\n\n", mode, r.Start.UTC().Format(time.RFC3339))
+	fmt.Fprintf(b, "Every process on this machine (%s); load average (1/5/15 min) at the start %s, at the end %s.\n\n",
+		machine(), r.LoadStart, r.LoadEnd)
+
+	for _, n := range r.Notes {
+		fmt.Fprintf(b, "**Note:** %s\n\n", n)
+	}
+	if r.Ceiling > 0 {
+		r.writeThroughput(b)
+	}
+	r.writeFreshness(b)
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func (r *Report) writeThroughput(b *strings.Builder) {
+	b.WriteString("## Sustained throughput\n\n")
+	b.WriteString("| path | readings/s | × bridge alone | × MQTT ceiling | load after |\n|---|---:|---:|---:|---|\n")
+	fmt.Fprintf(b, "| MQTT ceiling: paho QoS 1 publisher → Mosquitto → ack-only paho subscriber | %.0f | %s | 1.00 | %s |\n",
+		r.Ceiling, ratio(r.Ceiling, r.BridgeAlone), r.CeilingLoad)
+	fmt.Fprintf(b, "| bridge alone: MQTT → bridge → Kafka | %.0f | 1.00 | %s | %s |\n", r.BridgeAlone, ratio(r.BridgeAlone, r.Ceiling), r.BridgeLoad)
+	var holdLoad string
+	if n := len(r.Holds); n > 0 {
+		holdLoad = r.Holds[n-1].Load
+	}
+	fmt.Fprintf(b, "| whole pipeline, held %v (MQTT → … → gold, every hop keeping up) | %.0f | %s | %s | %s |\n\n",
+		r.HoldFor, r.Sustained, ratio(r.Sustained, r.BridgeAlone), ratio(r.Sustained, r.Ceiling), holdLoad)
+	fmt.Fprintf(b, "A rate is kept up with when the publishers reach %.0f %% of it, gold holds every reading within %v of the last publish "+
+		"and gold's data age (merge's newest_data_age) grows by at most %v from the first to the last third of the run.\n\n",
+		minAchieved*100, maxDrain, maxGrowth)
+	b.WriteString("| run | rate asked | published/s | gold complete after | gold age growth | max data age ingest / deserialize / merge | kept up | load |\n|---|---:|---:|---:|---:|---|---|---|\n")
+	for i, p := range r.Probes {
+		probeRow(b, fmt.Sprintf("probe %d", i+1), p)
+	}
+	for i, p := range r.Holds {
+		probeRow(b, fmt.Sprintf("hold %d (%v)", i+1, p.End.Sub(p.Start).Round(time.Second)), p)
+	}
+
+}
+
+func (r *Report) writeFreshness(b *strings.Builder) {
+	b.WriteString("\n## Freshness: publish → visible in gold\n\n")
+	for _, fr := range []FreshRun{r.Fresh, r.Fast} {
+		if fr.F.Rows == 0 {
+			continue
+		}
+		fmt.Fprintf(b, "**%s** at %.0f readings/s (published %.0f/s), %d readings over %.2f min:\n\n", fr.Settings, fr.Probe.Rate, fr.Probe.Achieved, fr.F.Rows, fr.Minutes)
+		b.WriteString("| segment | p50 | p99 | max | share of mean |\n|---|---:|---:|---:|---:|\n")
+		fmt.Fprintf(b, "| **publish → gold** | **%s** | **%s** | **%s** | 100 %% |\n", ms(fr.F.Total.P50), ms(fr.F.Total.P99), ms(fr.F.Total.Max))
+		for _, s := range fr.F.Segments {
+			fmt.Fprintf(b, "| %s | %s | %s | %s | %.0f %% |\n", s.Name, ms(s.Q.P50), ms(s.Q.P99), ms(s.Q.Max), s.Share*100)
+		}
+		b.WriteString("\n| table | commits/min | files/min |\n|---|---:|---:|\n")
+		for _, t := range []string{RawTable, BronzeTable, GoldTable} {
+			a := fr.Activity[t]
+			fmt.Fprintf(b, "| %s | %.0f | %.0f |\n", t, float64(a.Commits)/fr.Minutes, float64(a.Files)/fr.Minutes)
+		}
+		b.WriteString("\n")
+		costTable(b, fmt.Sprintf("CPU per reading at %.0f/s (%s)", fr.Probe.Rate, fr.Settings), fr.Probe.Costs, nil)
+	}
+	b.WriteString("Publish time is the reading's ts (the simulator's clocks are true; a reading is published when due, " +
+		"so a publisher behind its schedule adds to the figures); the commit times are the Delta commits' timestamps of raw_version, " +
+		"bronze_version and the first gold version holding the row.\n\n")
+
+	b.WriteString("## CPU per reading and peak RSS\n\n")
+	if n := len(r.Holds); n > 0 {
+		costTable(b, fmt.Sprintf("whole pipeline at %.0f/s (the last hold)", r.Holds[n-1].Rate), r.Holds[n-1].Costs, r.PeakRSS)
+	} else if len(r.PeakRSS) > 0 {
+		costTable(b, fmt.Sprintf("whole pipeline at %.0f/s (defaults)", r.Fresh.Probe.Rate), r.Fresh.Probe.Costs, r.PeakRSS)
+	}
+	if r.BridgeAlone > 0 {
+		costTable(b, fmt.Sprintf("bridge alone at %.0f/s", r.BridgeAlone), r.BridgeCosts, nil)
+	}
+	b.WriteString("CPU is user + system time from /proc over the run divided by the readings published; peak RSS is the process's " +
+		"high-water mark over the default stack's whole life (the services' from wait4 after a graceful stop, the brokers' and the publisher's VmHWM).\n")
+}
+
+func probeRow(b *strings.Builder, name string, p Probe) {
+	drain := "not within the wait"
+	if p.Drain >= 0 {
+		drain = ms(p.Drain)
+	}
+	ok := "yes"
+	if !p.OK {
+		ok = "no: " + p.Why
+	}
+	fmt.Fprintf(b, "| %s | %.0f | %.0f | %s | %s | %s / %s / %s | %s | %s |\n", name, p.Rate, p.Achieved, drain, ms(p.Growth),
+		ms(p.MaxAge["ingest"]), ms(p.MaxAge["deserialize"]), ms(p.MaxAge["merge"]), ok, p.Load)
+}
+
+func costTable(b *strings.Builder, title string, costs, rss []Cost) {
+	fmt.Fprintf(b, "%s:\n\n", title)
+	peak := map[string]int64{}
+	for _, c := range rss {
+		peak[c.Name] = c.PeakRSSKiB
+	}
+	if rss != nil {
+		b.WriteString("| process | CPU µs/reading | peak RSS MiB |\n|---|---:|---:|\n")
+	} else {
+		b.WriteString("| process | CPU µs/reading |\n|---|---:|\n")
+	}
+	var total time.Duration
+	for _, c := range costs {
+		total += c.CPUPerReading
+		if rss != nil {
+			mark := ""
+			if slices.Contains(plantlakeServices, c.Name) && peak[c.Name] >= rssLimitKiB {
+				mark = " (over 256 MiB)"
+			}
+			fmt.Fprintf(b, "| %s | %.2f | %.0f%s |\n", c.Name, us(c.CPUPerReading), float64(peak[c.Name])/1024, mark)
+		} else {
+			fmt.Fprintf(b, "| %s | %.2f |\n", c.Name, us(c.CPUPerReading))
+		}
+	}
+	if rss != nil {
+		fmt.Fprintf(b, "| **all** | **%.2f** | |\n\n", us(total))
+	} else {
+		fmt.Fprintf(b, "| **all** | **%.2f** |\n\n", us(total))
+	}
+}
+
+// rssLimitKiB is the peak RSS every plantlake service must stay under
+// (issue 14: < 256 MiB).
+const rssLimitKiB = 256 << 10
+
+// plantlakeServices are the processes the RSS limit applies to (not the
+// brokers or the benchmark's own publisher).
+var plantlakeServices = []string{"bridge", "ingest", "catalog", "deserialize", "merge"}
+
+func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+
+func ms(d time.Duration) string {
+	return fmt.Sprintf("%d ms", d.Round(time.Millisecond).Milliseconds())
+}
+
+func ratio(a, b float64) string {
+	if b == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", a/b)
+}
