@@ -28,3 +28,7 @@ cat "$out/cloud.md"
 # plantlake only; make bench-peers runs it beside Spark into deserialize.md.
 echo "=== bench deserialize"; (cd services/deserialize && go run ./bench -out "$out/deserialize-plantlake.md")
 cat "$out/deserialize-plantlake.md"
+
+# plantlake and delta-rs; make bench-peers runs it with Spark too into merge-peers.md.
+echo "=== bench merge"; (cd services/merge && go run ./bench -out "$out/merge.md")
+cat "$out/merge.md"
