@@ -11,9 +11,7 @@
 // candidates in read_files, so that a compaction that rewrote one of them
 // meanwhile aborts it (the rows it skipped might have moved). With
 // latest_wins, the files holding keys that a newer bronze row replaces are
-// rewritten as soon as they are matched (their key columns, already read,
-// joined batch for batch to the other columns, read then), streamed in
-// chunks, and removed in the same commit. An Aborted
+// rewritten, streamed in chunks, and removed in the same commit. An Aborted
 // commit is returned wrapping pipeline.ErrAborted: the runner drops the
 // batch and merges it again from bronze against the new gold.
 package goldsink
@@ -22,7 +20,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -156,11 +153,9 @@ type plan struct {
 	parts      []*mergeplan.Partition
 	candidates []delta.Add
 	out        []uint8
-	// rewrite are the candidates that hold a key latest_wins replaces;
-	// rewritten are the files that replace them, written by match.
-	rewrite   []delta.Add
-	rewritten []delta.Add
-	mergedAt  int64
+	// rewrite are the candidates that hold a key latest_wins replaces.
+	rewrite  []delta.Add
+	mergedAt int64
 }
 
 // Commit merges c's rows into gold and commits them with c's txns.
@@ -260,10 +255,7 @@ func (s *Sink) Commit(ctx context.Context, c pipeline.Commit[*mergeplan.Data]) (
 
 // match reads the key columns of the candidate files and decides each
 // batch row's outcome. Gold rows whose ts lies outside the batch's range
-// for the partition are passed over before their key is hashed. With
-// latest_wins a file holding a replaced row is rewritten as soon as it is
-// matched: the key columns already read are kept and only the other
-// columns are read again (rewrite).
+// for the partition are passed over before their key is hashed.
 func (s *Sink) match(ctx context.Context, p *plan) error {
 	cols := s.opts.Key.Columns()
 	latest := s.opts.Strategy == mergeplan.LatestWins
@@ -277,18 +269,8 @@ func (s *Sink) match(ctx context.Context, p *plan) error {
 	kr := mergeplan.NewKeyReader(s.opts.Key)
 	rr := gold.NewRowReader()
 	var g gold.Row
-	var w *fileWriter
-	if latest {
-		b := gold.NewBuilder(nil)
-		defer b.Release()
-		w = &fileWriter{s: s, b: b, add: func(a delta.Add) { p.rewritten = append(p.rewritten, a) }}
-	}
 	for _, f := range p.candidates {
 		part := parts[f.PartitionValues[gold.PartitionColumn]]
-		// keyRecs are the file's key (and order) columns, kept for a
-		// rewrite; replaced marks its rows that a batch row replaces.
-		var keyRecs []arrow.RecordBatch
-		var replaced []bool
 		holds := false
 		err := s.scan(ctx, p.snap, f, cols, func(rec arrow.RecordBatch) error {
 			if err := kr.Bind(rec); err != nil {
@@ -298,13 +280,6 @@ func (s *Sink) match(ctx context.Context, p *plan) error {
 				if err := rr.Bind(rec, cols); err != nil {
 					return err
 				}
-				rec.Retain()
-				keyRecs = append(keyRecs, rec)
-			}
-			base := len(replaced)
-			if latest {
-				replaced = slices.Grow(replaced, int(rec.NumRows()))[:base+int(rec.NumRows())]
-				clear(replaced[base:])
 			}
 			for i := range int(rec.NumRows()) {
 				if ts, ok := kr.TS(i); ok && !part.AnyNull() && !part.MayHoldTS(ts) {
@@ -321,7 +296,6 @@ func (s *Sink) match(ctx context.Context, p *plan) error {
 				rr.Read(i, &g)
 				if p.d.Rows[idx].Newer(&g) {
 					p.out[idx] = outUpdate
-					replaced[base+i] = true
 					holds = true
 				} else {
 					p.out[idx] = outSkip
@@ -329,88 +303,14 @@ func (s *Sink) match(ctx context.Context, p *plan) error {
 			}
 			return nil
 		})
-		if err == nil && holds {
-			p.rewrite = append(p.rewrite, f)
-			err = s.rewrite(ctx, p.snap, f, w, keyRecs, replaced)
-		}
-		for _, r := range keyRecs {
-			r.Release()
-		}
 		if err != nil {
 			return err
 		}
+		if holds {
+			p.rewrite = append(p.rewrite, f)
+		}
 	}
 	return nil
-}
-
-// rewrite writes file f again without its replaced rows. keyRecs are its
-// record batches of the columns match read, in order; the other columns
-// are read now, batch for batch, and joined to them.
-func (s *Sink) rewrite(ctx context.Context, snap *delta.Snapshot, f delta.Add, w *fileWriter, keyRecs []arrow.RecordBatch, replaced []bool) error {
-	have := map[string]bool{}
-	for _, fld := range keyRecs[0].Schema().Fields() {
-		have[fld.Name] = true
-	}
-	var rest []string
-	for _, fld := range gold.ArrowSchema.Fields() {
-		if _, ok := have[fld.Name]; !ok {
-			rest = append(rest, fld.Name)
-		}
-	}
-	w.partition = f.PartitionValues[gold.PartitionColumn]
-	n, row := 0, 0
-	var schema *arrow.Schema
-	err := s.scan(ctx, snap, f, rest, func(rec arrow.RecordBatch) error {
-		if n >= len(keyRecs) || keyRecs[n].NumRows() != rec.NumRows() {
-			return fmt.Errorf("rewrite: record batch %d of the other columns does not line up with the key columns", n)
-		}
-		keys := keyRecs[n]
-		n++
-		// The columns in gold's order, each in the type the reader gave.
-		cols := make([]arrow.Array, 0, gold.NumColumns)
-		fields := make([]arrow.Field, 0, gold.NumColumns)
-		for _, fld := range gold.ArrowSchema.Fields() {
-			src := rec
-			if _, ok := have[fld.Name]; ok {
-				src = keys
-			}
-			i := src.Schema().FieldIndices(fld.Name)[0]
-			cols = append(cols, src.Column(i))
-			fields = append(fields, src.Schema().Field(i))
-		}
-		if schema == nil {
-			schema = arrow.NewSchema(fields, nil)
-		}
-		full := array.NewRecordBatch(schema, cols, rec.NumRows())
-		defer full.Release()
-		rows := int(rec.NumRows())
-		drop := replaced[row : row+rows]
-		row += rows
-		if !slices.Contains(drop, true) {
-			return w.appendRecord(ctx, full)
-		}
-		mb := array.NewBooleanBuilder(memory.DefaultAllocator)
-		defer mb.Release()
-		mb.Reserve(rows)
-		for _, d := range drop {
-			mb.UnsafeAppend(!d)
-		}
-		mask := mb.NewArray()
-		defer mask.Release()
-		kept, err := compute.FilterRecordBatch(ctx, full, mask, compute.DefaultFilterOptions())
-		if err != nil {
-			return fmt.Errorf("filter the replaced rows: %w", err)
-		}
-		defer kept.Release()
-		return w.appendRecord(ctx, kept)
-	})
-	if err == nil && n != len(keyRecs) {
-		err = fmt.Errorf("rewrite: %d record batches of the other columns for %d of the key columns", n, len(keyRecs))
-	}
-	if err != nil {
-		return fmt.Errorf("rewrite %s of %s: %w", f.Path, gold.Name, err)
-	}
-	return w.flushRecords(ctx)
 }
 
 // scanBatchRows caps the rows of a record batch read from gold.
@@ -435,8 +335,9 @@ func (s *Sink) scan(ctx context.Context, snap *delta.Snapshot, f delta.Add, cols
 }
 
 // write writes the new and replacing rows per partition (sorted by
-// sensor_id and ts) in files of at most MaxFileRows rows, and passes those
-// adds to add, then the adds of the files match rewrote.
+// sensor_id and ts), then the rewritten files: each streamed a record batch
+// at a time, with the replaced rows filtered out column-wise, in files of
+// at most MaxFileRows rows. Each file's add goes to add.
 func (s *Sink) write(ctx context.Context, p *plan, add func(delta.Add)) (inserted, updated int64, err error) {
 	b := gold.NewBuilder(nil)
 	defer b.Release()
@@ -462,8 +363,43 @@ func (s *Sink) write(ctx context.Context, p *plan, add func(delta.Add)) (inserte
 			return 0, 0, err
 		}
 	}
-	for _, a := range p.rewritten {
-		add(a)
+	kr := mergeplan.NewKeyReader(s.opts.Key)
+	for _, f := range p.rewrite {
+		w.partition = f.PartitionValues[gold.PartitionColumn]
+		err := s.scan(ctx, p.snap, f, nil, func(rec arrow.RecordBatch) error {
+			if err := kr.Bind(rec); err != nil {
+				return err
+			}
+			mb := array.NewBooleanBuilder(memory.DefaultAllocator)
+			defer mb.Release()
+			mb.Reserve(int(rec.NumRows()))
+			dropped := 0
+			for i := range int(rec.NumRows()) {
+				idx, ok := p.d.Index[kr.Key(i)]
+				keep := !ok || p.out[idx] != outUpdate
+				if !keep {
+					dropped++
+				}
+				mb.UnsafeAppend(keep)
+			}
+			if dropped == 0 {
+				return w.appendRecord(ctx, rec)
+			}
+			mask := mb.NewArray()
+			defer mask.Release()
+			kept, err := compute.FilterRecordBatch(ctx, rec, mask, compute.DefaultFilterOptions())
+			if err != nil {
+				return fmt.Errorf("filter the replaced rows: %w", err)
+			}
+			defer kept.Release()
+			return w.appendRecord(ctx, kept)
+		})
+		if err != nil {
+			return 0, 0, fmt.Errorf("rewrite: %w", err)
+		}
+		if err := w.flushRecords(ctx); err != nil {
+			return 0, 0, err
+		}
 	}
 	return inserted, updated, nil
 }
