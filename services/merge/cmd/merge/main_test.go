@@ -147,6 +147,18 @@ func (p *proc) kill() {
 	p.done <- err
 }
 
+// waitServing waits until the process logs that it serves: a SIGTERM
+// before its signal handler is set kills it instead of stopping it.
+func (p *proc) waitServing(t *testing.T) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if data, err := os.ReadFile(p.log); err == nil && strings.Contains(string(data), "msg=serving") {
+			return
+		}
+	}
+	t.Fatalf("%s: merge did not log that it serves within 30s", p.log)
+}
+
 // stop sends SIGTERM and returns the exit error.
 func (p *proc) stop(t *testing.T) error {
 	t.Helper()
@@ -444,6 +456,9 @@ func testKill9(t *testing.T, strategy string) {
 	close(stopWriting)
 	last := <-written
 	e.waitMerged(last, 90*time.Second)
+	// The last process may not have started yet when gold caught up (merged
+	// by the one killed before it).
+	p.waitServing(t)
 	if err := p.stop(t); err != nil {
 		t.Errorf("merge exit: %v", err)
 	}
