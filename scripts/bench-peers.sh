@@ -6,6 +6,8 @@
 #     same raw table (services/deserialize/bench --spark-python). pyspark and delta-spark are
 #     installed from PyPI into $PLANTLAKE_CACHE/spark-venv, pinned as in scripts/spark-check.sh
 #     (which shares the venv); delta-spark's jars come from Maven Central on first use.
+#   - merge against delta-rs and Spark MERGE INTO on local[1] (services/merge/bench --spark-python),
+#     into bench/results/merge-peers.md.
 #   - with KDI=path-to-kafka-delta-ingest: kafka-delta-ingest beside ingest (issue 17, item 5).
 # Usage: scripts/bench-peers.sh            (KDI=... in the environment for the ingest peer)
 set -euo pipefail
@@ -43,6 +45,12 @@ fi
 echo "=== bench-peers deserialize vs Spark local[1] ($want)"
 (cd services/deserialize && go run ./bench -spark-python "$venv/bin/python" -out "$out/deserialize.md")
 cat "$out/deserialize.md"
+
+# merge (issue 13): plantlake, delta-rs and Spark MERGE INTO on local[1], side by side on the same
+# gold of 1 M and 10 M rows, first_wins and latest_wins (services/merge/bench --spark-python).
+echo "=== bench-peers merge vs delta-rs and Spark local[1] ($want)"
+(cd services/merge && go run ./bench -spark-python "$venv/bin/python" -out "$out/merge-peers.md")
+cat "$out/merge-peers.md"
 
 echo "=== bench-peers ingest vs kafka-delta-ingest"
 if [[ -z "${KDI:-}" || ! -x "${KDI:-}" ]]; then

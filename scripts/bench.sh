@@ -29,6 +29,10 @@ cat "$out/cloud.md"
 echo "=== bench deserialize"; (cd services/deserialize && go run ./bench -out "$out/deserialize-plantlake.md")
 cat "$out/deserialize-plantlake.md"
 
+# plantlake and delta-rs; make bench-peers runs it with Spark too into merge-peers.md.
+echo "=== bench merge"; (cd services/merge && go run ./bench -out "$out/merge.md")
+cat "$out/merge.md"
+
 # The whole pipeline on this machine (MQTT ceiling, bridge alone, sustained rate held 5 minutes,
 # freshness at 10,000/s); E2E_FLAGS=--quick for a short run. Prints its table.
 echo "=== bench e2e"; (cd simulator && go run ./cmd/plantlake-bench -out "$out/e2e.md" ${E2E_FLAGS:-})

@@ -10,7 +10,9 @@
 // taskset, its wall time and peak RSS taken from the process; delta-rs is
 // DeltaTable.merge(...).when_not_matched_insert_all() (and
 // when_matched_update_all() for latest_wins) on a hard-linked copy of the
-// same gold, unpinned.
+// same gold, unpinned. With -spark-python (make bench-peers), Spark's MERGE
+// INTO with delta-spark on local[1] (bench/spark_merge.py), pinned to the
+// same core as merge, runs on a third copy. The table goes to -out.
 //
 //	go run ./bench -sizes 1000000,10000000
 package main
@@ -18,6 +20,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -66,6 +69,8 @@ func run() error {
 	strategies := flag.String("strategies", "first_wins,latest_wins", "strategies to measure")
 	mergeArgs := flag.String("merge-args", "", "extra flags for the merge process, space-separated")
 	dir := flag.String("dir", "", "work folder (a temporary one when empty; removed at the end)")
+	sparkPython := flag.String("spark-python", "", "python of a venv with pyspark and delta-spark; set, Spark MERGE INTO on local[1] runs too (make bench-peers)")
+	out := flag.String("out", "", "where to write the Markdown table (none when empty)")
 	flag.Parse()
 	ctx := context.Background()
 	work := *dir
@@ -89,25 +94,116 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("%-10s %-11s %9s %9s %6s %9s %9s %6s %7s %5s\n", "gold rows", "strategy", "plantlake", "delta-rs", "ratio",
-		"pl CPU", "dr CPU", "ratio", "RSS MiB", "cand")
+	sparkScript := ""
+	if *sparkPython != "" {
+		sparkScript = filepath.Join(filepath.Dir(script), "spark_merge.py")
+	}
+	fmt.Printf("%-10s %-11s %9s %9s %6s %9s %9s %6s %7s %5s %9s %9s %6s\n", "gold rows", "strategy", "plantlake", "delta-rs", "ratio",
+		"pl CPU", "dr CPU", "ratio", "RSS MiB", "cand", "Spark", "Spark CPU", "ratio")
+	var rows []row
 	for _, s := range strings.Split(*sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil || n < rowsPerDay || n%rowsPerDay != 0 {
 			return fmt.Errorf("-sizes: %q is not a multiple of %d", s, rowsPerDay)
 		}
 		for _, strategy := range strings.Split(*strategies, ",") {
-			r, err := round(ctx, filepath.Join(work, fmt.Sprintf("%d-%s", n, strategy)), bin, py, script, n, *batch, *dup, strategy, strings.Fields(*mergeArgs))
+			load0 := loadAvg()
+			r, err := round(ctx, filepath.Join(work, fmt.Sprintf("%d-%s", n, strategy)), bin, py, script, *sparkPython, sparkScript,
+				n, *batch, *dup, strategy, strings.Fields(*mergeArgs))
 			if err != nil {
 				return err
 			}
-			fmt.Printf("%-10d %-11s %8.2fs %8.2fs %5.2fx %8.2fs %8.2fs %5.2fx %7d %5s\n", n, strategy,
+			rows = append(rows, row{n: n, strategy: strategy, r: r, load: load0 + " / " + loadAvg()})
+			fmt.Printf("%-10d %-11s %8.2fs %8.2fs %5.2fx %8.2fs %8.2fs %5.2fx %7d %5s %8.2fs %8.2fs %5.2fx\n", n, strategy,
 				r.plantlake.Seconds(), r.deltaRS.Seconds(), r.deltaRS.Seconds()/r.plantlake.Seconds(),
 				r.plantlakeCPU.Seconds(), r.deltaRSCPU.Seconds(), r.deltaRSCPU.Seconds()/r.plantlakeCPU.Seconds(),
-				r.rssKiB/1024, r.candidates)
+				r.rssKiB/1024, r.candidates, r.spark.Seconds(), r.sparkCPU.Seconds(), r.spark.Seconds()/r.plantlake.Seconds())
+		}
+	}
+	if *out != "" {
+		if err := os.WriteFile(*out, []byte(markdown(rows, *batch, *dup, *sparkPython != "", *mergeArgs)), 0o644); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// row is one line of the report.
+type row struct {
+	n        int
+	strategy string
+	r        result
+	load     string
+}
+
+// loadAvg is the machine's 1-minute load average, from /proc/loadavg.
+func loadAvg() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	return strings.Fields(string(data))[0]
+}
+
+// markdown is the report: one line per gold size and strategy, then how
+// each engine's time grows from the smallest to the largest gold.
+func markdown(rows []row, batch int, dup float64, spark bool, mergeArgs string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# merge benchmark\n\n")
+	fmt.Fprintf(&b, "A bronze batch of %d rows, %.0f %% of its keys the newest gold readings (QoS 1 redeliveries), the rest new "+
+		"readings of the same day, merged into gold laid out as compaction leaves it: a partition of 1 M rows per day, files of "+
+		"250,000 rows sorted by `(sensor_id, ts)`. Each engine merges into its own hard-linked copy of the same gold.\n\n", batch, dup*100)
+	fmt.Fprintf(&b, "- **plantlake**: `merge --run-once` (%s), `taskset -c 1`, `GOMAXPROCS=1`; time from the process start to the batch committed.\n",
+		strings.TrimSpace("defaults "+mergeArgs))
+	fmt.Fprintf(&b, "- **delta-rs**: `DeltaTable.merge(...)` on `(sensor_id, measurement, ts)`, `when_not_matched_insert_all()` "+
+		"(and `when_matched_update_all()` for latest_wins), bronze read included (bench/drmerge.py), unpinned.\n")
+	if spark {
+		fmt.Fprintf(&b, "- **Spark**: `MERGE INTO` with delta-spark on `local[1]` (bench/spark_merge.py), the whole process (driver and JVM) "+
+			"pinned with `taskset -c 1`; time from the session ready to the merge committed, bronze read included; the predicate adds "+
+			"`t.event_date = s.event_date` (Spark's best case: without it Spark scans every day).\n")
+	}
+	fmt.Fprintf(&b, "\n| gold rows | strategy | plantlake s | delta-rs s | Spark s | delta-rs / plantlake | Spark / plantlake | CPU s plantlake / delta-rs / Spark | plantlake peak RSS MiB | Spark peak RSS MiB | candidate files | load before / after |\n")
+	fmt.Fprintf(&b, "|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	sec := func(d time.Duration) string {
+		if d == 0 {
+			return "–"
+		}
+		return fmt.Sprintf("%.2f", d.Seconds())
+	}
+	ratio := func(a, b time.Duration) string {
+		if a == 0 || b == 0 {
+			return "–"
+		}
+		return fmt.Sprintf("%.2f×", a.Seconds()/b.Seconds())
+	}
+	for _, x := range rows {
+		r := x.r
+		sparkRSS := "–"
+		if r.sparkRSSKiB > 0 {
+			sparkRSS = strconv.FormatInt(r.sparkRSSKiB/1024, 10)
+		}
+		fmt.Fprintf(&b, "| %d M | %s | %s | %s | %s | %s | %s | %s / %s / %s | %d | %s | %s | %s |\n", x.n/1_000_000, x.strategy,
+			sec(r.plantlake), sec(r.deltaRS), sec(r.spark), ratio(r.deltaRS, r.plantlake), ratio(r.spark, r.plantlake),
+			sec(r.plantlakeCPU), sec(r.deltaRSCPU), sec(r.sparkCPU), r.rssKiB/1024, sparkRSS, r.candidates, x.load)
+	}
+	// Growth from the smallest gold to the largest, per strategy.
+	fmt.Fprintf(&b, "\n| strategy | gold rows | plantlake growth | delta-rs growth | Spark growth |\n|---|---|---|---|---|\n")
+	for _, x := range rows {
+		for _, y := range rows {
+			if y.strategy != x.strategy || y.n <= x.n {
+				continue
+			}
+			fmt.Fprintf(&b, "| %s | %d M → %d M | %s | %s | %s |\n", x.strategy, x.n/1_000_000, y.n/1_000_000,
+				ratio(y.r.plantlake, x.r.plantlake), ratio(y.r.deltaRS, x.r.deltaRS), ratio(y.r.spark, x.r.spark))
+		}
+	}
+	fmt.Fprintf(&b, "\nTargets: faster than both peers at 10 M, less than 1.5× slower at 10 M than at 1 M, peak RSS < 256 MiB. "+
+		"CPU time is user + system (rusage; for Spark the JVM's and the driver's, read when the merge ends); on a shared "+
+		"machine it is the steadier measure, wall time measures the neighbours as much. Load is the 1-minute load average "+
+		"before and after the line's three runs (2 cores). Machine: %s/%s, %d cores, %s. Generated by services/merge/bench "+
+		"(`make bench`: plantlake and delta-rs; `make bench-peers`: with Spark) on %s.\n",
+		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version(), time.Now().UTC().Format("2006-01-02"))
+	return b.String()
 }
 
 type result struct {
@@ -117,12 +213,16 @@ type result struct {
 	plantlakeCPU, deltaRSCPU time.Duration
 	rssKiB                   int64
 	candidates               string
+	// spark is Spark's job time (zero when not run), sparkCPU its JVM's
+	// and driver's CPU time, sparkRSSKiB their peak RSS.
+	spark, sparkCPU time.Duration
+	sparkRSSKiB     int64
 }
 
 func cpuTime(ps *os.ProcessState) time.Duration { return ps.UserTime() + ps.SystemTime() }
 
 // round builds gold of n rows and a bronze batch, then merges it both ways.
-func round(ctx context.Context, dir, bin, py, script string, n, batch int, dup float64, strategy string, extra []string) (result, error) {
+func round(ctx context.Context, dir, bin, py, script, sparkPy, sparkScript string, n, batch int, dup float64, strategy string, extra []string) (result, error) {
 	var res result
 	wh := filepath.Join(dir, "warehouse")
 	cat, err := devstack.StartCatalog(ctx, devstack.CatalogConfig{Warehouse: wh, Args: []string{"--auto-maintenance=false"}})
@@ -148,8 +248,11 @@ func round(ctx context.Context, dir, bin, py, script string, n, batch int, dup f
 	}
 	goldDir := filepath.Join(wh, "gold", "plant_sensor_readings")
 	refDir := filepath.Join(dir, "ref")
-	if out, err := exec.CommandContext(ctx, "cp", "-al", goldDir, refDir).CombinedOutput(); err != nil {
-		return res, fmt.Errorf("copy gold: %w: %s", err, out)
+	sparkDir := filepath.Join(dir, "spark")
+	for _, d := range []string{refDir, sparkDir} {
+		if out, err := exec.CommandContext(ctx, "cp", "-al", goldDir, d).CombinedOutput(); err != nil {
+			return res, fmt.Errorf("copy gold: %w: %s", err, out)
+		}
 	}
 
 	logPath := filepath.Join(dir, "merge.log")
@@ -204,7 +307,69 @@ func round(ctx context.Context, dir, bin, py, script string, n, batch int, dup f
 		return res, fmt.Errorf("delta-rs merge printed %q", out.String())
 	}
 	res.deltaRS = time.Duration(secs * float64(time.Second))
+	if sparkPy == "" {
+		return res, nil
+	}
+	rep, err := runSpark(ctx, dir, sparkPy, sparkScript, sparkDir, filepath.Join(wh, "bronze", "plant_sensor_readings"), strategy)
+	if err != nil {
+		return res, err
+	}
+	// Spark must have done the same merge as plantlake.
+	wantUpdated := 0
+	if strategy == "latest_wins" {
+		wantUpdated = int(float64(batch) * dup)
+	}
+	if rep.Inserted != batch-int(float64(batch)*dup) || rep.Updated != wantUpdated {
+		return res, fmt.Errorf("spark inserted %d and updated %d rows, want %d and %d", rep.Inserted, rep.Updated,
+			batch-int(float64(batch)*dup), wantUpdated)
+	}
+	res.spark = time.Duration(rep.JobSeconds * float64(time.Second))
+	res.sparkCPU = time.Duration(rep.CPUSeconds * float64(time.Second))
+	res.sparkRSSKiB = rep.PeakRSSKiB
 	return res, nil
+}
+
+// sparkReport is the JSON line spark_merge.py prints last.
+type sparkReport struct {
+	JobSeconds float64 `json:"job_seconds"`
+	CPUSeconds float64 `json:"cpu_seconds"`
+	PeakRSSKiB int64   `json:"peak_rss_kib"`
+	Inserted   int     `json:"inserted"`
+	Updated    int     `json:"updated"`
+}
+
+// runSpark runs spark_merge.py pinned to core 1 and returns its report.
+func runSpark(ctx context.Context, dir, py, script, goldDir, bronzeDir, strategy string) (sparkReport, error) {
+	var rep sparkReport
+	logPath := filepath.Join(dir, "spark.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return rep, err
+	}
+	var out bytes.Buffer
+	cmd := exec.CommandContext(ctx, "taskset", "-c", "1", py, script, goldDir, bronzeDir, strategy)
+	cmd.Stdout, cmd.Stderr = &out, logf
+	cmd.Env = append(os.Environ(), "PYTHONDONTWRITEBYTECODE=1")
+	err = cmd.Run()
+	logf.Close()
+	if err != nil {
+		data, _ := os.ReadFile(logPath)
+		return rep, fmt.Errorf("spark merge: %w\n%s", err, tailLines(string(data), 30))
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &rep); err != nil {
+		return rep, fmt.Errorf("spark merge printed %q: %w", out.String(), err)
+	}
+	return rep, nil
+}
+
+// tailLines returns the last n lines of s.
+func tailLines(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }
 
 // writeGold creates gold with n rows: days of rowsPerDay, files of

@@ -15,6 +15,9 @@ import (
 	"runtime/debug"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/plantlake/plantlake/pipeline"
 	"github.com/plantlake/plantlake/pipeline/tablesink"
 	"github.com/plantlake/plantlake/pipeline/tablesource"
@@ -126,6 +129,11 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 		ctl.setSink(gs)
 		sink.Set(gs)
 		if err := runner.Run(ctx); err != nil {
+			// A shutdown while the runner starts (reading gold's positions)
+			// cancels that read: a clean stop, not a failure.
+			if ctx.Err() != nil && (errors.Is(err, context.Canceled) || status.Code(err) == codes.Canceled) {
+				return nil
+			}
 			return fmt.Errorf("merge: %w", err)
 		}
 		if cfg.RunOnce {

@@ -98,6 +98,7 @@ func BenchmarkRewrite(b *testing.B) {
 	}
 	rec.Release()
 	d := batch.Flush()
+	cpu0 := cpuNow()
 	b.ResetTimer()
 	for range b.N {
 		p := &plan{d: d, snap: snap, parts: mergeplan.Partitions(d, spec), out: make([]uint8, len(d.Rows))}
@@ -112,4 +113,5 @@ func BenchmarkRewrite(b *testing.B) {
 			b.Fatal(updated, err)
 		}
 	}
+	b.ReportMetric(float64((cpuNow()-cpu0).Milliseconds())/float64(b.N), "cpu-ms/op")
 }
