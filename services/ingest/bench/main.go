@@ -95,7 +95,7 @@ func run(ctx context.Context) error {
 	ingestCPU := flag.String("ingest-cpus", "1", "taskset CPU list for ingest")
 	otherCPU := flag.String("other-cpus", "0", "taskset CPU list for Kafka and the catalog")
 	runs := flag.Int("runs", 3, "measured runs per variant, interleaved; the median by messages/s is reported")
-	shapes := flag.String("shapes", "bridge,headerless", "record shapes to measure, comma-separated: bridge (6 headers, ~110-byte JSON), headerless (key and ~110-byte JSON only), large (64 KiB JSON, no headers)")
+	shapes := flag.String("shapes", "bridge,headerless,large", "record shapes to measure, comma-separated: bridge (6 headers, ~110-byte JSON), headerless (key and ~110-byte JSON only), large (64 KiB JSON, no headers)")
 	flag.Parse()
 	s := settings{records: *records, largeRecords: *largeRecords, ingestCPU: *ingestCPU, otherCPU: *otherCPU, runs: max(*runs, 1), variants: variants}
 	for _, name := range strings.Split(*shapes, ",") {
