@@ -314,14 +314,15 @@ func TestCloseWhileCommitting(t *testing.T) {
 		})
 	}
 	go func() { wg.Wait(); close(done) }()
-	for {
+	for waiting := true; waiting; {
 		mu.Lock()
-		n := len(acked)
+		waiting = len(acked) < 10
 		mu.Unlock()
-		if n >= 10 {
-			break
+		select {
+		case <-done: // every client gave up already (reported above)
+			waiting = false
+		case <-time.After(time.Millisecond):
 		}
-		time.Sleep(time.Millisecond)
 	}
 	c.Close()
 	select {
