@@ -148,6 +148,20 @@ func New(cfg Config, records Records, log *slog.Logger, metrics *Metrics) (*Sour
 	return &Source{cfg: cfg, records: records, log: log, metrics: metrics, parts: map[partKey]*partState{}}, nil
 }
 
+// Bounds of what librdkafka prefetches (see consumerConfig); --kafka-config
+// overrides them.
+const (
+	// QueuedKiB bounds the payload bytes of the prefetched records
+	// (queued.max.messages.kbytes).
+	QueuedKiB = 2 << 10
+	// QueuedRecords bounds how many records are prefetched
+	// (queued.min.messages).
+	QueuedRecords = 16 << 10
+	// FetchMaxBytes bounds one fetch response (fetch.max.bytes); a
+	// partition's share of it is a quarter (max.partition.fetch.bytes).
+	FetchMaxBytes = 4 << 20
+)
+
 // consumerConfig is the librdkafka configuration: defaults, then the
 // user's settings, then what exactly-once depends on.
 func (s *Source) consumerConfig() kafka.ConfigMap {
@@ -159,18 +173,28 @@ func (s *Source) consumerConfig() kafka.ConfigMap {
 		"auto.offset.reset":             "earliest",
 		// Fetch in large chunks; the batch is committed every BatchMaxAge
 		// anyway, so latency is bounded by that, not by the fetch. The
-		// prefetch queue keeps records ready while a batch is encoded;
-		// queued messages pin whole fetch buffers, so it costs more memory
-		// than it says. librdkafka waits fetch.queue.backoff.ms (default
-		// 1s) before fetching again once the queue was full: at 1s a full
-		// queue starves the loop, so the source asks again after 5 ms (see
-		// the benchmark in services/ingest/bench).
+		// prefetch queue keeps records ready while a batch is encoded.
+		// librdkafka waits fetch.queue.backoff.ms (default 1s) before
+		// fetching again once the queue was full: at 1s a full queue
+		// starves the loop, so the source asks again after 5 ms (see the
+		// benchmark in services/ingest/bench).
+		//
+		// What librdkafka holds is bounded whatever the records look
+		// like: by bytes (the queue's payloads, one fetch response, one
+		// partition's share of it) and by count (queued.min.messages,
+		// which bounds the ~300 bytes of bookkeeping each queued record
+		// costs besides its payload: with small records the count, not
+		// the bytes, is what fills memory). Queued records pin their
+		// whole fetch response, so the queue costs up to a response more
+		// than it says. Smaller than this, and the loop starts waiting
+		// for records (see docs/decisions.md, Ingest).
 		"fetch.min.bytes":            1 << 20,
 		"fetch.wait.max.ms":          100,
-		"queued.max.messages.kbytes": 8 << 10,
+		"queued.max.messages.kbytes": QueuedKiB,
+		"queued.min.messages":        QueuedRecords,
 		"fetch.queue.backoff.ms":     5,
-		"fetch.max.bytes":            8 << 20,
-		"max.partition.fetch.bytes":  2 << 20,
+		"fetch.max.bytes":            FetchMaxBytes,
+		"max.partition.fetch.bytes":  FetchMaxBytes / 4,
 		"statistics.interval.ms":     0,
 		// librdkafka's own logs stay on stderr: the log channel's
 		// goroutine sits in a blocking cgo poll, and with GOMAXPROCS=1 it

@@ -1,5 +1,6 @@
 // Command bench measures ingest: messages per second from a pre-filled
-// topic of 1,000,000 records into the raw table, with the ingest process
+// topic of 1,000,000 records of one shape (bridge-shaped, headerless, or
+// large) into the raw table, with the ingest process
 // held to one core (taskset -c 1, GOMAXPROCS=1, librdkafka's threads
 // included, commit time included) while Kafka and the catalog run on the
 // other core (taskset -c 0), and the process's peak RSS (VmHWM). It prints
@@ -46,13 +47,33 @@ func main() {
 
 // settings of one measured run.
 type settings struct {
-	records   int
-	ingestCPU string
-	otherCPU  string
+	records int
+	// largeRecords is the number of records of the large shape.
+	largeRecords int
+	ingestCPU    string
+	otherCPU     string
 	// runs is how many times each variant is measured; the median run is reported.
 	runs int
 	// variants are the extra ingest flags of each measured run.
 	variants [][]string
+	// shapes are the record shapes measured, each pre-filled in a topic of its own.
+	shapes []stack.Shape
+}
+
+// count is the number of records of shape.
+func (s settings) count(shape stack.Shape) int {
+	if shape == stack.Large {
+		return s.largeRecords
+	}
+	return s.records
+}
+
+// shapeTopic is the topic the bench pre-fills with records of shape.
+func shapeTopic(shape stack.Shape) string {
+	if shape == stack.BridgeShaped {
+		return stack.TopicRaw
+	}
+	return "bench_" + shape.String()
 }
 
 // variantFlag collects repeated --variant values.
@@ -65,7 +86,8 @@ func (v *variantFlag) Set(s string) error {
 }
 
 func run(ctx context.Context) error {
-	records := flag.Int("records", 1_000_000, "records to pre-fill and ingest")
+	records := flag.Int("records", 1_000_000, "records of the bridge and headerless shapes to pre-fill and ingest")
+	largeRecords := flag.Int("large-records", 5_000, "records of the large shape to pre-fill and ingest")
 	out := flag.String("out", "", "where to write the Markdown table (default: <repo>/bench/results/ingest.md)")
 	keep := flag.Bool("keep", false, "keep the work folder")
 	var variants variantFlag
@@ -73,8 +95,16 @@ func run(ctx context.Context) error {
 	ingestCPU := flag.String("ingest-cpus", "1", "taskset CPU list for ingest")
 	otherCPU := flag.String("other-cpus", "0", "taskset CPU list for Kafka and the catalog")
 	runs := flag.Int("runs", 3, "measured runs per variant, interleaved; the median by messages/s is reported")
+	shapes := flag.String("shapes", "bridge,headerless,large", "record shapes to measure, comma-separated: bridge (6 headers, ~110-byte JSON), headerless (key and ~110-byte JSON only), large (64 KiB JSON, no headers)")
 	flag.Parse()
-	s := settings{records: *records, ingestCPU: *ingestCPU, otherCPU: *otherCPU, runs: max(*runs, 1), variants: variants}
+	s := settings{records: *records, largeRecords: *largeRecords, ingestCPU: *ingestCPU, otherCPU: *otherCPU, runs: max(*runs, 1), variants: variants}
+	for _, name := range strings.Split(*shapes, ",") {
+		shape, err := stack.ParseShape(strings.TrimSpace(name))
+		if err != nil {
+			return err
+		}
+		s.shapes = append(s.shapes, shape)
+	}
 	if len(s.variants) == 0 {
 		s.variants = [][]string{nil}
 	}
@@ -107,18 +137,11 @@ func run(ctx context.Context) error {
 	if err := kafka.CreateTopics(ctx, 6, stack.TopicRaw, stack.TopicOversized); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "bench: producing %d records\n", s.records)
-	pr, err := stack.NewProducer(kafka.Brokers())
-	if err != nil {
-		return err
+	for _, shape := range s.shapes {
+		if err := prefill(ctx, kafka, shape, s.count(shape)); err != nil {
+			return err
+		}
 	}
-	start := time.Now()
-	err = pr.ProduceTo(ctx, stack.TopicRaw, 0, s.records, 0)
-	pr.Close()
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(os.Stderr, "bench: produced in %s\n", time.Since(start).Round(time.Millisecond))
 
 	// A real cluster has its __consumer_offsets topic already; create it
 	// before the clock starts.
@@ -127,15 +150,18 @@ func run(ctx context.Context) error {
 	}
 	// Runs are interleaved (variant A, B, A, B, ...) so that a slow spell on
 	// the machine does not fall on one variant only.
-	measured := make([][]result, len(s.variants))
+	measured := make([][]result, len(s.shapes)*len(s.variants))
 	for r := range s.runs {
-		for i, v := range s.variants {
-			n := r*len(s.variants) + i
-			res, err := measureVariant(ctx, s, n, v, dir, catalogBin, ingestBin, kafka.Brokers())
-			if err != nil {
-				return err
+		for j, shape := range s.shapes {
+			for i, v := range s.variants {
+				k := j*len(s.variants) + i
+				n := r*len(measured) + k
+				res, err := measureVariant(ctx, s, n, shape, v, dir, catalogBin, ingestBin, kafka.Brokers())
+				if err != nil {
+					return err
+				}
+				measured[k] = append(measured[k], res)
 			}
-			measured[i] = append(measured[i], res)
 		}
 	}
 	results := make([]result, len(measured))
@@ -150,8 +176,33 @@ func run(ctx context.Context) error {
 	return os.WriteFile(*out, []byte(table), 0o644)
 }
 
-// measureVariant runs one variant against a fresh catalog and warehouse.
-func measureVariant(ctx context.Context, s settings, i int, extra []string, dir, catalogBin, ingestBin, brokers string) (result, error) {
+// prefill creates shape's topic if it is not the raw one and fills it with
+// records of shape.
+func prefill(ctx context.Context, kafka *devstack.KafkaBroker, shape stack.Shape, records int) error {
+	topic := shapeTopic(shape)
+	if topic != stack.TopicRaw {
+		if err := kafka.CreateTopics(ctx, 6, topic); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(os.Stderr, "bench: producing %d %s records\n", records, shape)
+	pr, err := stack.NewProducer(kafka.Brokers())
+	if err != nil {
+		return err
+	}
+	pr.Shape = shape
+	start := time.Now()
+	err = pr.ProduceTo(ctx, topic, 0, records, 0)
+	pr.Close()
+	if err != nil {
+		return fmt.Errorf("pre-fill %s: %w", topic, err)
+	}
+	fmt.Fprintf(os.Stderr, "bench: produced in %s\n", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// measureVariant runs one variant on one shape's topic against a fresh catalog and warehouse.
+func measureVariant(ctx context.Context, s settings, i int, shape stack.Shape, extra []string, dir, catalogBin, ingestBin, brokers string) (result, error) {
 	cat, err := devstack.StartCatalog(ctx, devstack.CatalogConfig{Bin: catalogBin, Warehouse: filepath.Join(dir, fmt.Sprintf("warehouse-%d", i)),
 		Brokers: brokers, LogPath: filepath.Join(dir, fmt.Sprintf("catalog-%d.log", i)), CPUs: s.otherCPU})
 	if err != nil {
@@ -169,17 +220,18 @@ func measureVariant(ctx context.Context, s settings, i int, extra []string, dir,
 	for len(extra) > 0 && !strings.HasPrefix(extra[0], "-") && strings.Contains(extra[0], "=") {
 		env, extra = append(env, extra[0]), extra[1:]
 	}
-	args := append([]string{"--group", fmt.Sprintf("bench-%d", i)}, extra...)
-	fmt.Fprintf(os.Stderr, "bench: run %d: ingest %s\n", i, strings.Join(extra, " "))
+	args := append([]string{"--group", fmt.Sprintf("bench-%d", i), "--topics", shapeTopic(shape)}, extra...)
+	fmt.Fprintf(os.Stderr, "bench: run %d: %s records: ingest %s\n", i, shape, strings.Join(extra, " "))
 	res, err := measure(ctx, s, ingestBin, brokers, cat.Addr(), filepath.Join(dir, fmt.Sprintf("ingest-%d.log", i)), args, env)
 	if err != nil {
 		return result{}, err
 	}
 	res.flags = strings.Join(slices.Concat(label, env, extra), " ")
+	res.shape = shape
 	if res.dataBytes, err = parquetBytes(filepath.Join(dir, fmt.Sprintf("warehouse-%d", i))); err != nil {
 		return result{}, err
 	}
-	return res, verify(ctx, cat.Addr(), s.records)
+	return res, verify(ctx, cat.Addr(), shapeTopic(shape), s.count(shape))
 }
 
 // parquetBytes is the size of every Parquet file under dir.
@@ -221,6 +273,7 @@ type result struct {
 	commits   int
 	coreBusy  map[string]float64 // "cpu0" → fraction busy during the run
 	flags     string
+	shape     stack.Shape
 	pollWait  time.Duration // time ingest waited for records to arrive
 	dataBytes int64         // size of the table's Parquet files
 	// Of the variant's runs, when this is their median: how many, and the
@@ -277,8 +330,8 @@ func measure(ctx context.Context, s settings, bin, brokers, catalogAddr, logPath
 	return r, nil
 }
 
-// verify checks through the catalog that the table's offsets account for every record.
-func verify(ctx context.Context, addr string, records int) error {
+// verify checks through the catalog that the table's offsets of topic account for every record.
+func verify(ctx context.Context, addr, topic string, records int) error {
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		return err
@@ -287,7 +340,7 @@ func verify(ctx context.Context, addr string, records int) error {
 	client := catalogv1.NewCatalogServiceClient(conn)
 	total := int64(0)
 	for p := range int32(6) {
-		resp, err := client.GetTransactionVersion(ctx, &catalogv1.GetTransactionVersionRequest{Table: rawtable.Name, AppId: rawtable.AppID(stack.TopicRaw, p)})
+		resp, err := client.GetTransactionVersion(ctx, &catalogv1.GetTransactionVersionRequest{Table: rawtable.Name, AppId: rawtable.AppID(topic, p)})
 		if err != nil {
 			return fmt.Errorf("txn of partition %d: %w", p, err)
 		}
@@ -304,27 +357,29 @@ func verify(ctx context.Context, addr string, records int) error {
 func render(s settings, results []result) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# ingest benchmark\n\n")
-	fmt.Fprintf(&b, "%d bridge-shaped records (6 headers, ~110-byte JSON payloads) pre-filled in `%s` (6 partitions), "+
+	fmt.Fprintf(&b, "%d records of each shape (%d of the large one) pre-filled in a topic of 6 partitions (bridge: 6 headers and a ~110-byte JSON payload, in `%s`; "+
+		"headerless: key = MQTT topic and the same ~110-byte JSON, no headers, in `bench_headerless`; large: %d KiB JSON payloads, no headers, in `bench_large`), "+
 		"ingested into `%s` by `ingest --run-once`, pinned with `taskset -c %s` and `GOMAXPROCS=1` "+
 		"(librdkafka's threads share the core); Kafka and the catalog on `taskset -c %s`. The time runs from the process "+
 		"start to its exit: group join, reading the table's offsets, every commit (Parquet written and fsynced, "+
 		"catalog commit) and the final one included. Targets: ≥ 200,000 messages/s, peak RSS < 256 MiB.\n\n",
-		s.records, stack.TopicRaw, rawtable.Name, s.ingestCPU, s.otherCPU)
+		s.records, s.largeRecords, stack.TopicRaw, stack.LargePayloadBytes>>10, rawtable.Name, s.ingestCPU, s.otherCPU)
 	fmt.Fprintf(&b, "Each variant ran %d times, interleaved with the others; the row is the median run by wall time, "+
 		"with the range of all runs' messages/s.\n\n", s.runs)
-	fmt.Fprintf(&b, "| extra settings | wall time | messages/s | range of runs | CPU time | CPU µs/message | waited for records | peak RSS (VmHWM) | data bytes/message | commits | cpu%s busy | cpu%s busy |\n",
+	fmt.Fprintf(&b, "| records | extra settings | wall time | messages/s | range of runs | CPU time | CPU µs/message | waited for records | peak RSS (VmHWM) | data bytes/message | commits | cpu%s busy | cpu%s busy |\n",
 		s.ingestCPU, s.otherCPU)
-	fmt.Fprintf(&b, "|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&b, "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range results {
 		flags := "(defaults)"
 		if r.flags != "" {
 			flags = "`" + r.flags + "`"
 		}
-		rate := func(d time.Duration) float64 { return float64(s.records) / d.Seconds() }
-		fmt.Fprintf(&b, "| %s | %s | %.0f | %.0f–%.0f | %s | %.2f | %s | %.1f MiB | %.1f | %d | %.0f%% | %.0f%% |\n",
-			flags, r.wall.Round(time.Millisecond), rate(r.wall), rate(r.slowest), rate(r.fastest), r.cpu.Round(time.Millisecond),
-			float64(r.cpu.Microseconds())/float64(s.records), r.pollWait, float64(r.vmHWMKiB)/1024,
-			float64(r.dataBytes)/float64(s.records), r.commits,
+		n := s.count(r.shape)
+		rate := func(d time.Duration) float64 { return float64(n) / d.Seconds() }
+		fmt.Fprintf(&b, "| %s | %s | %s | %.0f | %.0f–%.0f | %s | %.2f | %s | %.1f MiB | %.1f | %d | %.0f%% | %.0f%% |\n",
+			r.shape, flags, r.wall.Round(time.Millisecond), rate(r.wall), rate(r.slowest), rate(r.fastest), r.cpu.Round(time.Millisecond),
+			float64(r.cpu.Microseconds())/float64(n), r.pollWait, float64(r.vmHWMKiB)/1024,
+			float64(r.dataBytes)/float64(n), r.commits,
 			100*r.coreBusy["cpu"+s.ingestCPU], 100*r.coreBusy["cpu"+s.otherCPU])
 	}
 	fmt.Fprintf(&b, "\nCPU time is the ingest process's user + system time (rusage), librdkafka's threads included; "+

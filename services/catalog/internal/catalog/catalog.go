@@ -116,10 +116,22 @@ type table struct {
 	mu sync.RWMutex // guards st's fields for readers; the writer is the only mutator
 	st *tableState
 
+	// ctx ends when the catalog closes; commits are written under it, not
+	// under the request's context, so that a client that gives up does not
+	// fail the others' commits of the same round.
+	ctx context.Context
+
 	qmu    sync.Mutex
 	queue  []*prepared
 	closed bool
-	wake   chan struct{}
+	// writing is set while a leader or the writer goroutine is writing;
+	// whoever set it owns the queue until it clears it.
+	writing bool
+	// leaders counts the callers writing as leaders, for the writer
+	// goroutine to wait for at close.
+	leaders sync.WaitGroup
+	// wake hands the queue from a leader to the writer goroutine.
+	wake chan struct{}
 	// opMu serializes maintenance operations of the table (checkpoint,
 	// cleanup, vacuum, optimize) with each other.
 	opMu sync.Mutex
@@ -268,6 +280,7 @@ func (c *Catalog) load(ctx context.Context, n warehouse.Name) (*table, error) {
 		maxGroup:           c.cfg.MaxGroup,
 		minVacuumRetention: c.cfg.MinVacuumRetention,
 		wake:               make(chan struct{}, 1),
+		ctx:                c.ctx,
 	}
 	t.committed = func(ev CommitEvent) {
 		c.versions.Add(1)

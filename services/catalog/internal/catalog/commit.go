@@ -88,8 +88,12 @@ func (c *Catalog) Commit(ctx context.Context, req *CommitRequest) (CommitResult,
 	if err != nil {
 		return CommitResult{}, err
 	}
-	if err := t.enqueue(p); err != nil {
+	lead, err := t.enqueue(p)
+	if err != nil {
 		return CommitResult{}, err
+	}
+	if lead {
+		t.lead()
 	}
 	select {
 	case out := <-p.result:
@@ -402,25 +406,55 @@ func numRecords(stats string) int64 {
 	return s.NumRecords
 }
 
-// enqueue hands a prepared commit to the table's writer.
-func (t *table) enqueue(p *prepared) error {
+// enqueue hands a prepared commit to the table's writer. When no commit of
+// the table is being written, the caller becomes the writer (lead is true)
+// and must call lead: a client committing alone then writes its own commit
+// in its own goroutine, without waking the writer goroutine and being woken
+// back (two goroutine switches, which on a busy machine each wait for a
+// core; see docs/decisions.md, Catalog).
+func (t *table) enqueue(p *prepared) (lead bool, err error) {
 	t.qmu.Lock()
+	defer t.qmu.Unlock()
 	if t.closed {
-		t.qmu.Unlock()
-		return ErrClosed
+		return false, ErrClosed
 	}
 	t.queue = append(t.queue, p)
-	t.qmu.Unlock()
-	select {
-	case t.wake <- struct{}{}:
-	default:
+	if t.writing {
+		return false, nil // the writer takes it with its next round
 	}
-	return nil
+	t.writing = true
+	t.leaders.Add(1)
+	return true, nil
 }
 
-// writeLoop is the table's writer: the only goroutine that commits to the
-// table, so commits to one table are serialized while tables commit in
-// parallel.
+// lead writes what is queued, the caller's own commit among it, as the
+// table's writer for one round. Commits queued meanwhile (other clients
+// arriving while the round's fsyncs ran) are handed to the writer
+// goroutine, which groups them, so that no caller writes for others
+// indefinitely.
+func (t *table) lead() {
+	defer t.leaders.Done()
+	t.qmu.Lock()
+	q := t.queue
+	t.queue = nil
+	t.qmu.Unlock()
+	t.process(t.ctx, q)
+	t.qmu.Lock()
+	if len(t.queue) == 0 || t.closed {
+		t.writing = false
+	} else {
+		// writing stays true: the writer goroutine owns the queue now.
+		t.wake <- struct{}{} // never blocks: only the owner of writing sends
+	}
+	t.qmu.Unlock()
+}
+
+// writeLoop is the table's writer goroutine: it writes the commits a
+// leader handed over, round by round until the queue is empty. It and the
+// leaders are the only ones that commit to the table, and never at once (the
+// writing flag), so commits to one table are serialized while tables commit
+// in parallel. When ctx ends it fails what is queued and waits for a
+// leader still writing.
 func (t *table) writeLoop(ctx context.Context) {
 	for {
 		select {
@@ -433,14 +467,23 @@ func (t *table) writeLoop(ctx context.Context) {
 			for _, p := range q {
 				p.result <- commitOutcome{err: ErrClosed}
 			}
+			t.leaders.Wait()
 			return
 		case <-t.wake:
 		}
-		t.qmu.Lock()
-		q := t.queue
-		t.queue = nil
-		t.qmu.Unlock()
-		if len(q) > 0 {
+		for {
+			t.qmu.Lock()
+			q := t.queue
+			t.queue = nil
+			if len(q) == 0 || t.closed {
+				t.writing = false
+				t.qmu.Unlock()
+				for _, p := range q {
+					p.result <- commitOutcome{err: ErrClosed}
+				}
+				break
+			}
+			t.qmu.Unlock()
 			t.process(ctx, q)
 		}
 	}

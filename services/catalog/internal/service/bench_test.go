@@ -3,6 +3,8 @@ package service
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -16,6 +18,7 @@ import (
 	"github.com/plantlake/plantlake/delta"
 	"github.com/plantlake/plantlake/delta/storage"
 	catalogv1 "github.com/plantlake/plantlake/proto/plantlake/catalog/v1"
+	"github.com/plantlake/plantlake/services/catalog/internal/catalog"
 )
 
 // BenchmarkCatalogReport measures the catalog end to end over gRPC and
@@ -44,10 +47,12 @@ func BenchmarkCatalogReport(b *testing.B) {
 		one := grpcCommits(b, 1, 16, 4000)
 		add("Commit over gRPC, 1 table, 16 clients", fmt.Sprintf("%.0f commits/s", one.rate),
 			fmt.Sprintf("**%.2f× the loop**; %d commits in %d versions (group commit)", one.rate/loop, one.commits, one.versions))
-		loop = putIfAbsentLoop(b, 1000)
-		add("Delta put-if-absent loop (again)", fmt.Sprintf("%.0f commits/s", loop), "baseline for the next row")
-		seq := grpcCommits(b, 1, 1, 1000)
-		add("Commit over gRPC, 1 table, 1 client", fmt.Sprintf("%.0f commits/s", seq.rate), fmt.Sprintf("%.2f× the loop; one commit per round trip, no grouping possible", seq.rate/loop))
+		seq := oneClient(b, 1000)
+		add("Delta put-if-absent loop, interleaved with the next row", fmt.Sprintf("%.0f commits/s", seq.loop),
+			fmt.Sprintf("one write of each in turn, %d of each; p50 %d µs", seq.commits, seq.loopP50.Microseconds()))
+		add("Commit over gRPC, 1 table, 1 client", fmt.Sprintf("%.0f commits/s", seq.grpc),
+			fmt.Sprintf("**%.2f× the loop** (tenths of the run %.2f–%.2f×); p50 %d µs; one commit per round trip, no grouping possible",
+				seq.ratio, seq.lo, seq.hi, seq.p50.Microseconds()))
 		loop = putIfAbsentLoop(b, 1000)
 		add("Delta put-if-absent loop (again)", fmt.Sprintf("%.0f commits/s", loop), "baseline for the next row")
 		many := grpcCommits(b, 16, 16, 4000)
@@ -113,6 +118,114 @@ func putIfAbsentLoop(b *testing.B, n int) float64 {
 		}
 	}
 	return float64(n) / time.Since(start).Seconds()
+}
+
+// oneClientResult compares one client committing through the catalog
+// with the bare loop, the two interleaved write by write.
+type oneClientResult struct {
+	commits int
+	// commits/s of each, from the summed time of its writes: the loop, the
+	// catalog library's Commit called in process (no gRPC, no
+	// announcements), and the client over gRPC.
+	loop, library, grpc float64
+	ratio               float64 // grpc / loop
+	loopP50, libP50     time.Duration
+	p50                 time.Duration
+	lo, hi              float64 // lowest and highest ratio of a tenth of the writes
+}
+
+// oneClient alternates n put-if-absent writes of the bare loop with n
+// sequential gRPC commits from one client, one of each in turn, so that
+// both see the same disk at the same moment (the disk is shared with the
+// other work on the machine, and its fsync latency swings several-fold
+// within seconds). Each side's rate is its writes over the time they took.
+func oneClient(b *testing.B, n int, extra ...string) oneClientResult {
+	store, err := storage.NewLocal(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	data := []byte(strings.Repeat(`{"add":{"path":"x.parquet","size":1}}`+"\n", 3))
+	wh := b.TempDir()
+	tc := startBenchCatalog(b, wh, extra...)
+	defer tc.stop()
+	createTable(b, tc.client, "bench.one", nil)
+	adds := make([]*catalogv1.AddFile, n)
+	libAdds := make([]delta.Add, n)
+	// The library's table is in a warehouse of its own, on the same disk.
+	libWH := b.TempDir()
+	lc := startBenchCatalog(b, libWH)
+	createTable(b, lc.client, "bench.lib", nil)
+	lc.stop()
+	for i := range adds {
+		rel := fmt.Sprintf("day=2024-01-01/f%06d.parquet", i)
+		adds[i] = putFile(b, wh, "bench.one", rel, 1)
+		putFile(b, libWH, "bench.lib", rel, 1)
+		libAdds[i] = delta.Add{Path: rel, Size: 1, DataChange: true, PartitionValues: map[string]string{"day": "2024-01-01"}, Stats: `{"numRecords":1}`}
+	}
+	lib, err := catalog.New(catalog.Config{Warehouse: libWH}, nil, slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer lib.Close()
+	ctx := context.Background()
+	loopLat, libLat, grpcLat := make([]time.Duration, n), make([]time.Duration, n), make([]time.Duration, n)
+	for i := range n {
+		t0 := time.Now()
+		if err := store.PutIfAbsent(ctx, delta.CommitPath(int64(i)), data); err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		if _, err := lib.Commit(ctx, &catalog.CommitRequest{Table: "bench.lib", ReadVersion: int64(i), BlindAppend: true, Adds: libAdds[i : i+1]}); err != nil {
+			b.Fatal(err)
+		}
+		t2 := time.Now()
+		if _, err := tc.client.Commit(ctx, &catalogv1.CommitRequest{
+			Table: "bench.one", ReadVersion: int64(i), BlindAppend: true, Adds: adds[i : i+1],
+		}); err != nil {
+			b.Fatal(err)
+		}
+		loopLat[i], libLat[i], grpcLat[i] = t1.Sub(t0), t2.Sub(t1), time.Since(t2)
+	}
+	sum := func(d []time.Duration) (t time.Duration) {
+		for _, x := range d {
+			t += x
+		}
+		return t
+	}
+	r := oneClientResult{commits: n, lo: math.Inf(1)}
+	r.loop, r.library, r.grpc = float64(n)/sum(loopLat).Seconds(), float64(n)/sum(libLat).Seconds(), float64(n)/sum(grpcLat).Seconds()
+	r.ratio = r.grpc / r.loop
+	for k := 0; k+n/10 <= n; k += n / 10 {
+		q := float64(sum(loopLat[k:k+n/10])) / float64(sum(grpcLat[k:k+n/10]))
+		r.lo, r.hi = min(r.lo, q), max(r.hi, q)
+	}
+	slices.Sort(loopLat)
+	slices.Sort(libLat)
+	slices.Sort(grpcLat)
+	r.loopP50, r.libP50, r.p50 = loopLat[n/2], libLat[n/2], grpcLat[n/2]
+	return r
+}
+
+// BenchmarkOneClientCommits is the one-client row of BenchmarkCatalogReport
+// alone, for profiling the commit path (-cpuprofile), with and without the
+// Kafka announcements.
+func BenchmarkOneClientCommits(b *testing.B) {
+	b.Run("announce", func(b *testing.B) { benchOneClient(b) })
+	b.Run("no-announce", func(b *testing.B) { benchOneClient(b, "--announce=false") })
+}
+
+func benchOneClient(b *testing.B, extra ...string) {
+	for range b.N {
+		r := oneClient(b, 1000, extra...)
+		b.ReportMetric(r.ratio, "x-loop")
+		b.ReportMetric(r.grpc, "commits/s")
+		b.ReportMetric(r.loop, "loop-commits/s")
+		b.ReportMetric(float64(r.p50.Microseconds()), "p50-µs")
+		b.ReportMetric(float64(r.loopP50.Microseconds()), "loop-p50-µs")
+		b.ReportMetric(float64(r.libP50.Microseconds()), "library-p50-µs")
+		b.ReportMetric(r.library/r.loop, "library-x-loop")
+		b.Logf("tenths of the run: %.2f–%.2f× the loop", r.lo, r.hi)
+	}
 }
 
 type commitResult struct {
@@ -277,6 +390,6 @@ func scanThroughput(b *testing.B, files, rowsPerFile int) (float64, int) {
 }
 
 // startBenchCatalog serves a catalog without maintenance and with quiet logs.
-func startBenchCatalog(b *testing.B, warehouse string) *testCatalog {
-	return startCatalog(b, warehouse, "--auto-maintenance=false", "--log-level", "error")
+func startBenchCatalog(b *testing.B, warehouse string, extra ...string) *testCatalog {
+	return startCatalog(b, warehouse, append([]string{"--auto-maintenance=false", "--log-level", "error"}, extra...)...)
 }

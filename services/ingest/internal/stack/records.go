@@ -81,9 +81,70 @@ func Headers(seq int, bridgeMillis int64) []kafka.Header {
 	return h
 }
 
+// Shape is what a generated record looks like besides its key.
+type Shape int
+
+// The record shapes the producer generates.
+const (
+	// BridgeShaped records carry the bridge's six headers and a ~110-byte
+	// JSON reading (Payload).
+	BridgeShaped Shape = iota
+	// Headerless records carry the same key and JSON reading but no
+	// headers, as a producer other than the bridge sends them.
+	Headerless
+	// Large records carry no headers and a LargePayload value.
+	Large
+)
+
+// String names the shape as the benchmark's --shape flag does.
+func (s Shape) String() string {
+	switch s {
+	case BridgeShaped:
+		return "bridge"
+	case Headerless:
+		return "headerless"
+	case Large:
+		return "large"
+	}
+	return "shape(" + strconv.Itoa(int(s)) + ")"
+}
+
+// ParseShape reads a shape's name.
+func ParseShape(name string) (Shape, error) {
+	for _, s := range []Shape{BridgeShaped, Headerless, Large} {
+		if s.String() == name {
+			return s, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown record shape %q (bridge, headerless, large)", name)
+}
+
+// LargePayloadBytes is the size of a Large record's value.
+const LargePayloadBytes = 64 << 10
+
+// LargePayload is Large record seq's value: LargePayloadBytes of JSON
+// (a reading with a long sample array) that compress about as well as
+// real sensor data does.
+func LargePayload(seq int) []byte {
+	b := fmt.Appendf(make([]byte, 0, LargePayloadBytes), `{"sensor_id":"vib%02d","seq":%d,"samples":[`, seq%50, seq)
+	x := uint32(seq)*2654435761 + 1
+	for len(b) < LargePayloadBytes-16 {
+		x = x*1664525 + 1013904223
+		b = strconv.AppendInt(b, int64(x>>20), 10)
+		b = append(b, ',')
+	}
+	b = append(b, "0]}"...)
+	for len(b) < LargePayloadBytes {
+		b = append(b, ' ')
+	}
+	return b
+}
+
 // Producer produces generated records and remembers where each landed.
 type Producer struct {
 	p *kafka.Producer
+	// Shape is the shape of the records produced (BridgeShaped unless set).
+	Shape Shape
 	// Positions maps each acknowledged record's position to its sequence number.
 	Positions map[Pos]int
 }
@@ -96,6 +157,7 @@ func NewProducer(brokers string) (*Producer, error) {
 		"enable.idempotence":     true,
 		"linger.ms":              5,
 		"batch.size":             1 << 20,
+		"message.max.bytes":      1 << 20,
 		"go.logs.channel.enable": false,
 	})
 	if err != nil {
@@ -156,9 +218,15 @@ func (pr *Producer) produce(ctx context.Context, toTopic string, from, to, perSe
 		m := &kafka.Message{
 			TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: kafka.PartitionAny},
 			Key:            Key(seq),
-			Value:          Payload(seq),
-			Headers:        Headers(seq, time.Now().UnixMilli()),
 			Opaque:         seq,
+		}
+		switch pr.Shape {
+		case BridgeShaped:
+			m.Value, m.Headers = Payload(seq), Headers(seq, time.Now().UnixMilli())
+		case Headerless:
+			m.Value = Payload(seq)
+		case Large:
+			m.Value = LargePayload(seq)
 		}
 		for {
 			err := pr.p.Produce(m, delivery)
