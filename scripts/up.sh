@@ -117,6 +117,7 @@ Try:
   \$(go run ./devstack/cmd/plantlake-dev python-path) -c 'from deltalake import DeltaTable; \\
     t = DeltaTable("$warehouse/gold/plant_sensor_readings").to_pyarrow_table(); print(t.num_rows, "rows"); print(t.slice(t.num_rows - 3))'
   curl -s 'http://127.0.0.1:16686/api/traces?service=merge&operation=merge.record&limit=1'   # a reading's trace: bridge,
-    # ingest, deserialize and merge spans, each linked to its batch's commit (the catalog's span is there)
+    # ingest, deserialize and merge spans, each linked to its batch's commit (the catalog's span is there);
+    # services send spans every 5 s, so the newest trace may lack a hop for a few seconds
 Stop with: make down
 INFO
