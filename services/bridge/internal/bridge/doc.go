@@ -13,10 +13,7 @@
 // produce failed is produced again (or, if the MQTT connection it came on is
 // gone, left for the broker to redeliver); it is never acknowledged without a
 // stored record, so no component failure loses it. Duplicates are possible
-// (at least once): downstream stages remove them. On a batched connection
-// (conn.go) settle writes the 4-byte PUBACK to the connection itself rather
-// than through paho's Ack, which costs a packet, a formatted store key and a
-// channel send per reading.
+// (at least once): downstream stages remove them.
 //
 // Backpressure: paho runs the handler on its router goroutine
 // (SetOrderMatters(true)), and the handler never blocks: it appends the
