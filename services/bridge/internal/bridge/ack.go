@@ -12,8 +12,7 @@ import (
 )
 
 // This file is the ack path: the only code that sends an MQTT PUBACK
-// (settle for forwarded readings, skipReplay for retained replays, both
-// through puback).
+// (settle for forwarded readings, skipReplay for retained replays).
 
 // deliveryLoop consumes the producer's events until Close ends them.
 func (b *Bridge) deliveryLoop(producer *kafka.Producer) {
@@ -49,7 +48,7 @@ func (b *Bridge) settle(r *reading, err error) {
 		b.counters.produced.Add(1)
 		b.latency.Observe(now.Sub(r.sentAt).Seconds())
 		if r.gen == b.gen.Load() {
-			b.puback(r.msg, r.gen) // THE acknowledgement: Kafka has stored this reading.
+			r.msg.Ack() // THE acknowledgement: Kafka has stored this reading.
 			b.counters.acked.Add(1)
 		} else {
 			b.counters.stale.Add(1)
@@ -94,20 +93,8 @@ func (b *Bridge) settle(r *reading, err error) {
 func (b *Bridge) skipReplay(m mqtt.Message, gen uint64) {
 	b.counters.replays.Add(1)
 	if gen == b.gen.Load() {
-		b.puback(m, gen) // nothing to store: an earlier copy is already in Kafka.
+		m.Ack() // nothing to store: an earlier copy is already in Kafka.
 	}
-}
-
-// puback acknowledges m, which came on connection generation gen (the
-// current one: settle and skipReplay check). A QoS 1 message that came on a
-// batched connection gets its PUBACK written to that connection directly
-// (batchedConn.writePuback); anything else goes through paho's m.Ack.
-func (b *Bridge) puback(m mqtt.Message, gen uint64) {
-	if c := b.ackConn.Load(); c != nil && c.gen == gen && m.Qos() == 1 {
-		c.conn.writePuback(m.MessageID())
-		return
-	}
-	m.Ack()
 }
 
 // abandon gives up on a reading without acknowledging it: the broker still

@@ -94,9 +94,6 @@ type Bridge struct {
 	// resumedGen is the generation whose CONNACK said the broker kept the
 	// session (0: none); see onMessage.
 	resumedGen atomic.Uint64
-	// ackConn is the newest batched connection; puback writes the PUBACKs
-	// of its generation's readings to it directly.
-	ackConn    atomic.Pointer[genConn]
 	connected  atomic.Uint64 // successful connections so far
 	mqttUp     atomic.Bool
 	kafkaUp    atomic.Bool
@@ -418,22 +415,11 @@ func (b *Bridge) onConnectAttempt(_ *url.URL, cfg *tls.Config) *tls.Config {
 // read here is the new connection's.
 func (b *Bridge) openConn(uri *url.URL, opts mqtt.ClientOptions) (net.Conn, error) {
 	gen := b.gen.Load()
-	conn, err := openBatchedConn(uri, opts, func(sessionPresent bool) {
+	return openBatchedConn(uri, opts, func(sessionPresent bool) {
 		if sessionPresent {
 			b.resumedGen.Store(gen)
 		}
 	})
-	if err != nil {
-		return nil, err
-	}
-	b.ackConn.Store(&genConn{gen: gen, conn: conn})
-	return conn, nil
-}
-
-// genConn is a batched MQTT connection and its generation.
-type genConn struct {
-	gen  uint64
-	conn *batchedConn
 }
 
 // onConnect subscribes (again) on every connection, so that a filter added

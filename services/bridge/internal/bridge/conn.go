@@ -110,39 +110,13 @@ func (c *batchedConn) Write(p []byte) (int, error) {
 		c.mu.Unlock()
 		return 0, net.ErrClosed
 	}
-	c.queue(p...)
+	c.pending = append(c.pending, p...)
+	select { // under mu, so Close cannot close kick in between
+	case c.kick <- struct{}{}:
+	default:
+	}
 	c.mu.Unlock()
 	return len(p), nil
-}
-
-// queue appends p to the pending bytes; c.mu must be held. The flusher is
-// kicked only when nothing was pending: otherwise it has not taken the
-// pending bytes yet (it takes them under c.mu), and these go with them.
-func (c *batchedConn) queue(p ...byte) {
-	wake := len(c.pending) == 0
-	c.pending = append(c.pending, p...)
-	if wake {
-		select { // under mu, so Close cannot close kick in between
-		case c.kick <- struct{}{}:
-		default:
-		}
-	}
-}
-
-// writePuback queues the PUBACK of the QoS 1 message id, bypassing paho's
-// ack path (a packet built and formatted, a store key formatted with
-// fmt, a channel send to paho's writer goroutine, per reading). It is safe
-// beside paho's own writes: every packet paho writes to this connection is
-// one Write call (the bridge never publishes), and Write and writePuback
-// append whole packets under c.mu. On a broken or closing connection the
-// PUBACK is dropped; the broker redelivers the reading to the next one.
-// It never blocks: the broker's in-flight window bounds what can pend.
-func (c *batchedConn) writePuback(id uint16) {
-	c.mu.Lock()
-	if c.err == nil && !c.closing {
-		c.queue(0x40, 0x02, byte(id>>8), byte(id))
-	}
-	c.mu.Unlock()
 }
 
 // flusher writes whatever is pending, one write per wake-up.
@@ -201,7 +175,7 @@ func (c *batchedConn) Close() error {
 // openBatchedConn is paho's OpenConnectionFunc for the tcp and tls schemes;
 // onConnack, when not nil, is told the session-present flag of the
 // connection's CONNACK before paho sees it.
-func openBatchedConn(uri *url.URL, opts mqtt.ClientOptions, onConnack func(sessionPresent bool)) (*batchedConn, error) {
+func openBatchedConn(uri *url.URL, opts mqtt.ClientOptions, onConnack func(sessionPresent bool)) (net.Conn, error) {
 	dialer := opts.Dialer
 	if dialer == nil {
 		dialer = &net.Dialer{Timeout: 30 * time.Second}

@@ -139,35 +139,3 @@ func TestSniffConnack(t *testing.T) {
 		})
 	}
 }
-
-// PUBACKs written by the bridge and packets written by paho share the
-// connection: each arrives whole, a PUBACK carries its id, and a packet
-// written after a PUBACK is not sent before it.
-func TestBatchedConnPubackBesidePahoWrites(t *testing.T) {
-	client, server := tcpPair(t)
-	bc := newBatchedConn(client)
-	ping := []byte{0xc0, 0x00} // PINGREQ
-	var want bytes.Buffer
-	for i := range 3000 {
-		id := uint16(i*7 + 1)
-		bc.writePuback(id)
-		want.Write([]byte{0x40, 0x02, byte(id >> 8), byte(id)})
-		if i%100 == 0 {
-			if _, err := bc.Write(ping); err != nil {
-				t.Fatalf("Write: %v", err)
-			}
-			want.Write(ping)
-		}
-	}
-	if err := bc.Close(); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-	bc.writePuback(9) // after Close: dropped, no panic
-	got, err := io.ReadAll(server)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want.Bytes()) {
-		t.Fatalf("peer got %d bytes, want %d, equal prefix %v", len(got), want.Len(), bytes.HasPrefix(want.Bytes(), got))
-	}
-}
