@@ -72,7 +72,7 @@ var Table = tablesink.Table{
 
 // Reading is one bronze row; the columns not named here are derived
 // (plant "p1", device and mqtt_topic from line and sensor, unit "C",
-// bridge_ts = ts, extra null; traceparent null unless set).
+// bridge_ts = ts unless set, extra null; traceparent null unless set).
 type Reading struct {
 	SensorID, Measurement, Line string
 	Value                       float64
@@ -83,6 +83,8 @@ type Reading struct {
 	Offset                      int64
 	// Traceparent is a sampled reading's W3C trace context ("": null).
 	Traceparent string
+	// BridgeTS is when the bridge received it (zero: TS).
+	BridgeTS time.Time
 }
 
 // Record returns rs as one bronze record batch (the caller releases it).
@@ -106,7 +108,11 @@ func Record(rs []Reading) arrow.RecordBatch {
 		b.Field(11).(*array.Int32Builder).Append(r.Partition)
 		b.Field(12).(*array.Int64Builder).Append(r.Offset)
 		b.Field(13).(*array.Int64Builder).Append(r.RawVersion)
-		b.Field(14).(*array.TimestampBuilder).Append(ts)
+		bridgeTS := ts
+		if !r.BridgeTS.IsZero() {
+			bridgeTS = arrow.Timestamp(r.BridgeTS.UnixMicro())
+		}
+		b.Field(14).(*array.TimestampBuilder).Append(bridgeTS)
 		if r.Traceparent == "" {
 			b.Field(15).AppendNull()
 		} else {

@@ -110,8 +110,8 @@ func (b *Batch) Append(_ context.Context, version int64, rec arrow.RecordBatch) 
 // add keeps r unless the batch holds a newer row of its key.
 func (b *Batch) add(r *gold.Row) {
 	b.cur.Appended++
-	if !r.Null(gold.ColTS) && r.TS > b.newest {
-		b.newest = r.TS
+	if !r.Null(gold.ColBridgeTS) && r.BridgeTS > b.newest {
+		b.newest = r.BridgeTS
 	}
 	k := b.spec.Key(r)
 	if i, ok := b.cur.Index[k]; ok {
@@ -131,7 +131,9 @@ func (b *Batch) Rows() int { return b.cur.Appended }
 // Bytes estimates the memory the batch holds.
 func (b *Batch) Bytes() int { return len(b.cur.Rows) * rowBytes }
 
-// Newest is the newest ts appended.
+// Newest is the newest bridge_ts appended: when the newest reading reached
+// the pipeline, as deserialize and ingest count it (a device's own ts can run
+// ahead of the pipeline's clock, and a late reading's lags far behind).
 func (b *Batch) Newest() time.Time {
 	if b.newest == 0 {
 		return time.Time{}

@@ -74,6 +74,29 @@ func TestBatchKeepsTheNewestRowOfEachKey(t *testing.T) {
 	}
 }
 
+// TestBatchNewestIsTheNewestBridgeTS: the batch's newest data time (the
+// status's newest_data_age) is when the newest reading reached the
+// pipeline, not a device's ts, which may run ahead of the clock or lag days.
+func TestBatchNewestIsTheNewestBridgeTS(t *testing.T) {
+	spec, err := NewKeySpec(gold.KeyColumns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := NewBatch(spec)
+	ahead := rd("s", "l1", 3600, 1, 1, "t", 0, 1) // the device's clock is an hour ahead
+	ahead.BridgeTS = t0.Add(time.Second)
+	late := rd("s", "l1", -86400, 2, 1, "t", 0, 2) // a day-old reading that just arrived
+	late.BridgeTS = t0.Add(2 * time.Second)
+	rec := bronzetest.Record([]bronzetest.Reading{ahead, late})
+	defer rec.Release()
+	if err := b.Append(context.Background(), 1, rec); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := b.Newest(), t0.Add(2*time.Second); !got.Equal(want) {
+		t.Fatalf("Newest() = %v, want the newest bridge_ts %v", got, want)
+	}
+}
+
 func TestNewKeySpecRejects(t *testing.T) {
 	for _, cols := range [][]string{{"sensor_id", "measurement"}, {"ts", "value"}, {"ts", "ts"}} {
 		if _, err := NewKeySpec(cols); err == nil {
