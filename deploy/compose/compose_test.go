@@ -11,6 +11,9 @@ import (
 	"testing"
 
 	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/moby/patternmatcher"
+	"github.com/moby/patternmatcher/ignorefile"
+	"golang.org/x/mod/modfile"
 )
 
 // repoRoot is the repository root (the Dockerfile's build context).
@@ -185,5 +188,90 @@ func TestChecksCatchMistakes(t *testing.T) {
 				t.Errorf("no problem mentioning %q found; got %q", tc.want, msgs)
 			}
 		})
+	}
+}
+
+// inBuildContext reports whether the file rel (slash-separated, relative to
+// the context root) is sent to the daemon. It walks as Docker's archiver does
+// (moby/go-archive, used by the classic builder): an ignored directory is
+// skipped whole unless an exception pattern, read as a literal path, lies
+// below it, so "!bench/*/go.mod" does not bring back bench/peers/go.mod
+// while "!bench/peers/go.mod" does.
+func inBuildContext(t *testing.T, pm *patternmatcher.PatternMatcher, rel string) bool {
+	t.Helper()
+	parts := strings.Split(rel, "/")
+	for i := 1; i < len(parts); i++ {
+		dir := strings.Join(parts[:i], "/")
+		ignored, err := pm.MatchesOrParentMatches(dir)
+		if err != nil {
+			t.Fatalf("match %s: %v", dir, err)
+		}
+		if !ignored {
+			continue
+		}
+		walked := false
+		for _, p := range pm.Patterns() {
+			if p.Exclusion() && strings.HasPrefix(p.String()+"/", dir+"/") {
+				walked = true
+				break
+			}
+		}
+		if !walked {
+			return false
+		}
+	}
+	ignored, err := pm.MatchesOrParentMatches(rel)
+	if err != nil {
+		t.Fatalf("match %s: %v", rel, err)
+	}
+	return !ignored
+}
+
+// TestBuildContextHoldsEveryWorkspaceModule reads go.work and .dockerignore
+// with Docker's own pattern matcher and checks that the go.mod and go.sum of
+// every module the workspace uses reach the Dockerfile's build context: a
+// module listed in go.work but ignored makes `go mod download` in the image
+// fail at once (a bench module did exactly that).
+func TestBuildContextHoldsEveryWorkspaceModule(t *testing.T) {
+	root := repoRoot()
+	f, err := os.Open(filepath.Join(root, ".dockerignore"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	patterns, err := ignorefile.ReadAll(f)
+	if err != nil {
+		t.Fatalf("read .dockerignore: %v", err)
+	}
+	pm, err := patternmatcher.New(patterns)
+	if err != nil {
+		t.Fatalf(".dockerignore: %v", err)
+	}
+	work, err := os.ReadFile(filepath.Join(root, "go.work"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wf, err := modfile.ParseWork("go.work", work, nil)
+	if err != nil {
+		t.Fatalf("parse go.work: %v", err)
+	}
+	if len(wf.Use) == 0 {
+		t.Fatal("go.work uses no module")
+	}
+	for _, u := range wf.Use {
+		dir := filepath.Clean(u.Path)
+		for _, name := range []string{"go.mod", "go.sum"} {
+			rel := filepath.ToSlash(filepath.Join(dir, name))
+			if _, err := os.Stat(filepath.Join(root, rel)); err != nil {
+				if name == "go.sum" && errors.Is(err, os.ErrNotExist) {
+					continue // a module without dependencies has none
+				}
+				t.Errorf("%s: %v", rel, err)
+				continue
+			}
+			if !inBuildContext(t, pm, rel) {
+				t.Errorf("%s is used by go.work but .dockerignore leaves it out of the image's build context", rel)
+			}
+		}
 	}
 }

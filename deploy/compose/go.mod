@@ -4,6 +4,8 @@ go 1.26
 
 require (
 	github.com/compose-spec/compose-go/v2 v2.16.2
+	github.com/moby/patternmatcher v0.6.0
+	golang.org/x/mod v0.41.0
 	google.golang.org/grpc v1.85.0
 )
 
