@@ -197,6 +197,7 @@ func (k *Kit) Service(loops ...Loop) Service {
 		GRPCAddr:        k.grpcAddr,
 		Metrics:         k.Metrics,
 		MetricsAddr:     k.Config.MetricsAddr,
+		Pprof:           k.Config.Pprof,
 		ShutdownTimeout: k.Config.ShutdownTimeout,
 		Loops:           loops,
 		Tracing:         k.Tracing,

@@ -50,6 +50,8 @@ type Service struct {
 	MetricsAddr string
 	// MetricsListener, if set, is served instead of listening on MetricsAddr.
 	MetricsListener net.Listener
+	// Pprof adds Go's profiles at /debug/pprof/ to the metrics server.
+	Pprof bool
 	// ShutdownTimeout bounds the graceful shutdown; 0 means
 	// config.DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration
@@ -93,7 +95,7 @@ func Run(ctx context.Context, svc Service) error {
 		if metricsLis, err = listen(svc.MetricsListener, svc.MetricsAddr); err != nil {
 			return errors.Join(fmt.Errorf("servicekit: metrics listener: %w", err), grpcLis.Close())
 		}
-		metricsSrv = metrics.NewServer(svc.Metrics)
+		metricsSrv = metrics.NewServer(svc.Metrics, svc.Pprof)
 	}
 
 	if svc.OnListen != nil {

@@ -122,6 +122,10 @@ type Shared struct {
 	// InsecureListenAny allows a gRPC listen address other than loopback
 	// without credentials or TLS (--insecure-listen-any).
 	InsecureListenAny bool
+	// Pprof serves Go's profiles at /debug/pprof/ on the metrics address
+	// (--pprof). Off by default: the metrics port is often published, and a
+	// CPU profile costs the service CPU while it runs.
+	Pprof bool
 	// MaxRequestBytes is the largest gRPC request the server receives
 	// (--max-request-bytes); larger ones are refused with ResourceExhausted
 	// before they are read.
@@ -150,6 +154,7 @@ func (s *Shared) Register(fs *flag.FlagSet, groups ...Group) {
 	fs.StringVar(&s.TLSKey, "tls-key", s.TLSKey, "gRPC server private key file (PEM)")
 	fs.StringVar(&s.TLSClientCA, "tls-client-ca", s.TLSClientCA, "CA file (PEM) that verifies client certificates; a verified certificate's name can be an identity (mTLS)")
 	fs.BoolVar(&s.InsecureListenAny, "insecure-listen-any", s.InsecureListenAny, "allow a non-loopback --grpc-addr without --identities, --auth-token or --tls-cert")
+	fs.BoolVar(&s.Pprof, "pprof", s.Pprof, "serve Go profiles at /debug/pprof/ on --metrics-addr (for diagnosing CPU and memory; keep that port private)")
 	fs.IntVar(&s.MaxRequestBytes, "max-request-bytes", s.MaxRequestBytes, "largest gRPC request the server receives (larger: ResourceExhausted)")
 	if s.groups[Kafka] {
 		fs.StringVar(&s.KafkaBrokers, "kafka-brokers", s.KafkaBrokers, "Kafka bootstrap servers, comma-separated")

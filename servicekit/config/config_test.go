@@ -174,10 +174,10 @@ func TestRegisterOnlyChosenGroups(t *testing.T) {
 		groups []config.Group
 		want   []string
 	}{
-		{nil, []string{"auth-token", "grpc-addr", "identities", "insecure-listen-any", "log-format", "log-level", "max-request-bytes", "metrics-addr", "shutdown-timeout", "tls-cert", "tls-client-ca", "tls-key"}},
-		{[]config.Group{config.Warehouse}, []string{"auth-token", "grpc-addr", "identities", "insecure-listen-any", "log-format", "log-level", "max-request-bytes", "metrics-addr", "shutdown-timeout", "tls-cert", "tls-client-ca", "tls-key", "warehouse"}},
-		{[]config.Group{config.MQTT, config.Kafka}, []string{"auth-token", "grpc-addr", "identities", "insecure-listen-any", "kafka-brokers", "kafka-config", "kafka-partitions", "log-format", "log-level", "max-request-bytes", "metrics-addr", "mqtt-broker", "shutdown-timeout", "tls-cert", "tls-client-ca", "tls-key"}},
-		{[]config.Group{config.Catalog}, []string{"auth-token", "catalog-addr", "grpc-addr", "identities", "insecure-listen-any", "log-format", "log-level", "max-request-bytes", "metrics-addr", "shutdown-timeout", "tls-ca", "tls-cert", "tls-client-ca", "tls-client-cert", "tls-client-key", "tls-key"}},
+		{nil, []string{"auth-token", "grpc-addr", "identities", "insecure-listen-any", "log-format", "log-level", "max-request-bytes", "metrics-addr", "pprof", "shutdown-timeout", "tls-cert", "tls-client-ca", "tls-key"}},
+		{[]config.Group{config.Warehouse}, []string{"auth-token", "grpc-addr", "identities", "insecure-listen-any", "log-format", "log-level", "max-request-bytes", "metrics-addr", "pprof", "shutdown-timeout", "tls-cert", "tls-client-ca", "tls-key", "warehouse"}},
+		{[]config.Group{config.MQTT, config.Kafka}, []string{"auth-token", "grpc-addr", "identities", "insecure-listen-any", "kafka-brokers", "kafka-config", "kafka-partitions", "log-format", "log-level", "max-request-bytes", "metrics-addr", "mqtt-broker", "pprof", "shutdown-timeout", "tls-cert", "tls-client-ca", "tls-key"}},
+		{[]config.Group{config.Catalog}, []string{"auth-token", "catalog-addr", "grpc-addr", "identities", "insecure-listen-any", "log-format", "log-level", "max-request-bytes", "metrics-addr", "pprof", "shutdown-timeout", "tls-ca", "tls-cert", "tls-client-ca", "tls-client-cert", "tls-client-key", "tls-key"}},
 	}
 	for _, tt := range tests {
 		fs := flag.NewFlagSet("svc", flag.ContinueOnError)

@@ -5,6 +5,7 @@ package metrics
 
 import (
 	"net/http"
+	httppprof "net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -31,11 +32,22 @@ func Handler(reg *prometheus.Registry) http.Handler {
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg, EnableOpenMetrics: true})
 }
 
-// NewServer returns an HTTP server that serves reg at /metrics and a
-// liveness answer ("ok") at /healthz; the caller serves and shuts it down
-// (servicekit.Run does both).
-func NewServer(reg *prometheus.Registry) *http.Server {
+// PprofPath is where Go's profiles are served when NewServer is asked to.
+const PprofPath = "/debug/pprof/"
+
+// NewServer returns an HTTP server that serves reg at /metrics, a liveness
+// answer ("ok") at /healthz and, with pprof, Go's profiles under
+// PprofPath; the caller serves and shuts it down (servicekit.Run does
+// both).
+func NewServer(reg *prometheus.Registry, pprof bool) *http.Server {
 	mux := http.NewServeMux()
+	if pprof {
+		mux.HandleFunc(PprofPath, httppprof.Index)
+		mux.HandleFunc(PprofPath+"cmdline", httppprof.Cmdline)
+		mux.HandleFunc(PprofPath+"profile", httppprof.Profile)
+		mux.HandleFunc(PprofPath+"symbol", httppprof.Symbol)
+		mux.HandleFunc(PprofPath+"trace", httppprof.Trace)
+	}
 	mux.Handle(Path, Handler(reg))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
