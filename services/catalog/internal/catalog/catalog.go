@@ -137,6 +137,13 @@ type table struct {
 	opMu sync.Mutex
 	// lastVacuum is when automatic vacuum last ran (guarded by opMu).
 	lastVacuum time.Time
+	// decodedPerFileByte is how many bytes the rows of this table's last
+	// compacted file took decoded, per byte of that file (guarded by opMu;
+	// 0 until a compaction ran). With MaxOptimizeMemory it gives the
+	// largest file a compaction can write, which is then the target: a file
+	// near that size cannot grow and must not count as small, or every
+	// commit would rewrite it.
+	decodedPerFileByte float64
 }
 
 // New opens the warehouse at cfg.Warehouse, creating the folder if needed.

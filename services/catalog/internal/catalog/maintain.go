@@ -163,7 +163,9 @@ type OptimizeResult struct {
 
 // Optimize compacts small files (below half the target size) of each
 // partition into files near the target size, reading at most MaxFiles
-// files, and commits the result as one OPTIMIZE version (dataChange=false,
+// files. Once a compaction of the table has shown how its rows decode, the
+// target is at most the file that MaxOptimizeMemory lets one compaction
+// write, so that such a file is not compacted again. It commits the result as one OPTIMIZE version (dataChange=false,
 // so concurrent appends do not conflict with it).
 func (c *Catalog) Optimize(ctx context.Context, req OptimizeRequest) (OptimizeResult, error) {
 	t, err := c.table(ctx, req.Table, "table")
@@ -194,6 +196,9 @@ func (c *Catalog) optimize(ctx context.Context, t *table, req OptimizeRequest) (
 	if target == 0 {
 		target = pol.OptimizeTargetSize
 	}
+	if t.decodedPerFileByte > 0 {
+		target = min(target, int64(float64(c.cfg.MaxOptimizeMemory)/t.decodedPerFileByte))
+	}
 	match, err := partitionMatcher(snap.PartitionColumns, req.PartitionFilters)
 	if err != nil {
 		return OptimizeResult{}, err
@@ -222,6 +227,10 @@ func (c *Catalog) optimize(ctx context.Context, t *table, req OptimizeRequest) (
 		if recs, err = sortRecords(ctx, dataSchema, recs, sortColumns(pol.OptimizeSortBy)); err != nil {
 			return OptimizeResult{}, fmt.Errorf("optimize %s: %w", t.name, err)
 		}
+		var decoded int64
+		for _, r := range recs {
+			decoded += util.TotalRecordSize(r)
+		}
 		add, err := datafile.Write(ctx, t.store, datafile.Options{
 			PartitionColumns: snap.PartitionColumns, PartitionValues: used[0].PartitionValues,
 		}, recs...)
@@ -230,6 +239,9 @@ func (c *Catalog) optimize(ctx context.Context, t *table, req OptimizeRequest) (
 			return OptimizeResult{}, fmt.Errorf("optimize %s: write compacted file: %w", t.name, err)
 		}
 		add.DataChange = false
+		if add.Size > 0 {
+			t.decodedPerFileByte = float64(decoded) / float64(add.Size)
+		}
 		adds = append(adds, add)
 		res.FilesAdded++
 		res.BytesAdded += add.Size
@@ -254,7 +266,8 @@ func (c *Catalog) optimize(ctx context.Context, t *table, req OptimizeRequest) (
 		return OptimizeResult{}, fmt.Errorf("optimize %s: commit: %w", t.name, err)
 	}
 	res.Version, res.Committed = cr.Version, true
-	t.log.Info("compacted files", "version", cr.Version, "removed", res.FilesRemoved, "added", res.FilesAdded)
+	t.log.Info("compacted files", "version", cr.Version, "removed", res.FilesRemoved, "added", res.FilesAdded,
+		"bytes_removed", res.BytesRemoved, "bytes_added", res.BytesAdded, "target", target)
 	return res, nil
 }
 

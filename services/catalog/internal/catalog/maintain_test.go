@@ -70,44 +70,14 @@ func TestPlanCompaction(t *testing.T) {
 // bytes, several times that decoded, were its only bound); a larger bound
 // compacts every file.
 func TestOptimizeBoundsDecodedMemory(t *testing.T) {
-	const files, rows = 6, 100_000 // 800,000 bytes of int64 decoded per file
+	const files = 6
 	for _, tc := range []struct {
 		maxMemory   int64
 		wantRemoved int64
 	}{{2_000_000, 2}, {3_000_000, 3}, {0, files}} {
 		t.Run(fmt.Sprint(tc.maxMemory), func(t *testing.T) {
-			c, err := New(Config{Warehouse: t.TempDir(), MaxOptimizeMemory: tc.maxMemory}, nil, slog.New(slog.DiscardHandler))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(c.Close)
-			mustCreate(t, c, "raw.m")
-			ctx := context.Background()
-			store, err := storage.NewLocal(filepath.Join(c.Root(), "raw", "m"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			schema := arrow.NewSchema([]arrow.Field{{Name: "id", Type: arrow.PrimitiveTypes.Int64, Nullable: true}}, nil)
-			for f := range files {
-				b := array.NewInt64Builder(memory.DefaultAllocator)
-				for i := range rows {
-					b.Append(int64(f*rows + i))
-				}
-				col := b.NewArray()
-				rec := array.NewRecordBatch(schema, []arrow.Array{col}, rows)
-				add, err := datafile.Write(ctx, store, datafile.Options{PartitionColumns: []string{"day"},
-					PartitionValues: map[string]string{"day": "2024-01-01"}}, rec)
-				rec.Release()
-				col.Release()
-				b.Release()
-				if err != nil {
-					t.Fatal(err)
-				}
-				if _, err := c.Commit(ctx, &CommitRequest{Table: "raw.m", ReadVersion: int64(f), BlindAppend: true, Adds: []delta.Add{add}}); err != nil {
-					t.Fatal(err)
-				}
-			}
-			res, err := c.Optimize(ctx, OptimizeRequest{Table: "raw.m", TargetFileSize: 1 << 30})
+			c := catalogWithIntFiles(t, tc.maxMemory, files)
+			res, err := c.Optimize(context.Background(), OptimizeRequest{Table: "raw.m", TargetFileSize: 1 << 30})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -116,4 +86,71 @@ func TestOptimizeBoundsDecodedMemory(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestOptimizeLeavesFullFilesAlone: a file that MaxOptimizeMemory kept from
+// growing is as large as a compaction can make it, so it is not small any
+// more, however far below the target size it is. Before, such files stayed
+// "small" forever: once a partition held enough of them, every commit's
+// maintenance read two of them again and rewrote them into one, and the
+// catalog spent more CPU per reading than any hop in the end-to-end run.
+func TestOptimizeLeavesFullFilesAlone(t *testing.T) {
+	const files = 6
+	c := catalogWithIntFiles(t, 2_000_000, files) // two files fill a compaction
+	ctx := context.Background()
+	var removed, added int64
+	for i := range files {
+		res, err := c.Optimize(ctx, OptimizeRequest{Table: "raw.m", TargetFileSize: 1 << 30})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i >= files/2 && res.Committed {
+			t.Fatalf("call %d compacted again: %+v (%d removed, %d added before)", i+1, res, removed, added)
+		}
+		removed += res.FilesRemoved
+		added += res.FilesAdded
+	}
+	if removed != files || added != files/2 {
+		t.Fatalf("compactions removed %d files and added %d, want %d and %d", removed, added, files, files/2)
+	}
+}
+
+// catalogWithIntFiles returns a catalog bounded by maxMemory holding the
+// table raw.m with n files of 100,000 int64 rows (800,000 bytes decoded
+// each) in one partition.
+func catalogWithIntFiles(t *testing.T, maxMemory int64, n int) *Catalog {
+	t.Helper()
+	const rows = 100_000
+	c, err := New(Config{Warehouse: t.TempDir(), MaxOptimizeMemory: maxMemory}, nil, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	mustCreate(t, c, "raw.m")
+	ctx := context.Background()
+	store, err := storage.NewLocal(filepath.Join(c.Root(), "raw", "m"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema := arrow.NewSchema([]arrow.Field{{Name: "id", Type: arrow.PrimitiveTypes.Int64, Nullable: true}}, nil)
+	for f := range n {
+		b := array.NewInt64Builder(memory.DefaultAllocator)
+		for i := range rows {
+			b.Append(int64(f*rows + i))
+		}
+		col := b.NewArray()
+		rec := array.NewRecordBatch(schema, []arrow.Array{col}, rows)
+		add, err := datafile.Write(ctx, store, datafile.Options{PartitionColumns: []string{"day"},
+			PartitionValues: map[string]string{"day": "2024-01-01"}}, rec)
+		rec.Release()
+		col.Release()
+		b.Release()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Commit(ctx, &CommitRequest{Table: "raw.m", ReadVersion: int64(f), BlindAppend: true, Adds: []delta.Add{add}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return c
 }
