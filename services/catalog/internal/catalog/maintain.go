@@ -15,6 +15,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/arrow/util"
+	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
@@ -215,7 +216,7 @@ func (c *Catalog) optimize(ctx context.Context, t *table, req OptimizeRequest) (
 	var adds []delta.Add
 	var removes []delta.Remove
 	for _, bin := range bins {
-		recs, used, err := t.readFiles(ctx, dataSchema, bin, c.cfg.MaxOptimizeMemory)
+		recs, used, plain, err := t.readFiles(ctx, dataSchema, bin, c.cfg.MaxOptimizeMemory)
 		if err != nil {
 			releaseAll(recs)
 			return OptimizeResult{}, err
@@ -232,7 +233,7 @@ func (c *Catalog) optimize(ctx context.Context, t *table, req OptimizeRequest) (
 			decoded += util.TotalRecordSize(r)
 		}
 		add, err := datafile.Write(ctx, t.store, datafile.Options{
-			PartitionColumns: snap.PartitionColumns, PartitionValues: used[0].PartitionValues,
+			PartitionColumns: snap.PartitionColumns, PartitionValues: used[0].PartitionValues, PlainColumns: plain,
 		}, recs...)
 		releaseAll(recs)
 		if err != nil {
@@ -390,21 +391,28 @@ func dataArrowSchema(schema *delta.StructType, partCols []string) (*arrow.Schema
 // size is estimated from the file's size and the ratio of decoded to file
 // bytes of the files read so far (Parquet files decode to several times
 // their size, so a bound on file bytes alone does not bound the memory).
-func (t *table) readFiles(ctx context.Context, want *arrow.Schema, files []delta.Add, maxMemory int64) ([]arrow.RecordBatch, []delta.Add, error) {
+// It also returns the columns the first file stores without a dictionary,
+// so that the compacted file keeps the writer's choice (a dictionary of
+// values that are nearly all distinct costs CPU and saves nothing).
+func (t *table) readFiles(ctx context.Context, want *arrow.Schema, files []delta.Add, maxMemory int64) ([]arrow.RecordBatch, []delta.Add, []string, error) {
 	var recs []arrow.RecordBatch
 	var used []delta.Add
+	var plain []string
 	var held, fileBytes int64
 	for _, f := range files {
 		if len(used) >= 2 && fileBytes > 0 && held+int64(float64(f.Size)*float64(held)/float64(fileBytes)) > maxMemory {
 			break
 		}
-		got, err := readWholeFile(ctx, t, f.Path, want)
+		got, noDict, err := readWholeFile(ctx, t, f.Path, want)
 		if errors.Is(err, errSchemaDiffers) {
 			t.log.Debug("not compacting a file with an older schema", "path", f.Path)
 			continue
 		}
 		if err != nil {
-			return recs, nil, err
+			return recs, nil, nil, err
+		}
+		if len(used) == 0 {
+			plain = noDict
 		}
 		for _, r := range got {
 			held += util.TotalRecordSize(r)
@@ -413,39 +421,41 @@ func (t *table) readFiles(ctx context.Context, want *arrow.Schema, files []delta
 		recs = append(recs, got...)
 		used = append(used, f)
 	}
-	return recs, used, nil
+	return recs, used, plain, nil
 }
 
 var errSchemaDiffers = errors.New("file schema differs from the table's")
 
-func readWholeFile(ctx context.Context, t *table, path string, want *arrow.Schema) ([]arrow.RecordBatch, error) {
+// readWholeFile reads the file at path if its schema is want, and names
+// its byte-array columns whose first row group has no dictionary page.
+func readWholeFile(ctx context.Context, t *table, path string, want *arrow.Schema) ([]arrow.RecordBatch, []string, error) {
 	f, err := t.store.Open(ctx, path)
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
+		return nil, nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	defer f.Close()
 	pf, err := file.NewParquetReader(io.NewSectionReader(f, 0, f.Size()))
 	if err != nil {
-		return nil, fmt.Errorf("parquet footer of %s: %w", path, err)
+		return nil, nil, fmt.Errorf("parquet footer of %s: %w", path, err)
 	}
 	defer pf.Close()
 	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: 64 << 10}, memory.DefaultAllocator)
 	if err != nil {
-		return nil, fmt.Errorf("parquet schema of %s: %w", path, err)
+		return nil, nil, fmt.Errorf("parquet schema of %s: %w", path, err)
 	}
 	got, err := fr.Schema()
 	if err != nil || got.NumFields() != want.NumFields() {
-		return nil, errSchemaDiffers
+		return nil, nil, errSchemaDiffers
 	}
 	for i, wf := range want.Fields() {
 		gf := got.Field(i)
 		if gf.Name != wf.Name || !arrow.TypeEqual(gf.Type, wf.Type) {
-			return nil, errSchemaDiffers
+			return nil, nil, errSchemaDiffers
 		}
 	}
 	rr, err := fr.GetRecordReader(ctx, nil, nil)
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
+		return nil, nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	defer rr.Release()
 	var out []arrow.RecordBatch
@@ -455,9 +465,34 @@ func readWholeFile(ctx context.Context, t *table, path string, want *arrow.Schem
 	}
 	if err := rr.Err(); err != nil && !errors.Is(err, io.EOF) {
 		releaseAll(out)
-		return nil, fmt.Errorf("read %s: %w", path, err)
+		return nil, nil, fmt.Errorf("read %s: %w", path, err)
 	}
-	return out, nil
+	return out, plainColumns(pf), nil
+}
+
+// plainColumns names the top-level columns of pf's byte-array leaves that
+// its first row group stores without a dictionary page.
+func plainColumns(pf *file.Reader) []string {
+	md := pf.MetaData()
+	if md.NumRowGroups() == 0 {
+		return nil
+	}
+	rg := md.RowGroup(0)
+	var plain []string
+	for i := range md.Schema.NumColumns() {
+		col := md.Schema.Column(i)
+		if col.PhysicalType() != parquet.Types.ByteArray {
+			continue
+		}
+		cc, err := rg.ColumnChunk(i)
+		if err != nil || cc.HasDictionaryPage() {
+			continue
+		}
+		if name := col.ColumnPath()[0]; !slices.Contains(plain, name) {
+			plain = append(plain, name)
+		}
+	}
+	return plain
 }
 
 func releaseAll(recs []arrow.RecordBatch) {

@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet/file"
 
 	"github.com/plantlake/plantlake/delta"
 	"github.com/plantlake/plantlake/delta/datafile"
@@ -153,4 +155,69 @@ func catalogWithIntFiles(t *testing.T, maxMemory int64, n int) *Catalog {
 		}
 	}
 	return c
+}
+
+// TestOptimizeKeepsTheWritersEncodings: a string column its writer stored
+// without a dictionary (values nearly all distinct) stays without one after
+// compaction, and a dictionary column keeps its dictionary.
+func TestOptimizeKeepsTheWritersEncodings(t *testing.T) {
+	c, err := New(Config{Warehouse: t.TempDir()}, nil, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	ctx := context.Background()
+	if _, _, err := c.CreateTable(ctx, TableDef{Name: "raw.s",
+		Columns: []Column{{Name: "unique_text", Type: "string", Nullable: true}, {Name: "line", Type: "string", Nullable: true},
+			{Name: "day", Type: "date", Nullable: true}},
+		PartitionColumns: []string{"day"}}); err != nil {
+		t.Fatal(err)
+	}
+	store, err := storage.NewLocal(filepath.Join(c.Root(), "raw", "s"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema := arrow.NewSchema([]arrow.Field{
+		{Name: "unique_text", Type: arrow.BinaryTypes.String, Nullable: true},
+		{Name: "line", Type: arrow.BinaryTypes.String, Nullable: true}}, nil)
+	for f := range 3 {
+		u, l := array.NewStringBuilder(memory.DefaultAllocator), array.NewStringBuilder(memory.DefaultAllocator)
+		for i := range 1000 {
+			u.Append(fmt.Sprintf("reading %d of file %d", i, f))
+			l.Append(fmt.Sprintf("line%d", i%3))
+		}
+		cols := []arrow.Array{u.NewArray(), l.NewArray()}
+		rec := array.NewRecordBatch(schema, cols, 1000)
+		add, err := datafile.Write(ctx, store, datafile.Options{PartitionColumns: []string{"day"},
+			PartitionValues: map[string]string{"day": "2024-01-01"}, PlainColumns: []string{"unique_text"}}, rec)
+		rec.Release()
+		for _, a := range cols {
+			a.Release()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Commit(ctx, &CommitRequest{Table: "raw.s", ReadVersion: int64(f), BlindAppend: true, Adds: []delta.Add{add}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := c.Optimize(ctx, OptimizeRequest{Table: "raw.s"})
+	if err != nil || !res.Committed || res.FilesAdded != 1 {
+		t.Fatalf("Optimize = %+v, %v; want 3 files compacted into 1", res, err)
+	}
+	snap, err := c.Snapshot(ctx, "raw.s", At{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(snap.Files) != 1 {
+		t.Fatalf("%d files after compaction, want 1", len(snap.Files))
+	}
+	pf, err := file.OpenParquetFile(filepath.Join(c.Root(), "raw", "s", filepath.FromSlash(snap.Files[0].Path)), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pf.Close()
+	if got := plainColumns(pf); !slices.Equal(got, []string{"unique_text"}) {
+		t.Fatalf("compacted file stores %v without a dictionary, want [unique_text]", got)
+	}
 }
