@@ -117,7 +117,7 @@ func TestMosquittoQueuesForOfflineSubscriber(t *testing.T) {
 }
 
 // TestMosquittoConfigFile checks the settings that a test cannot observe
-// quickly: persistence saved often and no in-flight cap.
+// quickly: persistence saved often, no queue limit, the in-flight window.
 func TestMosquittoConfigFile(t *testing.T) {
 	m := devstack.Mosquitto(t)
 	b, err := os.ReadFile(filepath.Join(m.Dir(), "mosquitto.conf"))
@@ -129,7 +129,7 @@ func TestMosquittoConfigFile(t *testing.T) {
 		"persistence true",
 		"autosave_interval 1",
 		"max_queued_messages 0",
-		"max_inflight_messages 0",
+		fmt.Sprintf("max_inflight_messages %d", devstack.DefaultMosquittoMaxInflight),
 		fmt.Sprintf("listener %s", strings.Replace(strings.TrimPrefix(m.Addr(), "127.0.0.1:"), ":", " ", 1)),
 	} {
 		if !strings.Contains(conf, line) {
