@@ -609,7 +609,7 @@ func (b *bench) report(ceiling, pipe, bridge throughputResult, bridgeLat, pipeLa
 		ratio(bridge.perSecond(), pipe.perSecond()), ratio(bridge.perSecond(), ceiling.perSecond()))
 	fmt.Fprintf(&sb, "\nLoad average (1/5/15 min) at start %s, at end %s.\n", b.loadStart, loadavg())
 	fmt.Fprintf(&sb, "\nTargets on the medians: bridge ≥ 1.1× pipe (%s), ≥ 0.9× ceiling (%s).\n\n",
-		verdict(bridge.perSecond() >= 1.1*pipe.perSecond()), verdict(bridge.perSecond() >= 0.9*ceiling.perSecond()))
+		against(bridge.perSecond(), pipe.perSecond(), 1.1), against(bridge.perSecond(), ceiling.perSecond(), 0.9))
 	if bridgeLat.n == 0 {
 		return sb.String()
 	}
@@ -643,6 +643,15 @@ func (b *bench) variantArgs(name string) string {
 		}
 	}
 	return ""
+}
+
+// against says whether got ≥ factor × of, or that a side was not measured
+// (a path left out with -only).
+func against(got, of, factor float64) string {
+	if got == 0 || of == 0 {
+		return "not measured"
+	}
+	return verdict(got >= factor*of)
 }
 
 func verdict(ok bool) string {
