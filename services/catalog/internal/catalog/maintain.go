@@ -166,8 +166,9 @@ type OptimizeResult struct {
 // partition into files near the target size, reading at most MaxFiles
 // files. Once a compaction of the table has shown how its rows decode, the
 // target is at most the file that MaxOptimizeMemory lets one compaction
-// write, so that such a file is not compacted again. It commits the result as one OPTIMIZE version (dataChange=false,
-// so concurrent appends do not conflict with it).
+// write, so that such a file is not compacted again. It commits the result
+// as one OPTIMIZE version (dataChange=false, so concurrent appends do not
+// conflict with it).
 func (c *Catalog) Optimize(ctx context.Context, req OptimizeRequest) (OptimizeResult, error) {
 	t, err := c.table(ctx, req.Table, "table")
 	if err != nil {
