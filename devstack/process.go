@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -42,6 +43,55 @@ type process struct {
 	waitErr error
 	// state is the exited process's state (rusage), valid after done is closed.
 	state *os.ProcessState
+	// hwmKiB is the highest VmHWM read while the process ran (see
+	// sampleHWM); 0 for a process found by pid file.
+	hwmKiB atomic.Int64
+}
+
+// hwmInterval is how often a started process's VmHWM is read.
+const hwmInterval = 50 * time.Millisecond
+
+// sampleHWM reads the process's VmHWM every hwmInterval until it exits.
+// VmHWM is a high-water mark, so the samples miss only growth in the last
+// interval before the exit. wait4's maxrss cannot serve: a Go program starts
+// a child inside its own address space (vfork), and Linux carries that
+// address space's high-water mark through the exec into the child's maxrss,
+// so every child "peaks" at least at this program's own RSS.
+func (p *process) sampleHWM() {
+	t := time.NewTicker(hwmInterval)
+	defer t.Stop()
+	for {
+		p.readHWM()
+		select {
+		case <-p.done:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// readHWM records the process's current VmHWM if it is higher.
+func (p *process) readHWM() {
+	if kib, err := VmHWMKiB(p.pid); err == nil && kib > p.hwmKiB.Load() {
+		p.hwmKiB.Store(kib)
+	}
+}
+
+// VmHWMKiB returns process pid's peak resident set size so far (VmHWM of
+// /proc/<pid>/status) in KiB.
+func VmHWMKiB(pid int) (int64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, fmt.Errorf("devstack: peak RSS of pid %d: %w", pid, err)
+	}
+	for line := range strings.SplitSeq(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			if f := strings.Fields(rest); len(f) > 0 {
+				return strconv.ParseInt(f[0], 10, 64)
+			}
+		}
+	}
+	return 0, fmt.Errorf("devstack: peak RSS of pid %d: no VmHWM in /proc/%d/status", pid, pid)
 }
 
 // startProcess launches spec's program with its output in spec.logPath.
@@ -75,6 +125,7 @@ func startProcess(spec procSpec) (*process, error) {
 		p.state = cmd.ProcessState
 		close(p.done)
 	}()
+	go p.sampleHWM() // ends with the process
 	if spec.pidFile != "" {
 		if err := os.WriteFile(spec.pidFile, []byte(strconv.Itoa(p.pid)+"\n"), 0o644); err != nil {
 			p.kill()
@@ -153,6 +204,7 @@ func (p *process) stop(grace time.Duration) error {
 	if !p.alive() {
 		return nil
 	}
+	p.readHWM()
 	_ = syscall.Kill(p.pid, syscall.SIGTERM)
 	if p.wait(grace) {
 		return nil

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -214,19 +213,10 @@ func (s *ServiceProcess) Restart(ctx context.Context) error {
 	return s.start(ctx, s.addr)
 }
 
-// MaxRSSKiB is the exited run's peak resident set size from wait4's rusage,
-// in KiB; 0 while it runs.
-func (s *ServiceProcess) MaxRSSKiB() int64 {
-	select {
-	case <-s.proc.done:
-	default:
-		return 0
-	}
-	if ru, ok := s.proc.state.SysUsage().(*syscall.Rusage); ok {
-		return ru.Maxrss
-	}
-	return 0
-}
+// MaxRSSKiB is the current or last run's peak resident set size in KiB:
+// its VmHWM, read every 50 ms while it runs and before Stop signals it (not
+// wait4's maxrss, which counts this program's own RSS; see sampleHWM).
+func (s *ServiceProcess) MaxRSSKiB() int64 { return s.proc.hwmKiB.Load() }
 
 // CPUTime is the exited run's user plus system CPU time; 0 while it runs.
 func (s *ServiceProcess) CPUTime() time.Duration {

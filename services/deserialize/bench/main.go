@@ -370,8 +370,11 @@ func startProc(logPath, cpus string, env []string, bin string, args ...string) (
 	return &proc{cmd: cmd, log: logPath}, nil
 }
 
-// wait waits for the process to exit, sampling its VmHWM, and returns its
-// wall time (from start), CPU time (rusage) and peak RSS.
+// wait waits for the process to exit, sampling the VmHWM of each process
+// of its tree, and returns its wall time (from start), CPU time (rusage)
+// and peak RSS: the largest VmHWM (Spark's JVM, a child of its Python
+// driver, counts). wait4's maxrss is not used: it counts this program's own
+// RSS, which Linux carries through the vfork and exec into the child's.
 func (p *proc) wait(ctx context.Context) (result, error) {
 	start := time.Now()
 	done := make(chan error, 1)
@@ -389,20 +392,16 @@ func (p *proc) wait(ctx context.Context) (result, error) {
 			if err != nil {
 				return result{}, fmt.Errorf("%w\n%s", err, tail(p.log, 20))
 			}
-			ru, _ := p.cmd.ProcessState.SysUsage().(*syscall.Rusage)
 			res := result{wall: wall, cpu: p.cmd.ProcessState.UserTime() + p.cmd.ProcessState.SystemTime(), hwmKiB: hwm}
 			for _, d := range delays {
 				res.runDelay += d
 			}
-			if ru != nil {
-				res.hwmKiB = max(hwm, ru.Maxrss)
-			}
 			return res, nil
 		case <-tick.C:
-			if kb, err := vmHWM(p.cmd.Process.Pid); err == nil {
-				hwm = max(hwm, kb)
-			}
 			for _, pid := range tree(p.cmd.Process.Pid) {
+				if kb, err := vmHWM(pid); err == nil {
+					hwm = max(hwm, kb)
+				}
 				if d, err := runDelay(pid); err == nil {
 					delays[pid] = max(delays[pid], d)
 				}

@@ -32,7 +32,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/plantlake/plantlake/delta/datafile"
@@ -267,16 +266,33 @@ func round(ctx context.Context, dir, bin, py, script, sparkPy, sparkScript strin
 	cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	start := time.Now()
-	err = cmd.Run()
+	err = cmd.Start()
+	if err == nil {
+		// Peak RSS is the sampled VmHWM: wait4's maxrss would count this
+		// program's own RSS (the gold tables it built), which Linux
+		// carries through the vfork and exec into the child's.
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		tick := time.NewTicker(20 * time.Millisecond)
+	wait:
+		for {
+			if kib, herr := devstack.VmHWMKiB(cmd.Process.Pid); herr == nil {
+				res.rssKiB = max(res.rssKiB, kib)
+			}
+			select {
+			case err = <-done:
+				break wait
+			case <-tick.C:
+			}
+		}
+		tick.Stop()
+	}
 	logf.Close()
 	if err != nil {
 		data, _ := os.ReadFile(logPath)
 		return res, fmt.Errorf("merge: %w\n%s", err, data)
 	}
 	res.plantlakeCPU = cpuTime(cmd.ProcessState)
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		res.rssKiB = ru.Maxrss
-	}
 	data, _ := os.ReadFile(logPath)
 	// The merge's time is from the start to the commit of the batch: the
 	// process then waits for its Kafka events consumer, which has no broker

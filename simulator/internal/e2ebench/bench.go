@@ -657,7 +657,7 @@ func (p *pipeline) stop(notes *[]string) ([]Cost, error) {
 		name := devstack.Services[i]
 		s := p.st.Service(name)
 		if err := s.Stop(30 * time.Second); err != nil {
-			// Its peak RSS is still known (wait4); the failure is reported.
+			// Its peak RSS is still known (sampled); the failure is reported.
 			msg, _, _ := strings.Cut(err.Error(), "\n")
 			*notes = append(*notes, fmt.Sprintf("%s did not stop gracefully: %s", name, msg))
 		}

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/plantlake/plantlake/devstack"
 )
 
 // clockTick is the kernel's USER_HZ: /proc reports CPU time in these units
@@ -42,22 +44,7 @@ func cpuTime(pid int) (time.Duration, error) {
 }
 
 // peakRSSKiB returns process pid's peak resident set size (VmHWM) in KiB.
-func peakRSSKiB(pid int) (int64, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, fmt.Errorf("peak RSS of pid %d: %w", pid, err)
-	}
-	for line := range strings.SplitSeq(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			f := strings.Fields(rest)
-			if len(f) == 0 {
-				break
-			}
-			return strconv.ParseInt(f[0], 10, 64)
-		}
-	}
-	return 0, fmt.Errorf("peak RSS of pid %d: no VmHWM in /proc/%d/status", pid, pid)
-}
+func peakRSSKiB(pid int) (int64, error) { return devstack.VmHWMKiB(pid) }
 
 // loadAverage is the machine's 1-, 5- and 15-minute load average.
 func loadAverage() string {

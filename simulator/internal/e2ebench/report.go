@@ -89,7 +89,7 @@ func (r *Report) writeFreshness(b *strings.Builder) {
 		costTable(b, fmt.Sprintf("bridge alone at %.0f/s", r.BridgeAlone), r.BridgeCosts, nil)
 	}
 	b.WriteString("CPU is user + system time from /proc over the run divided by the readings published; peak RSS is the process's " +
-		"high-water mark over the default stack's whole life (the services' from wait4 after a graceful stop, the brokers' and the publisher's VmHWM).\n")
+		"high-water mark (VmHWM) over the default stack's whole life (the services' read every 50 ms while they run and before their graceful stop).\n")
 }
 
 func probeRow(b *strings.Builder, name string, p Probe) {
