@@ -19,6 +19,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -63,14 +64,15 @@ type settings struct {
 	ingest    string // ingest binary
 	deser     string // deserialize binary
 
-	kdiLatency time.Duration // KDI's --allowed_latency
+	kdiLatency int           // KDI's --allowed_latency for every variant, seconds (0: each variant's own)
 	kdiTimeout time.Duration // how long one KDI run may take before it is reported unfinished
 }
 
 // kdiVariant is one way KDI is run.
 type kdiVariant struct {
-	name string
-	args []string // extra flags
+	name    string
+	latency int      // --allowed_latency, seconds
+	args    []string // extra flags
 }
 
 // fetchTuned are the librdkafka settings that take KDI's consumer off its
@@ -79,20 +81,21 @@ type kdiVariant struct {
 // fetch.wait.max.ms (500 ms) is how long the broker may hold a fetch.
 var fetchTuned = []string{"-K", "fetch.queue.backoff.ms=10", "-K", "fetch.wait.max.ms=50"}
 
-// kdiVariants are KDI's measured settings. Both get the same
-// --allowed_latency (-kdi-latency, 5 s by default; KDI's own default, 300 s
-// or 128 MiB per file, would not commit before the run ends). It must be
-// longer than one of KDI's commits: KDI restarts its latency timer when a
-// commit starts, so after a commit that took the whole latency the next
-// message already completes the next file, and KDI commits one record at
-// a time from then on. As shipped, a commit takes about 3 s once a
-// partition has nothing more to fetch: after it commits, KDI asks the
-// broker for the high watermark of each of the 6 partitions, one blocking
-// request after the other, and each waits behind the consumer's fetch that
-// the broker holds for fetch.wait.max.ms (500 ms).
+// kdiVariants are KDI's measured settings. KDI's own --allowed_latency
+// (300 s, or 128 MiB per file) would not commit before the run ends; each
+// variant gets the shortest whole number of seconds that is longer than
+// one of its commits. KDI restarts its latency timer when a commit starts,
+// so after a commit that took the whole latency the next message already
+// completes the next file, and if every commit takes that long KDI commits
+// one record at a time from then on. After each commit KDI asks the broker
+// for the high watermark of every partition it wrote, one blocking request
+// after the other, and each waits behind the consumer's fetch, which the
+// broker holds for up to fetch.wait.max.ms once a partition has nothing
+// more to fetch: about 3 s for 6 partitions as shipped (500 ms), so 1 s
+// stalls it near the end of the topic; about 0.3 s when tuned (50 ms).
 var kdiVariants = []kdiVariant{
-	{name: "as shipped"},
-	{name: "fetch backoff tuned", args: fetchTuned},
+	{name: "as shipped", latency: 5},
+	{name: "fetch backoff tuned", latency: 1, args: fetchTuned},
 }
 
 // outcome is the median run of each measured thing of one shape.
@@ -120,16 +123,13 @@ func run(ctx context.Context) error {
 	flag.StringVar(&s.otherCPU, "other-cpus", "0", "taskset CPU list of Kafka and the catalog")
 	out := flag.String("out", "", "where to write the Markdown table (default: <repo>/bench/results/peers.md)")
 	keep := flag.Bool("keep", false, "keep the work folder")
-	flag.DurationVar(&s.kdiLatency, "kdi-latency", 5*time.Second, "KDI's --allowed_latency (whole seconds; longer than one of its commits, see kdiVariants)")
+	flag.IntVar(&s.kdiLatency, "kdi-latency", 0, "KDI's --allowed_latency in seconds for every variant (default: each variant's own, see kdiVariants; 1 reproduces the stall as shipped)")
 	flag.DurationVar(&s.kdiTimeout, "kdi-timeout", 0, "how long one KDI run may take before the benchmark stops and reports what it had committed (default: 2 min + 1 s per 5,000 records)")
 	flag.Parse()
 	if s.kdi == "" {
 		return fmt.Errorf("-kdi is required (scripts/build-kdi.sh builds kafka-delta-ingest)")
 	}
 	s.runs = max(s.runs, 1)
-	if s.kdiLatency < time.Second || s.kdiLatency%time.Second != 0 {
-		return fmt.Errorf("-kdi-latency %s: KDI takes whole seconds", s.kdiLatency)
-	}
 	if s.kdiTimeout <= 0 {
 		s.kdiTimeout = 2*time.Minute + time.Duration(s.records/5000)*time.Second
 	}
@@ -338,7 +338,10 @@ func measureKDI(ctx context.Context, s settings, sh shape, ends map[int32]int64,
 		return run1{}, err
 	}
 	appID := "peers-" + id
-	latency := strconv.Itoa(int(s.kdiLatency / time.Second))
+	if s.kdiLatency > 0 {
+		v.latency = s.kdiLatency
+	}
+	latency := strconv.Itoa(v.latency)
 	args := []string{"ingest", sh.topic(), "file://" + table, "--kafka", s.brokers, "--consumer_group", appID, "--app_id", appID,
 		"--allowed_latency", latency, "--auto_offset_reset", "earliest", "--statsd_endpoint", s.statsd}
 	args = append(append(args, kdiTransforms...), v.args...)
@@ -364,7 +367,8 @@ func measureKDI(ctx context.Context, s settings, sh shape, ends map[int32]int64,
 		return false, nil
 	})
 	if err != nil {
-		return run1{}, fmt.Errorf("%s: kafka-delta-ingest %s: %w\nwhat it committed: %s\nits log: %s", id, v.name, err, w.report(ends), p.log)
+		return run1{}, fmt.Errorf("%s: kafka-delta-ingest %s: %w\nwhat it committed: %s\nthe end of its log (%s, kept with -keep):\n%s",
+			id, v.name, err, w.report(ends), p.log, tail(p.log, 5))
 	}
 	fmt.Fprintf(os.Stderr, "peers: %s: %s\n", id, w.report(ends))
 	counts, err := countRows(ctx, s.py, table)
@@ -418,16 +422,16 @@ func render(s settings, outcomes []outcome) string {
 	fmt.Fprintf(&b, "- **ingest + deserialize**: the same, then `deserialize --run-once` from raw through the catalog into bronze "+
 		"(parsed, validated, typed columns), one after the other on the same core: times add up, peak RSS is the larger.\n")
 	fmt.Fprintf(&b, "- **KDI**: kafka-delta-ingest (commit `%s`, `--features s3`, bundled librdkafka) parsing the JSON into a Delta "+
-		"table of the five fields plus `kafka.partition` and `kafka.offset` (`-t`), `--allowed_latency %d` (its default, 300 s, "+
-		"would not commit during the run). The latency must be longer than one of KDI's commits: KDI restarts its latency timer "+
-		"when a commit starts, so after a commit as long as the latency the next message completes the next file and KDI goes on "+
-		"committing one record at a time. As shipped, a commit takes about 3 s once a partition has nothing left to fetch (after "+
-		"each commit KDI asks the broker for every partition's high watermark, one blocking request at a time, each behind a "+
-		"fetch the broker holds for `fetch.wait.max.ms`, 500 ms), so 1 s stalls it. KDI's wall time runs to the commit that "+
-		"covers every offset, so it includes up to the latency plus one commit of waiting after its last record; its CPU time "+
-		"does not. *As shipped*: librdkafka defaults and its per-message statsd metrics (there is no switch to turn them off), "+
-		"sent to a UDP socket that is never read. *Fetch backoff tuned*: `%s`.\n\n",
-		commit, int(s.kdiLatency/time.Second), strings.Join(fetchTuned, " "))
+		"table of the five fields plus `kafka.partition` and `kafka.offset` (`-t`). Its `--allowed_latency` (300 s by default, "+
+		"which would not commit during the run) is the shortest whole number of seconds longer than one of its commits: KDI "+
+		"restarts its latency timer when a commit starts, so if its commits take the whole latency it commits one record at a "+
+		"time. After each commit KDI asks the broker for every partition's high watermark, one blocking request at a time, each "+
+		"behind a fetch the broker holds for up to `fetch.wait.max.ms` once a partition is drained: about 3 s per commit as "+
+		"shipped (500 ms), about 0.3 s tuned (50 ms). KDI's wall time runs to the commit that covers every offset, so it "+
+		"includes up to the latency of waiting after its last record; its CPU time does not. "+
+		"*As shipped*: `--allowed_latency %d`, librdkafka defaults and its per-message statsd metrics (there is no switch to "+
+		"turn them off), sent to a UDP socket that is never read. *Fetch backoff tuned*: `--allowed_latency %d %s`.\n\n",
+		commit, cmp.Or(s.kdiLatency, kdiVariants[0].latency), cmp.Or(s.kdiLatency, kdiVariants[1].latency), strings.Join(fetchTuned, " "))
 	fmt.Fprintf(&b, "Each ran %d times, interleaved; the row is the median run by wall time, with the range of all runs' messages/s.\n\n", s.runs)
 	fmt.Fprintf(&b, "| shape | engine | wall time | messages/s | range of runs | CPU time | CPU µs/message | peak RSS | Delta versions |\n")
 	fmt.Fprintf(&b, "|---|---|---|---|---|---|---|---|---|\n")
