@@ -90,9 +90,12 @@ var fetchTuned = []string{"-K", "fetch.queue.backoff.ms=10", "-K", "fetch.wait.m
 // one record at a time from then on. After each commit KDI asks the broker
 // for the high watermark of every partition it wrote, one blocking request
 // after the other, and each waits behind the consumer's fetch, which the
-// broker holds for up to fetch.wait.max.ms once a partition has nothing
-// more to fetch: about 3 s for 6 partitions as shipped (500 ms), so 1 s
-// stalls it near the end of the topic; about 0.3 s when tuned (50 ms).
+// broker holds for up to fetch.wait.max.ms when the partitions it asks for
+// have nothing new (librdkafka has fetched to the end of the topic; the
+// rest waits in its local queue): about 3 s for 6 partitions as shipped
+// (500 ms), so with 1 s KDI stalls near the end of the topic, one record
+// per commit (the benchmark's -kdi-latency 1 shows it); about 0.3 s when
+// tuned (50 ms).
 var kdiVariants = []kdiVariant{
 	{name: "as shipped", latency: 5},
 	{name: "fetch backoff tuned", latency: 1, args: fetchTuned},
@@ -426,7 +429,7 @@ func render(s settings, outcomes []outcome) string {
 		"which would not commit during the run) is the shortest whole number of seconds longer than one of its commits: KDI "+
 		"restarts its latency timer when a commit starts, so if its commits take the whole latency it commits one record at a "+
 		"time. After each commit KDI asks the broker for every partition's high watermark, one blocking request at a time, each "+
-		"behind a fetch the broker holds for up to `fetch.wait.max.ms` once a partition is drained: about 3 s per commit as "+
+		"behind a fetch the broker holds for up to `fetch.wait.max.ms` once librdkafka has fetched to the end of the topic: about 3 s per commit as "+
 		"shipped (500 ms), about 0.3 s tuned (50 ms). KDI's wall time runs to the commit that covers every offset, so it "+
 		"includes up to the latency of waiting after its last record; its CPU time does not. "+
 		"*As shipped*: `--allowed_latency %d`, librdkafka defaults and its per-message statsd metrics (there is no switch to "+
