@@ -19,6 +19,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -62,12 +63,16 @@ type settings struct {
 	catalog   string // catalog binary
 	ingest    string // ingest binary
 	deser     string // deserialize binary
+
+	kdiLatency int           // KDI's --allowed_latency for every variant, seconds (0: each variant's own)
+	kdiTimeout time.Duration // how long one KDI run may take before it is reported unfinished
 }
 
 // kdiVariant is one way KDI is run.
 type kdiVariant struct {
-	name string
-	args []string // extra flags
+	name    string
+	latency int      // --allowed_latency, seconds
+	args    []string // extra flags
 }
 
 // fetchTuned are the librdkafka settings that take KDI's consumer off its
@@ -76,12 +81,24 @@ type kdiVariant struct {
 // fetch.wait.max.ms (500 ms) is how long the broker may hold a fetch.
 var fetchTuned = []string{"-K", "fetch.queue.backoff.ms=10", "-K", "fetch.wait.max.ms=50"}
 
-// kdiVariants are KDI's measured settings. Both get --allowed_latency 1:
-// KDI's default (300 s, or 128 MiB per file) would not commit before the
-// run ends, and ingest's batches close after 1 s too.
+// kdiVariants are KDI's measured settings. KDI's own --allowed_latency
+// (300 s, or 128 MiB per file) would not commit before the run ends; each
+// variant gets the shortest whole number of seconds that is longer than
+// one of its commits. KDI restarts its latency timer when a commit starts,
+// so after a commit that took the whole latency the next message already
+// completes the next file, and if every commit takes that long KDI commits
+// one record at a time from then on. After each commit KDI asks the broker
+// for the high watermark of every partition it wrote, one blocking request
+// after the other, and each waits behind the consumer's fetch, which the
+// broker holds for up to fetch.wait.max.ms when the partitions it asks for
+// have nothing new (librdkafka has fetched to the end of the topic; the
+// rest waits in its local queue): about 3 s for 6 partitions as shipped
+// (500 ms), so with 1 s KDI stalls near the end of the topic, one record
+// per commit (the benchmark's -kdi-latency 1 shows it); about 0.3 s when
+// tuned (50 ms).
 var kdiVariants = []kdiVariant{
-	{name: "as shipped"},
-	{name: "fetch backoff tuned", args: fetchTuned},
+	{name: "as shipped", latency: 5},
+	{name: "fetch backoff tuned", latency: 1, args: fetchTuned},
 }
 
 // outcome is the median run of each measured thing of one shape.
@@ -109,11 +126,16 @@ func run(ctx context.Context) error {
 	flag.StringVar(&s.otherCPU, "other-cpus", "0", "taskset CPU list of Kafka and the catalog")
 	out := flag.String("out", "", "where to write the Markdown table (default: <repo>/bench/results/peers.md)")
 	keep := flag.Bool("keep", false, "keep the work folder")
+	flag.IntVar(&s.kdiLatency, "kdi-latency", 0, "KDI's --allowed_latency in seconds for every variant (default: each variant's own, see kdiVariants; 1 reproduces the stall as shipped)")
+	flag.DurationVar(&s.kdiTimeout, "kdi-timeout", 0, "how long one KDI run may take before the benchmark stops and reports what it had committed (default: 2 min + 1 s per 5,000 records)")
 	flag.Parse()
 	if s.kdi == "" {
 		return fmt.Errorf("-kdi is required (scripts/build-kdi.sh builds kafka-delta-ingest)")
 	}
 	s.runs = max(s.runs, 1)
+	if s.kdiTimeout <= 0 {
+		s.kdiTimeout = 2*time.Minute + time.Duration(s.records/5000)*time.Second
+	}
 	root, err := repoRoot()
 	if err != nil {
 		return err
@@ -164,7 +186,8 @@ func run(ctx context.Context) error {
 		return err
 	}
 	now := time.Now()
-	for _, sh := range shapes {
+	ends := make([]map[int32]int64, len(shapes))
+	for i, sh := range shapes {
 		if err := kafka.CreateTopics(ctx, 6, sh.topic()); err != nil {
 			return err
 		}
@@ -173,6 +196,16 @@ func run(ctx context.Context) error {
 			return err
 		}
 		fmt.Fprintf(os.Stderr, "peers: %d %s-shaped records produced in %s\n", s.records, sh.name, time.Since(start).Round(time.Millisecond))
+		if ends[i], err = endOffsets(s.brokers, sh.topic()); err != nil {
+			return err
+		}
+		var sum int64
+		for _, end := range ends[i] {
+			sum += end
+		}
+		if sum != int64(s.records) {
+			return fmt.Errorf("%s holds %d records by its end offsets %v, want %d", sh.topic(), sum, ends[i], s.records)
+		}
 	}
 	if err := warmGroupCoordinator(ctx, s.brokers, shapes[0].topic()); err != nil {
 		return err
@@ -199,7 +232,7 @@ func run(ctx context.Context) error {
 			all[i].ingest = append(all[i].ingest, ing)
 			all[i].ingestDeser = append(all[i].ingestDeser, run1{u: ing.u.add(des.u), commits: des.commits})
 			for v, kv := range kdiVariants {
-				k, err := measureKDI(ctx, s, sh, kv, fmt.Sprintf("%s-kdi%d", id, v))
+				k, err := measureKDI(ctx, s, sh, ends[i], kv, fmt.Sprintf("%s-kdi%d", id, v))
 				if err != nil {
 					return err
 				}
@@ -287,40 +320,66 @@ const (
 	deadDir   = "bronze/plant_sensor_dead_letters"
 )
 
+// stallCommits commits in a row of fewer than stallRecords records each,
+// with records left to write, end a KDI run early as stalled: KDI is then
+// committing one record at a time (see kdiVariants) and would need hours.
+const (
+	stallCommits = 5
+	stallRecords = 100
+)
+
 // measureKDI runs KDI over the shape's topic into a fresh table until its
-// log's txn actions cover every record (KDI has no run-once mode: its
-// --ends_at_latest_offsets stops at the high watermark without writing
-// what it buffered), and checks the table's rows with delta-rs.
-func measureKDI(ctx context.Context, s settings, sh shape, v kdiVariant, id string) (run1, error) {
+// log's txn actions cover every partition up to its end offset in ends
+// (KDI has no run-once mode: its --ends_at_latest_offsets stops at the high
+// watermark without writing what it buffered), and checks the table's rows
+// with delta-rs. A run that stalls or outlasts s.kdiTimeout is an error
+// that says what KDI had committed.
+func measureKDI(ctx context.Context, s settings, sh shape, ends map[int32]int64, v kdiVariant, id string) (run1, error) {
 	table := filepath.Join(s.dir, "kdi-"+id)
 	defer os.RemoveAll(table)
 	if err := createKDITable(ctx, s.py, table); err != nil {
 		return run1{}, err
 	}
 	appID := "peers-" + id
+	if s.kdiLatency > 0 {
+		v.latency = s.kdiLatency
+	}
+	latency := strconv.Itoa(v.latency)
 	args := []string{"ingest", sh.topic(), "file://" + table, "--kafka", s.brokers, "--consumer_group", appID, "--app_id", appID,
-		"--allowed_latency", "1", "--auto_offset_reset", "earliest", "--statsd_endpoint", s.statsd}
+		"--allowed_latency", latency, "--auto_offset_reset", "earliest", "--statsd_endpoint", s.statsd}
 	args = append(append(args, kdiTransforms...), v.args...)
 	fmt.Fprintf(os.Stderr, "peers: %s: kafka-delta-ingest %s\n", id, v.name)
-	p, err := startProc(filepath.Join(s.dir, "kdi-"+id+".log"), s.benchCPU, []string{"RUST_LOG=warn"}, s.kdi, args...)
+	// KDI logs one line per commit at info ("Delta version N completed in
+	// M milliseconds"), which is what tells a slow commit from a slow fetch.
+	p, err := startProc(filepath.Join(s.dir, "kdi-"+id+".log"), s.benchCPU, []string{"RUST_LOG=warn,kafka_delta_ingest=info"}, s.kdi, args...)
 	if err != nil {
 		return run1{}, err
 	}
 	w := newTxnWatcher(table, appID)
-	n := int64(s.records)
-	u, err := p.waitFinished(ctx, 10*time.Minute, func() (bool, error) {
-		c, err := w.covered()
-		return c >= n, err
+	u, err := p.waitFinished(ctx, s.kdiTimeout, func() (bool, error) {
+		if err := w.poll(); err != nil {
+			return false, err
+		}
+		if w.done(ends) {
+			return true, nil
+		}
+		if w.stalled(stallCommits, stallRecords) {
+			return false, fmt.Errorf("stalled after %s: its last %d commits held fewer than %d records each (each commit "+
+				"takes longer than --allowed_latency %s; see kdiVariants)", time.Since(p.start).Round(time.Second), stallCommits, stallRecords, latency)
+		}
+		return false, nil
 	})
 	if err != nil {
-		return run1{}, err
+		return run1{}, fmt.Errorf("%s: kafka-delta-ingest %s: %w\nwhat it committed: %s\nthe end of its log (%s, kept with -keep):\n%s",
+			id, v.name, err, w.report(ends), p.log, tail(p.log, 5))
 	}
+	fmt.Fprintf(os.Stderr, "peers: %s: %s\n", id, w.report(ends))
 	counts, err := countRows(ctx, s.py, table)
 	if err != nil {
 		return run1{}, err
 	}
-	if counts[table].rows != n {
-		return run1{}, fmt.Errorf("%s: delta-rs reads %d rows in KDI's table, want %d", id, counts[table].rows, n)
+	if n := int64(s.records); counts[table].rows != n {
+		return run1{}, fmt.Errorf("%s: delta-rs reads %d rows in KDI's table, want %d (%s)", id, counts[table].rows, n, w.report(ends))
 	}
 	return run1{u: u, commits: counts[table].version}, nil
 }
@@ -366,10 +425,16 @@ func render(s settings, outcomes []outcome) string {
 	fmt.Fprintf(&b, "- **ingest + deserialize**: the same, then `deserialize --run-once` from raw through the catalog into bronze "+
 		"(parsed, validated, typed columns), one after the other on the same core: times add up, peak RSS is the larger.\n")
 	fmt.Fprintf(&b, "- **KDI**: kafka-delta-ingest (commit `%s`, `--features s3`, bundled librdkafka) parsing the JSON into a Delta "+
-		"table of the five fields plus `kafka.partition` and `kafka.offset` (`-t`), `--allowed_latency 1` (its default, 300 s, "+
-		"would not commit during the run; ingest's batches close after 1 s too). *As shipped*: librdkafka defaults and its "+
-		"per-message statsd metrics (there is no switch to turn them off), sent to a UDP socket that is never read. "+
-		"*Fetch backoff tuned*: `%s`.\n\n", commit, strings.Join(fetchTuned, " "))
+		"table of the five fields plus `kafka.partition` and `kafka.offset` (`-t`). Its `--allowed_latency` (300 s by default, "+
+		"which would not commit during the run) is the shortest whole number of seconds longer than one of its commits: KDI "+
+		"restarts its latency timer when a commit starts, so if its commits take the whole latency it commits one record at a "+
+		"time. After each commit KDI asks the broker for every partition's high watermark, one blocking request at a time, each "+
+		"behind a fetch the broker holds for up to `fetch.wait.max.ms` once librdkafka has fetched to the end of the topic: about 3 s per commit as "+
+		"shipped (500 ms), about 0.3 s tuned (50 ms). KDI's wall time runs to the commit that covers every offset, so it "+
+		"includes up to the latency of waiting after its last record; its CPU time does not. "+
+		"*As shipped*: `--allowed_latency %d`, librdkafka defaults and its per-message statsd metrics (there is no switch to "+
+		"turn them off), sent to a UDP socket that is never read. *Fetch backoff tuned*: `--allowed_latency %d %s`.\n\n",
+		commit, cmp.Or(s.kdiLatency, kdiVariants[0].latency), cmp.Or(s.kdiLatency, kdiVariants[1].latency), strings.Join(fetchTuned, " "))
 	fmt.Fprintf(&b, "Each ran %d times, interleaved; the row is the median run by wall time, with the range of all runs' messages/s.\n\n", s.runs)
 	fmt.Fprintf(&b, "| shape | engine | wall time | messages/s | range of runs | CPU time | CPU µs/message | peak RSS | Delta versions |\n")
 	fmt.Fprintf(&b, "|---|---|---|---|---|---|---|---|---|\n")

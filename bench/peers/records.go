@@ -145,3 +145,32 @@ func warmGroupCoordinator(ctx context.Context, brokers, topic string) error {
 	}
 	return fmt.Errorf("warm-up consumer got no assignment of %s", topic)
 }
+
+// endOffsets asks the broker for the high watermark of each partition of
+// topic: the offset its next record will get. The producer is idempotent and
+// not transactional, so no control record takes an offset and a partition's
+// records are its offsets 0 to end - 1.
+func endOffsets(brokers, topic string) (map[int32]int64, error) {
+	c, err := ckafka.NewConsumer(&ckafka.ConfigMap{"bootstrap.servers": brokers, "group.id": "peers-end-offsets", "go.logs.channel.enable": false})
+	if err != nil {
+		return nil, fmt.Errorf("end offsets of %s: %w", topic, err)
+	}
+	defer c.Close()
+	md, err := c.GetMetadata(&topic, false, 10_000)
+	if err != nil {
+		return nil, fmt.Errorf("end offsets of %s: metadata: %w", topic, err)
+	}
+	t, ok := md.Topics[topic]
+	if !ok || t.Error.Code() != ckafka.ErrNoError || len(t.Partitions) == 0 {
+		return nil, fmt.Errorf("end offsets of %s: no partitions in the metadata (%v)", topic, t.Error)
+	}
+	ends := make(map[int32]int64, len(t.Partitions))
+	for _, p := range t.Partitions {
+		_, high, err := c.QueryWatermarkOffsets(topic, p.ID, 10_000)
+		if err != nil {
+			return nil, fmt.Errorf("end offsets of %s: partition %d: %w", topic, p.ID, err)
+		}
+		ends[p.ID] = high
+	}
+	return ends, nil
+}

@@ -2,12 +2,17 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -73,54 +78,61 @@ func countRows(ctx context.Context, py string, dirs ...string) (map[string]table
 	return counts, nil
 }
 
-// txnWatcher follows a Delta table's log for the txn actions of one writer,
-// which record the last Kafka offset written of each partition.
+// txnWatcher follows a Delta table's log for the txn actions of one writer
+// (KDI), which record the last Kafka offset it wrote of each partition:
+// the txn appId of partition p is appID-p and its version is that offset.
 type txnWatcher struct {
-	log   string
-	appID string // the partition's txn appId is appID-<partition>
-	seen  map[string]bool
-	last  map[string]int64
+	log     string
+	appID   string
+	next    int64           // the next log version to read
+	last    map[int32]int64 // partition → last offset written
+	commits []int64         // records each of the writer's commits covered, in version order
 }
 
 func newTxnWatcher(table, appID string) *txnWatcher {
-	return &txnWatcher{log: filepath.Join(table, "_delta_log"), appID: appID, seen: map[string]bool{}, last: map[string]int64{}}
+	return &txnWatcher{log: filepath.Join(table, "_delta_log"), appID: appID, last: map[int32]int64{}}
 }
 
-// covered reads the commits not read yet and returns how many records the
-// txn versions account for: the sum over partitions of last offset + 1
-// (the topic's partitions start at offset 0).
-func (w *txnWatcher) covered() (int64, error) {
-	names, err := filepath.Glob(filepath.Join(w.log, "*.json"))
-	if err != nil {
-		return 0, err
-	}
-	for _, name := range names {
-		if w.seen[name] {
-			continue
+// poll reads the commits written since the last call, in version order. It
+// stops at the first one that is not there yet, or does not parse yet (a
+// commit file is written whole by a rename or a put-if-absent, so one that
+// does not parse is read again on the next call).
+func (w *txnWatcher) poll() error {
+	for {
+		data, err := os.ReadFile(filepath.Join(w.log, fmt.Sprintf("%020d.json", w.next)))
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
 		}
-		if err := w.read(name); err != nil {
-			// A commit file is written whole by a rename or a put-if-absent;
-			// one that does not parse yet is read again on the next call.
-			continue
+		if err != nil {
+			return fmt.Errorf("read version %d of %s: %w", w.next, w.log, err)
 		}
-		w.seen[name] = true
+		found, err := w.txns(data)
+		if err != nil {
+			return nil
+		}
+		var n int64
+		for p, v := range found {
+			prev, ok := w.last[p]
+			if !ok {
+				prev = -1 // the topic's partitions start at offset 0
+			}
+			if v > prev {
+				n += v - prev
+				w.last[p] = v
+			}
+		}
+		if len(found) > 0 {
+			w.commits = append(w.commits, n)
+		}
+		w.next++
 	}
-	var n int64
-	for _, v := range w.last {
-		n += v + 1
-	}
-	return n, nil
 }
 
-func (w *txnWatcher) read(name string) error {
-	f, err := os.Open(name)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
+// txns returns the writer's txn versions by partition in one commit file.
+func (w *txnWatcher) txns(data []byte) (map[int32]int64, error) {
+	found := map[int32]int64{}
+	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(nil, 16<<20)
-	found := map[string]int64{}
 	for sc.Scan() {
 		var a struct {
 			Txn *struct {
@@ -129,17 +141,83 @@ func (w *txnWatcher) read(name string) error {
 			} `json:"txn"`
 		}
 		if err := json.Unmarshal(sc.Bytes(), &a); err != nil {
-			return fmt.Errorf("%s: %w", name, err)
+			return nil, err
 		}
-		if a.Txn != nil && strings.HasPrefix(a.Txn.AppID, w.appID+"-") {
-			found[a.Txn.AppID] = a.Txn.Version
+		if a.Txn == nil {
+			continue
+		}
+		rest, ok := strings.CutPrefix(a.Txn.AppID, w.appID+"-")
+		if !ok {
+			continue
+		}
+		p, err := strconv.ParseInt(rest, 10, 32)
+		if err != nil {
+			continue // another writer whose appId starts with ours
+		}
+		found[int32(p)] = a.Txn.Version
+	}
+	return found, sc.Err()
+}
+
+// covered is how many records the commits read so far account for: the sum
+// over partitions of the last offset written + 1.
+func (w *txnWatcher) covered() int64 {
+	var n int64
+	for _, v := range w.last {
+		n += v + 1
+	}
+	return n
+}
+
+// done reports whether the commits read so far cover every record of the
+// topic whose end offsets (high watermarks) are ends: each partition's
+// last offset, end - 1, is written.
+func (w *txnWatcher) done(ends map[int32]int64) bool {
+	for p, end := range ends {
+		if end == 0 {
+			continue
+		}
+		last, ok := w.last[p]
+		if !ok || last < end-1 {
+			return false
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return err
+	return true
+}
+
+// stalled reports whether each of the last k commits covered fewer than
+// few records: the writer commits, but hardly moves on.
+func (w *txnWatcher) stalled(k int, few int64) bool {
+	if len(w.commits) < k {
+		return false
 	}
-	for id, v := range found {
-		w.last[id] = max(w.last[id], v)
+	for _, n := range w.commits[len(w.commits)-k:] {
+		if n >= few {
+			return false
+		}
 	}
-	return nil
+	return true
+}
+
+// report says what the writer has committed against the topic's end
+// offsets: per partition, and the records of its last commits.
+func (w *txnWatcher) report(ends map[int32]int64) string {
+	var total int64
+	parts := make([]int32, 0, len(ends))
+	for p, end := range ends {
+		parts = append(parts, p)
+		total += end
+	}
+	slices.Sort(parts)
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d commits covering %d of %d records;", len(w.commits), w.covered(), total)
+	for _, p := range parts {
+		written := int64(0)
+		if last, ok := w.last[p]; ok {
+			written = last + 1
+		}
+		fmt.Fprintf(&b, " partition %d: %d/%d", p, written, ends[p])
+	}
+	fmt.Fprintf(&b, "; records of the last commits: %v", w.commits[max(len(w.commits)-10, 0):])
+	return b.String()
 }

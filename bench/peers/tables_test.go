@@ -33,21 +33,46 @@ func TestTxnWatcherCoversEachPartitionsLastOffset(t *testing.T) {
 		}
 	}
 	w := newTxnWatcher(table, "kdi")
-	write("5:kdi-0=4,kdi-1=2,other-0=99")
-	if got, err := w.covered(); err != nil || got != 8 {
-		t.Fatalf("after the first commit covered() = %d, %v; want 8 (offsets 0-4 and 0-2)", got, err)
+	ends := map[int32]int64{0: 10, 1: 3, 2: 0}
+	poll := func() {
+		t.Helper()
+		if err := w.poll(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	poll()
+	if got := w.covered(); got != 0 || w.done(ends) {
+		t.Fatalf("before any commit of the writer covered() = %d, done = %v; want 0, false", got, w.done(ends))
+	}
+	// other-0 and kdi-a-0 are other writers; the latter's appId starts with "kdi-" too.
+	write("5:kdi-0=4,kdi-1=2,other-0=99,kdi-a-0=7")
+	poll()
+	if got := w.covered(); got != 8 || w.done(ends) {
+		t.Fatalf("after the first commit covered() = %d, done = %v; want 8 (offsets 0-4 and 0-2), false", got, w.done(ends))
 	}
 	// A later commit moves partition 0 on; partition 1 keeps its offset.
-	write("2:kdi-0=9")
-	if got, err := w.covered(); err != nil || got != 13 {
-		t.Fatalf("after the second commit covered() = %d, %v; want 13", got, err)
+	write("2:kdi-0=8")
+	poll()
+	if got := w.covered(); got != 12 || w.done(ends) {
+		t.Fatalf("after the second commit covered() = %d, done = %v; want 12, false (partition 0 ends at offset 9)", got, w.done(ends))
+	}
+	// Commits of one record each, as KDI makes once its commits outlast its latency.
+	write("1:kdi-0=9")
+	poll()
+	if !w.done(ends) || w.stalled(3, 2) || !w.stalled(1, 2) {
+		t.Fatalf("after the third commit done = %v, stalled(3, 2) = %v, stalled(1, 2) = %v; want true, false, true",
+			w.done(ends), w.stalled(3, 2), w.stalled(1, 2))
+	}
+	want := "3 commits covering 13 of 13 records; partition 0: 10/10 partition 1: 3/3 partition 2: 0/0; records of the last commits: [8 4 1]"
+	if got := w.report(ends); got != want {
+		t.Fatalf("report() = %q\nwant        %q", got, want)
 	}
 	counts, err := countRows(context.Background(), py, table)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c := counts[table]; c.rows != 7 || c.version != 1 {
-		t.Fatalf("countRows = %+v, want 7 rows at version 1", c)
+	if c := counts[table]; c.rows != 8 || c.version != 2 {
+		t.Fatalf("countRows = %+v, want 8 rows at version 2", c)
 	}
 }
 
