@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -59,7 +58,8 @@ func startProc(logPath, cpus string, env []string, bin string, args ...string) (
 
 // waitExit waits until the process exits by itself and returns its cost:
 // the wall time from its start, its rusage CPU time and its peak RSS
-// (VmHWM sampled every 20 ms, and rusage's maxrss).
+// (VmHWM sampled every 20 ms; not rusage's maxrss, which counts this
+// program's own RSS, carried through the vfork and exec into the child's).
 func (p *proc) waitExit(ctx context.Context) (usage, error) {
 	var hwm int64
 	tick := time.NewTicker(20 * time.Millisecond)
@@ -71,11 +71,7 @@ func (p *proc) waitExit(ctx context.Context) (usage, error) {
 			if p.err != nil {
 				return usage{}, fmt.Errorf("%s: %w\n%s", p.cmd.Args[3], p.err, tail(p.log, 20))
 			}
-			u := usage{wall: wall, cpu: p.cmd.ProcessState.UserTime() + p.cmd.ProcessState.SystemTime(), hwmKiB: hwm}
-			if ru, ok := p.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-				u.hwmKiB = max(u.hwmKiB, ru.Maxrss)
-			}
-			return u, nil
+			return usage{wall: wall, cpu: p.cmd.ProcessState.UserTime() + p.cmd.ProcessState.SystemTime(), hwmKiB: hwm}, nil
 		case <-tick.C:
 			if kb, err := vmHWM(p.cmd.Process.Pid); err == nil {
 				hwm = max(hwm, kb)
