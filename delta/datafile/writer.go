@@ -256,16 +256,18 @@ func writerProperties(schema *arrow.Schema, arrProps pqarrow.ArrowWriterProperti
 }
 
 // writeBatchSize is how many values of a column the Parquet writer encodes between two checks of
-// the page size: as many as fill a quarter of a data page of the widest column in recs (by its
-// average bytes per row), at most Parquet's default of 1024 and at least 1.
+// the page size: as many as fill a quarter of a data page of the widest column in recs (by the
+// average bytes of variable-length values per row), at most Parquet's default of 1024 and at
+// least 1.
 //
 // The writer closes a page only between batches, once the page has reached the page size, so a
 // batch of wide values makes a page as large as the batch, held three times over while it is
 // built (the encoder's buffer, the page, its compressed copy): with the default of 1024 values,
 // 64 KiB payloads made pages of 16 MiB (a whole batch of ingest) and 75 MB of Go heap in the
 // writer. With a quarter page per batch a page ends within a quarter past the page size. Columns
-// of values under 256 bytes keep the default, so the per-batch overhead is unchanged where it
-// would matter.
+// of values under 256 bytes a row keep the default, so the per-batch overhead is unchanged where
+// it would matter. Only the values count, not how their buffers are padded, so that equal rows
+// make equal files.
 func writeBatchSize(recs []arrow.RecordBatch, keep []int) int64 {
 	var rows, widest int64
 	for _, r := range recs {
@@ -274,7 +276,7 @@ func writeBatchSize(recs []arrow.RecordBatch, keep []int) int64 {
 	for _, k := range keep {
 		var n int64
 		for _, r := range recs {
-			n += arrayBytes(r.Column(k).Data())
+			n += valueBytes(r.Column(k))
 		}
 		widest = max(widest, n)
 	}
@@ -284,17 +286,30 @@ func writeBatchSize(recs []arrow.RecordBatch, keep []int) int64 {
 	return min(max(parquet.DefaultDataPageSize/4/(widest/rows+1), 1), parquet.DefaultWriteBatchSize)
 }
 
-// arrayBytes is the size of the buffers of d and its children (of a slice: of the whole
-// buffers, which only makes the batch size smaller).
-func arrayBytes(d arrow.ArrayData) int64 {
-	var n int64
-	for _, b := range d.Buffers() {
-		if b != nil {
-			n += int64(b.Len())
-		}
+// valueBytes is the size of the variable-length values (strings, binaries) in a and its children;
+// fixed-width values are left out, as they are at most 32 bytes. A sliced list counts all its
+// child's values, which only makes the batch size smaller.
+func valueBytes(a arrow.Array) int64 {
+	if a.Len() == 0 {
+		return 0
 	}
-	for _, c := range d.Children() {
-		n += arrayBytes(c)
+	// Lists have ValueOffsets of another signature, so only strings and binaries match here.
+	switch a := a.(type) {
+	case interface{ ValueOffsets() []int32 }:
+		offs := a.ValueOffsets()
+		return int64(offs[len(offs)-1] - offs[0])
+	case interface{ ValueOffsets() []int64 }:
+		offs := a.ValueOffsets()
+		return offs[len(offs)-1] - offs[0]
+	}
+	var n int64
+	switch a := a.(type) {
+	case array.ListLike:
+		n = valueBytes(a.ListValues())
+	case *array.Struct:
+		for i := range a.NumField() {
+			n += valueBytes(a.Field(i))
+		}
 	}
 	return n
 }
