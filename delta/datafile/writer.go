@@ -286,9 +286,9 @@ func writeBatchSize(recs []arrow.RecordBatch, keep []int) int64 {
 	return min(max(parquet.DefaultDataPageSize/4/(widest/rows+1), 1), parquet.DefaultWriteBatchSize)
 }
 
-// valueBytes is the size of the variable-length values (strings, binaries) in a and its children;
-// fixed-width values are left out, as they are at most 32 bytes. A sliced list counts all its
-// child's values, which only makes the batch size smaller.
+// valueBytes is the size of the strings and binaries (fixed-size ones included) in a and its
+// children; other fixed-width values are left out, as they are at most 32 bytes. A sliced list
+// counts all its child's values, which only makes the batch size smaller.
 func valueBytes(a arrow.Array) int64 {
 	if a.Len() == 0 {
 		return 0
@@ -304,6 +304,8 @@ func valueBytes(a arrow.Array) int64 {
 	}
 	var n int64
 	switch a := a.(type) {
+	case *array.FixedSizeBinary:
+		n = int64(a.Len()) * int64(a.DataType().(*arrow.FixedSizeBinaryType).ByteWidth)
 	case array.ListLike:
 		n = valueBytes(a.ListValues())
 	case *array.Struct:
