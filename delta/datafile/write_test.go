@@ -285,3 +285,82 @@ func TestEncodingChoices(t *testing.T) {
 		})
 	}
 }
+
+// TestWidePagesBounded: a column of 64 KiB values (binary or fixed-size binary) is written in
+// data pages of about Parquet's page size, not in one page per 1024 values (the writer checks the
+// page size only between batches of values, and a page is held three times over while it is
+// built: with 256 values of 64 KiB that was one 16 MiB page and 75 MB of heap), and a narrow
+// column beside it reads back as written.
+func TestWidePagesBounded(t *testing.T) {
+	const rows, width, pageSize = 256, 64 << 10, 1 << 20
+	for _, typ := range []arrow.DataType{arrow.BinaryTypes.Binary, &arrow.FixedSizeBinaryType{ByteWidth: width}} {
+		t.Run(typ.String(), func(t *testing.T) {
+			ctx := context.Background()
+			st, err := storage.NewLocal(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			sc := arrow.NewSchema([]arrow.Field{
+				{Name: "n", Type: arrow.PrimitiveTypes.Int64},
+				{Name: "payload", Type: typ, Nullable: true},
+			}, nil)
+			b := array.NewRecordBuilder(memory.DefaultAllocator, sc)
+			defer b.Release()
+			value := make([]byte, width)
+			for i := range rows {
+				b.Field(0).(*array.Int64Builder).Append(int64(i))
+				for j := range value {
+					value[j] = byte(i*31 + j*7)
+				}
+				b.Field(1).(interface{ Append([]byte) }).Append(value)
+			}
+			rec := b.NewRecordBatch()
+			defer rec.Release()
+			add, err := datafile.Write(ctx, st, datafile.Options{}, rec)
+			if err != nil {
+				t.Fatalf("Write: %v", err)
+			}
+			pf := openParquet(t, st, add.Path)
+			pr, err := pf.RowGroup(0).GetColumnPageReader(1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pages, largest := 0, 0
+			for pr.Next() {
+				if dp, ok := pr.Page().(file.DataPage); ok {
+					pages++
+					largest = max(largest, int(dp.UncompressedSize()))
+				}
+			}
+			if err := pr.Err(); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%d data pages of %d KiB values, the largest %d bytes uncompressed", pages, width>>10, largest)
+			if largest > pageSize*5/4+width+4 {
+				t.Errorf("largest data page %d bytes uncompressed (%d pages), want at most a page (%d), a quarter and one value", largest, pages, pageSize)
+			}
+			if want := rows * width * 4 / (pageSize * 5); pages < want {
+				t.Errorf("%d data pages, want at least %d", pages, want)
+			}
+			fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{}, memory.DefaultAllocator)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := fr.ReadTable(ctx)
+			if err != nil {
+				t.Fatalf("read back: %v", err)
+			}
+			defer got.Release()
+			for i := range sc.NumFields() {
+				gotCol, err := array.Concatenate(got.Column(i).Data().Chunks(), memory.DefaultAllocator)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !array.Equal(gotCol, rec.Column(i)) {
+					t.Errorf("column %s differs after the round trip", sc.Field(i).Name)
+				}
+				gotCol.Release()
+			}
+		})
+	}
+}

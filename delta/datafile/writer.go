@@ -182,7 +182,7 @@ func encodeTo(buf *bytes.Buffer, opts Options, recs ...arrow.RecordBatch) (*Stat
 		rgRows = 1 << 20
 	}
 	arrProps := pqarrow.NewArrowWriterProperties(pqarrow.WithAllocator(mem))
-	props := writerProperties(schema, arrProps, opts, mem, rgRows)
+	props := writerProperties(schema, arrProps, opts, mem, rgRows, writeBatchSize(recs, keep))
 	fw, err := pqarrow.NewFileWriter(schema, buf, props, arrProps)
 	if err != nil {
 		return nil, fmt.Errorf("datafile: parquet writer for %s: %w", schema, err)
@@ -220,9 +220,10 @@ func encodeTo(buf *bytes.Buffer, opts Options, recs ...arrow.RecordBatch) (*Stat
 // timestamps and binary payloads, mostly distinct, are written plain. Binary columns get no
 // Parquet min/max (Delta readers skip files by the log's stats, which have none for binary
 // either).
-func writerProperties(schema *arrow.Schema, arrProps pqarrow.ArrowWriterProperties, opts Options, mem memory.Allocator, rgRows int64) *parquet.WriterProperties {
+func writerProperties(schema *arrow.Schema, arrProps pqarrow.ArrowWriterProperties, opts Options, mem memory.Allocator, rgRows, batchSize int64) *parquet.WriterProperties {
 	popts := []parquet.WriterProperty{
 		parquet.WithAllocator(mem),
+		parquet.WithBatchSize(batchSize),
 		parquet.WithCompression(opts.Compression.codec()),
 		parquet.WithMaxRowGroupLength(rgRows),
 		parquet.WithCreatedBy("plantlake delta/datafile (arrow-go v18)"),
@@ -252,6 +253,67 @@ func writerProperties(schema *arrow.Schema, arrProps pqarrow.ArrowWriterProperti
 		}
 	}
 	return parquet.NewWriterProperties(popts...)
+}
+
+// writeBatchSize is how many values of a column the Parquet writer encodes between two checks of
+// the page size: as many as fill a quarter of a data page of the widest column in recs (by the
+// average bytes of variable-length values per row), at most Parquet's default of 1024 and at
+// least 1.
+//
+// The writer closes a page only between batches, once the page has reached the page size, so a
+// batch of wide values makes a page as large as the batch, held three times over while it is
+// built (the encoder's buffer, the page, its compressed copy): with the default of 1024 values,
+// 64 KiB payloads made pages of 16 MiB (a whole batch of ingest) and 75 MB of Go heap in the
+// writer. With a quarter page per batch a page ends within a quarter past the page size. Columns
+// of values under 256 bytes a row keep the default, so the per-batch overhead is unchanged where
+// it would matter. Only the values count, not how their buffers are padded, so that equal rows
+// make equal files.
+func writeBatchSize(recs []arrow.RecordBatch, keep []int) int64 {
+	var rows, widest int64
+	for _, r := range recs {
+		rows += r.NumRows()
+	}
+	for _, k := range keep {
+		var n int64
+		for _, r := range recs {
+			n += valueBytes(r.Column(k))
+		}
+		widest = max(widest, n)
+	}
+	if rows == 0 || widest == 0 {
+		return parquet.DefaultWriteBatchSize
+	}
+	return min(max(parquet.DefaultDataPageSize/4/(widest/rows+1), 1), parquet.DefaultWriteBatchSize)
+}
+
+// valueBytes is the size of the strings and binaries (fixed-size ones included) in a and its
+// children; other fixed-width values are left out, as they are at most 32 bytes. A sliced list
+// counts all its child's values, which only makes the batch size smaller.
+func valueBytes(a arrow.Array) int64 {
+	if a.Len() == 0 {
+		return 0
+	}
+	// Lists have ValueOffsets of another signature, so only strings and binaries match here.
+	switch a := a.(type) {
+	case interface{ ValueOffsets() []int32 }:
+		offs := a.ValueOffsets()
+		return int64(offs[len(offs)-1] - offs[0])
+	case interface{ ValueOffsets() []int64 }:
+		offs := a.ValueOffsets()
+		return offs[len(offs)-1] - offs[0]
+	}
+	var n int64
+	switch a := a.(type) {
+	case *array.FixedSizeBinary:
+		n = int64(a.Len()) * int64(a.DataType().(*arrow.FixedSizeBinaryType).ByteWidth)
+	case array.ListLike:
+		n = valueBytes(a.ListValues())
+	case *array.Struct:
+		for i := range a.NumField() {
+			n += valueBytes(a.Field(i))
+		}
+	}
+	return n
 }
 
 // dataColumns returns the indices and schema of the columns stored in the file (all but the

@@ -128,6 +128,13 @@ func dial(t *testing.T, addr string) *grpc.ClientConn {
 // flags, listening on ports it picks itself.
 func (e *env) start(extra ...string) *stack.Process {
 	e.t.Helper()
+	return e.startOn("", nil, extra...)
+}
+
+// startOn is start with the process pinned to cpus (taskset -c; "" for
+// no pinning) and envs added to its environment.
+func (e *env) startOn(cpus string, envs []string, extra ...string) *stack.Process {
+	e.t.Helper()
 	e.n++
 	args := []string{
 		"--kafka-brokers", e.kafka.Brokers(),
@@ -141,6 +148,7 @@ func (e *env) start(extra ...string) *stack.Process {
 	p, err := stack.Start(stack.Spec{
 		Name: fmt.Sprintf("ingest-%d", e.n), Bin: ingestBin, Args: append(args, extra...),
 		LogPath: filepath.Join(e.dir, fmt.Sprintf("ingest-%d.log", e.n)),
+		CPUs:    cpus, Env: envs,
 	})
 	if err != nil {
 		e.t.Fatal(err)

@@ -14,6 +14,8 @@ import (
 	"log/slog"
 	"os"
 	"runtime/debug"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
@@ -127,7 +129,11 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 			return fmt.Errorf("ingest: %w", err)
 		}
 		if cfg.RunOnce {
-			kit.Logger.Info("run-once: done", "waited_for_records", src.PollWait().Round(time.Millisecond))
+			attrs := []any{"waited_for_records", src.PollWait().Round(time.Millisecond)}
+			if kib, err := peakRSSKiB(); err == nil {
+				attrs = append(attrs, "peak_rss_kib", kib)
+			}
+			kit.Logger.Info("run-once: done", attrs...)
 		}
 		return nil
 	}
@@ -154,4 +160,26 @@ func ensureTopics(ctx context.Context, admin *kafka.AdminClient, topics []string
 		}
 		return err
 	})
+}
+
+// peakRSSKiB is the process's peak resident set size so far (VmHWM in
+// /proc/self/status, Linux only), in KiB. It counts this program only,
+// unlike the rusage a parent gets from wait4: a child started by vfork (as
+// Go's os/exec starts it) shares its parent's memory until exec, and exec
+// folds that memory's high-water mark into the child's maxrss.
+func peakRSSKiB() (int64, error) {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, fmt.Errorf("peak RSS: %w", err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kib, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("peak RSS: VmHWM %q: %w", v, err)
+			}
+			return kib, nil
+		}
+	}
+	return 0, errors.New("peak RSS: no VmHWM in /proc/self/status")
 }

@@ -139,20 +139,6 @@ func (p *Process) Stop(grace time.Duration) error {
 	}
 }
 
-// MaxRSSKiB is the exited process's peak resident set size from wait4's
-// rusage, in KiB; 0 before it exits.
-func (p *Process) MaxRSSKiB() int64 {
-	select {
-	case <-p.done:
-	default:
-		return 0
-	}
-	if ru, ok := p.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		return ru.Maxrss
-	}
-	return 0
-}
-
 // CPUTime is the exited process's user plus system CPU time.
 func (p *Process) CPUTime() time.Duration {
 	select {
@@ -165,6 +151,9 @@ func (p *Process) CPUTime() time.Duration {
 
 // SampleVmHWM reads VmHWM (peak RSS, KiB) from /proc/<pid>/status and keeps
 // the highest value seen; call it periodically while the process runs.
+// (wait4's rusage would not do: exec folds the high-water mark of the
+// memory a vfork child shares with its parent, here the test or benchmark
+// with its Kafka producer, into the child's maxrss.)
 func (p *Process) SampleVmHWM() int64 {
 	kb, err := VmHWM(p.Pid())
 	p.hwmMu.Lock()
