@@ -23,6 +23,9 @@ type StackConfig struct {
 	// own in Dir and stops them in Close.
 	Kafka     *KafkaBroker
 	Mosquitto *MosquittoBroker
+	// MosquittoAutosave is the autosave interval of the Mosquitto the stack
+	// starts itself (MosquittoConfig.AutosaveInterval; default 1s).
+	MosquittoAutosave time.Duration
 	// Services names the services to start, in Services' order whatever
 	// the order here; default all of Services.
 	Services []string
@@ -86,7 +89,7 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 	}
 	if s.Mosquitto == nil {
 		if s.Mosquitto, err = retryPorts(func() (*MosquittoBroker, error) {
-			return StartMosquitto(ctx, MosquittoConfig{Dir: filepath.Join(cfg.Dir, "mosquitto")})
+			return StartMosquitto(ctx, MosquittoConfig{Dir: filepath.Join(cfg.Dir, "mosquitto"), AutosaveInterval: cfg.MosquittoAutosave})
 		}); err != nil {
 			return nil, err
 		}
