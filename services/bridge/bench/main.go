@@ -561,7 +561,7 @@ func (b *bench) startBridgeWith(ctx context.Context, name, topic string, extraAr
 func (b *bench) report(ceiling, pipe, bridge throughputResult, bridgeLat, pipeLat latencyResult) string {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "# Bridge benchmark\n\n")
-	fmt.Fprintf(&sb, "%s, %d cores, %s. One Mosquitto (devstack: persistence on, unlimited in-flight), one single-node Kafka, "+
+	fmt.Fprintf(&sb, "%s, %d cores, %s. One Mosquitto (devstack: persistence on, in-flight window 10,000), one single-node Kafka, "+
 		"one publisher (%d paho clients, QoS 1, 512 publishes in flight each), %d readings per run, %d partitions, "+
 		"%d interleaved rounds per path; each path's median round below.\n\n",
 		time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), runtime.Version(), b.s.workers, b.s.n, b.s.partitions, b.s.rounds)

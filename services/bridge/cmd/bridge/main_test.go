@@ -404,3 +404,53 @@ func TestWaitingReadingsBoundedByBrokerWindow(t *testing.T) {
 	}
 	t.Logf("after Kafka returned: all %d readings in Kafka (%d records, %d duplicates)", n, res.Records, res.Duplicates)
 }
+
+// TestRecoversFromAStalledBroker stops Mosquitto (SIGSTOP) for longer than
+// the keep-alive while readings flow, then lets it go on (SIGCONT): the
+// bridge's socket writes block and its connection is declared lost while
+// acknowledgements are queued, and it must come back and deliver every
+// reading. Such a stall happened in the end-to-end benchmark, where the
+// broker spent seconds saving a database of a deep backlog; the bridge
+// never reconnected.
+func TestRecoversFromAStalledBroker(t *testing.T) {
+	const n = 30_000
+	bin := buildBridge(t)
+	kafka := devstack.Kafka(t)
+	mosq := devstack.Mosquitto(t)
+	grpcAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	proc := startBridge(t, bin,
+		"--mqtt-broker", mosq.URL(), "--kafka-brokers", kafka.Brokers(),
+		"--mqtt-client-id", "stall-bridge", "--mqtt-topic-filter", "plant/#",
+		"--grpc-addr", grpcAddr, "--metrics-addr", "", "--kafka-partitions", "3", "--log-level", "info")
+	defer proc.stop()
+	ctl := dial(t, grpcAddr)
+	waitUntil(t, 60*time.Second, "bridge SERVING", ctl.serving)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	pubErr := make(chan error, 1)
+	go func() {
+		pubErr <- loadtest.Publish(ctx, loadtest.PublishConfig{
+			Broker: mosq.URL(), ClientPrefix: "stall-pub", Count: n, Workers: 4, Rate: 1500,
+			Topic: func(id int) string { return fmt.Sprintf("plant/line%d/press%02d/temperature", id%4, id%13) },
+		})
+	}()
+	time.Sleep(5 * time.Second)
+	if err := syscall.Kill(mosq.Pid(), syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Log("Mosquitto stopped (SIGSTOP) for 35 s")
+	time.Sleep(35 * time.Second)
+	if err := syscall.Kill(mosq.Pid(), syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	t.Log("Mosquitto continued (SIGCONT)")
+	res, err := loadtest.Collect(ctx, kafka.Brokers(), "plant_sensor_readings_raw", 0, n, nil)
+	if err != nil {
+		t.Fatalf("collect: %v", err)
+	}
+	if err := <-pubErr; err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+	t.Logf("all %d readings in Kafka (%d records, %d duplicates)", n, res.Records, res.Duplicates)
+}

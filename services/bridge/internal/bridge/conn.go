@@ -30,6 +30,16 @@ const maxPendingWrite = 1 << 20
 // Kafka round trip every ack already waited for.
 const gatherDelay = 200 * time.Microsecond
 
+// writeStall bounds one socket write of the flusher. A broker that takes
+// no bytes for this long is treated as gone: the write fails, every Write
+// returns the error and the connection is closed, so that paho's writer,
+// its keep-alive and the acknowledgements queued behind them fail and paho
+// reconnects. Without it a broker that stopped reading (one busy saving a
+// deep backlog's database for seconds at a time) blocked the flusher for
+// good, Write waited on it with paho's writer and keep-alive behind, and
+// the bridge never reconnected.
+const writeStall = 20 * time.Second
+
 // gatherBelow is the pending size under which the flusher waits
 // gatherDelay; a larger batch is written at once.
 const gatherBelow = 16 << 10
@@ -46,6 +56,7 @@ type batchedConn struct {
 	closing bool
 	kick    chan struct{}
 	done    chan struct{} // closed when the flusher has exited
+	stall   time.Duration // writeStall; shorter in tests
 
 	// head collects the first bytes read, the broker's CONNACK, until
 	// onConnack has been told its session-present flag.
@@ -55,12 +66,16 @@ type batchedConn struct {
 }
 
 // newBatchedConn starts the flusher goroutine, which Close stops.
-func newBatchedConn(c net.Conn) *batchedConn {
+func newBatchedConn(c net.Conn) *batchedConn { return newBatchedConnStall(c, writeStall) }
+
+// newBatchedConnStall is newBatchedConn with stall as writeStall.
+func newBatchedConnStall(c net.Conn, stall time.Duration) *batchedConn {
 	bc := &batchedConn{
-		Conn: c,
-		r:    bufio.NewReaderSize(c, 64<<10),
-		kick: make(chan struct{}, 1),
-		done: make(chan struct{}),
+		Conn:  c,
+		r:     bufio.NewReaderSize(c, 64<<10),
+		kick:  make(chan struct{}, 1),
+		done:  make(chan struct{}),
+		stall: stall,
 	}
 	bc.cond = sync.NewCond(&bc.mu)
 	go bc.flusher() // owner: bc; Close waits for it
@@ -139,13 +154,17 @@ func (c *batchedConn) flusher() {
 		c.cond.Broadcast()
 		c.mu.Unlock()
 		if len(batch) > 0 {
+			if open {
+				_ = c.Conn.SetWriteDeadline(time.Now().Add(c.stall))
+			}
 			if _, err := c.Conn.Write(batch); err != nil {
 				c.mu.Lock()
 				if c.err == nil {
-					c.err = err
+					c.err = fmt.Errorf("write to the MQTT broker: %w", err)
 				}
 				c.cond.Broadcast()
 				c.mu.Unlock()
+				_ = c.Conn.Close() // paho's reader fails too, and paho reconnects
 			}
 		}
 		if !open {
@@ -169,7 +188,10 @@ func (c *batchedConn) Close() error {
 	c.mu.Unlock()
 	_ = c.Conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	<-c.done
-	return c.Conn.Close()
+	if err := c.Conn.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+		return err
+	}
+	return nil
 }
 
 // openBatchedConn is paho's OpenConnectionFunc for the tcp and tls schemes;

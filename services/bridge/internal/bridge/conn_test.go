@@ -74,6 +74,34 @@ func TestBatchedConnReportsWriteErrors(t *testing.T) {
 	}
 }
 
+// TestBatchedConnFailsOnAStalledPeer: a peer that takes no bytes (a broker
+// busy elsewhere) fills the socket; after the stall bound, writes fail
+// instead of blocking for good, the blocked Write returns and reads fail
+// too, so that paho sees the connection lost and reconnects.
+func TestBatchedConnFailsOnAStalledPeer(t *testing.T) {
+	client, _ := tcpPair(t) // the server end is never read
+	bc := newBatchedConnStall(client, 300*time.Millisecond)
+	defer bc.Close()
+	failed := make(chan error, 1)
+	go func() {
+		for {
+			if _, err := bc.Write(make([]byte, 64<<10)); err != nil {
+				failed <- err
+				return
+			}
+		}
+	}()
+	select {
+	case err := <-failed:
+		t.Logf("Write failed: %v", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("Write still blocked 20 s after the peer stopped reading")
+	}
+	if _, err := bc.Read(make([]byte, 1)); err == nil {
+		t.Fatal("Read after the stall succeeded, want an error")
+	}
+}
+
 func TestBatchedConnReads(t *testing.T) {
 	client, server := tcpPair(t)
 	bc := newBatchedConn(client)
