@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/plantlake/plantlake/devstack"
 )
 
 // usage is what one measured process cost.
@@ -73,7 +75,7 @@ func (p *proc) waitExit(ctx context.Context) (usage, error) {
 			}
 			return usage{wall: wall, cpu: p.cmd.ProcessState.UserTime() + p.cmd.ProcessState.SystemTime(), hwmKiB: hwm}, nil
 		case <-tick.C:
-			if kb, err := vmHWM(p.cmd.Process.Pid); err == nil {
+			if kb, err := devstack.VmHWMKiB(p.cmd.Process.Pid); err == nil {
 				hwm = max(hwm, kb)
 			}
 		case <-ctx.Done():
@@ -99,7 +101,7 @@ func (p *proc) waitFinished(ctx context.Context, timeout time.Duration, finished
 		case <-p.done:
 			return usage{}, fmt.Errorf("%s exited before it was done: %v\n%s", p.cmd.Args[3], p.err, tail(p.log, 20))
 		case <-tick.C:
-			if kb, err := vmHWM(pid); err == nil {
+			if kb, err := devstack.VmHWMKiB(pid); err == nil {
 				hwm = max(hwm, kb)
 			}
 			ok, err := finished()
@@ -114,7 +116,7 @@ func (p *proc) waitFinished(ctx context.Context, timeout time.Duration, finished
 			if err != nil {
 				return usage{}, err
 			}
-			if kb, err := vmHWM(pid); err == nil {
+			if kb, err := devstack.VmHWMKiB(pid); err == nil {
 				hwm = max(hwm, kb)
 			}
 			return usage{wall: wall, cpu: cpu, hwmKiB: hwm}, nil
@@ -134,20 +136,6 @@ func (p *proc) kill() {
 		p.cmd.Process.Kill()
 		<-p.done
 	}
-}
-
-// vmHWM reads a process's peak resident set size in KiB.
-func vmHWM(pid int) (int64, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for line := range strings.Lines(string(data)) {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			return strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-		}
-	}
-	return 0, errors.New("no VmHWM in /proc/PID/status")
 }
 
 // clockTick is the unit of /proc/PID/stat's times (USER_HZ, 100 on Linux).

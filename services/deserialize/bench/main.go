@@ -16,7 +16,6 @@
 package main
 
 import (
-	"bufio"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -399,7 +398,7 @@ func (p *proc) wait(ctx context.Context) (result, error) {
 			return res, nil
 		case <-tick.C:
 			for _, pid := range tree(p.cmd.Process.Pid) {
-				if kb, err := vmHWM(pid); err == nil {
+				if kb, err := devstack.VmHWMKiB(pid); err == nil {
 					hwm = max(hwm, kb)
 				}
 				if d, err := runDelay(pid); err == nil {
@@ -412,22 +411,6 @@ func (p *proc) wait(ctx context.Context) (result, error) {
 			return result{}, ctx.Err()
 		}
 	}
-}
-
-// vmHWM reads a process's peak resident set size in KiB.
-func vmHWM(pid int) (int64, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			return strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-		}
-	}
-	return 0, errors.New("no VmHWM")
 }
 
 // runDelay sums the run_delay (time runnable, waiting for a core) of every

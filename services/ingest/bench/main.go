@@ -307,7 +307,7 @@ func measure(ctx context.Context, s settings, bin, brokers, catalogAddr, logPath
 		case <-p.Done():
 			done = true
 		case <-tick.C:
-			if kb, err := stack.VmHWM(p.Pid()); err == nil {
+			if kb, err := devstack.VmHWMKiB(p.Pid()); err == nil {
 				hwm = max(hwm, kb)
 			}
 		case <-ctx.Done():

@@ -186,7 +186,7 @@ func TestSurvivesFailures(t *testing.T) {
 	go func() {
 		pubErr <- loadtest.Publish(ctx, loadtest.PublishConfig{
 			Broker: mosq.URL(), ClientPrefix: "chaos-pub", Count: n, Workers: 4, Rate: 500,
-			Topic: func(id int) string { return fmt.Sprintf("plant/line%d/press%02d/temperature", id%4, id%13) },
+			Topic: plantTopic,
 		})
 	}()
 	type collected struct {
@@ -312,7 +312,7 @@ func TestSharedSubscriptionProcesses(t *testing.T) {
 	go func() {
 		pubErr <- loadtest.Publish(ctx, loadtest.PublishConfig{
 			Broker: mosq.URL(), ClientPrefix: "shared-pub", Count: n, Workers: 2, Rate: 2000,
-			Topic: func(id int) string { return fmt.Sprintf("plant/line%d/press%02d/temperature", id%4, id%13) },
+			Topic: plantTopic,
 		})
 	}()
 	time.Sleep(4 * time.Second)
@@ -344,6 +344,25 @@ func TestSharedSubscriptionProcesses(t *testing.T) {
 	}
 }
 
+// plantTopic is the MQTT topic of the test readings: four lines of 13 presses.
+func plantTopic(id int) string {
+	return fmt.Sprintf("plant/line%d/press%02d/temperature", id%4, id%13)
+}
+
+// servingBridge starts the bridge binary bin between mosq and kafka with
+// client id id, subscribed to plant/#, and waits until it serves.
+func servingBridge(t *testing.T, bin string, mosq *devstack.MosquittoBroker, kafka *devstack.KafkaBroker, id string) (*bridgeProc, control) {
+	t.Helper()
+	grpcAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	proc := startBridge(t, bin,
+		"--mqtt-broker", mosq.URL(), "--kafka-brokers", kafka.Brokers(),
+		"--mqtt-client-id", id, "--mqtt-topic-filter", "plant/#",
+		"--grpc-addr", grpcAddr, "--metrics-addr", "", "--kafka-partitions", "3", "--log-level", "info")
+	ctl := dial(t, grpcAddr)
+	waitUntil(t, 60*time.Second, id+" SERVING", ctl.serving)
+	return proc, ctl
+}
+
 // TestWaitingReadingsBoundedByBrokerWindow: with Kafka down the bridge
 // acknowledges nothing, so the broker stops at its in-flight window and
 // queues the rest persistently; the bridge holds at most that window (it
@@ -354,14 +373,8 @@ func TestWaitingReadingsBoundedByBrokerWindow(t *testing.T) {
 	bin := buildBridge(t)
 	kafka := devstack.Kafka(t)
 	mosq := devstack.MosquittoWith(t, devstack.MosquittoConfig{MaxInflight: window})
-	grpcAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
-	proc := startBridge(t, bin,
-		"--mqtt-broker", mosq.URL(), "--kafka-brokers", kafka.Brokers(),
-		"--mqtt-client-id", "window-bridge", "--mqtt-topic-filter", "plant/#",
-		"--grpc-addr", grpcAddr, "--metrics-addr", "", "--kafka-partitions", "3")
+	proc, ctl := servingBridge(t, bin, mosq, kafka, "window-bridge")
 	defer proc.stop()
-	ctl := dial(t, grpcAddr)
-	waitUntil(t, 60*time.Second, "bridge SERVING", ctl.serving)
 	lag := func() int64 {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -379,7 +392,7 @@ func TestWaitingReadingsBoundedByBrokerWindow(t *testing.T) {
 	defer cancel()
 	if err := loadtest.Publish(ctx, loadtest.PublishConfig{
 		Broker: mosq.URL(), ClientPrefix: "window-pub", Count: n, Workers: 4,
-		Topic: func(id int) string { return fmt.Sprintf("plant/line%d/press%02d/temperature", id%4, id%13) },
+		Topic: plantTopic,
 	}); err != nil {
 		t.Fatalf("publish: %v", err)
 	}
@@ -417,14 +430,8 @@ func TestRecoversFromAStalledBroker(t *testing.T) {
 	bin := buildBridge(t)
 	kafka := devstack.Kafka(t)
 	mosq := devstack.Mosquitto(t)
-	grpcAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
-	proc := startBridge(t, bin,
-		"--mqtt-broker", mosq.URL(), "--kafka-brokers", kafka.Brokers(),
-		"--mqtt-client-id", "stall-bridge", "--mqtt-topic-filter", "plant/#",
-		"--grpc-addr", grpcAddr, "--metrics-addr", "", "--kafka-partitions", "3", "--log-level", "info")
+	proc, _ := servingBridge(t, bin, mosq, kafka, "stall-bridge")
 	defer proc.stop()
-	ctl := dial(t, grpcAddr)
-	waitUntil(t, 60*time.Second, "bridge SERVING", ctl.serving)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
@@ -432,7 +439,7 @@ func TestRecoversFromAStalledBroker(t *testing.T) {
 	go func() {
 		pubErr <- loadtest.Publish(ctx, loadtest.PublishConfig{
 			Broker: mosq.URL(), ClientPrefix: "stall-pub", Count: n, Workers: 4, Rate: 1500,
-			Topic: func(id int) string { return fmt.Sprintf("plant/line%d/press%02d/temperature", id%4, id%13) },
+			Topic: plantTopic,
 		})
 	}()
 	time.Sleep(5 * time.Second)

@@ -5,7 +5,6 @@
 package stack
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -14,7 +13,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -155,29 +153,13 @@ func (p *Process) CPUTime() time.Duration {
 // memory a vfork child shares with its parent, here the test or benchmark
 // with its Kafka producer, into the child's maxrss.)
 func (p *Process) SampleVmHWM() int64 {
-	kb, err := VmHWM(p.Pid())
+	kb, err := devstack.VmHWMKiB(p.Pid())
 	p.hwmMu.Lock()
 	defer p.hwmMu.Unlock()
 	if err == nil && kb > p.hwmKB {
 		p.hwmKB = kb
 	}
 	return p.hwmKB
-}
-
-// VmHWM returns the peak resident set size of process pid in KiB.
-func VmHWM(pid int) (int64, error) {
-	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			return strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-		}
-	}
-	return 0, errors.New("no VmHWM in /proc status")
 }
 
 // LogTail returns the last n lines of the process log.
