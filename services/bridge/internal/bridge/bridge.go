@@ -39,6 +39,12 @@ var (
 	// idempotence sequence). The bridge stops: unacknowledged readings are
 	// redelivered by the broker to the next process.
 	ErrKafkaFatal = errors.New("fatal Kafka producer error")
+	// ErrMQTTStuck reports that the MQTT client stopped working: a
+	// connection open but silent for longer than keep-alive allows, or a
+	// lost connection paho does not try to restore. The bridge stops so
+	// that its supervisor starts a new process; the broker keeps the
+	// session and redelivers what was not acknowledged.
+	ErrMQTTStuck = errors.New("MQTT client stuck")
 )
 
 // tracerName is the instrumentation scope of the bridge's spans.
@@ -99,6 +105,11 @@ type Bridge struct {
 	kafkaUp    atomic.Bool
 	topicsUp   atomic.Bool  // the topics exist and their limits are known
 	kafkaOKAt  atomic.Int64 // unix nanos of the last successful delivery
+	// The watchdog's clocks (unix nanos): the last read from the broker's
+	// socket, the last connection attempt, the last connection lost.
+	mqttReadAt atomic.Int64
+	attemptAt  atomic.Int64
+	lostAt     atomic.Int64
 	pausedFlag atomic.Bool
 	startedAt  time.Time
 	flushes    atomic.Uint64
@@ -221,6 +232,11 @@ func (b *Bridge) Run(ctx context.Context) error {
 		runErr = b.pump(ctx, producer)
 	}
 
+	if errors.Is(runErr, ErrMQTTStuck) {
+		// A stuck client may block in Disconnect too; the process ends
+		// and the broker drops the connection.
+		client = nil
+	}
 	b.shutdown(client, producer)
 	stopLoops()
 	loops.Wait()
@@ -389,10 +405,10 @@ func (b *Bridge) mqttOptions() *mqtt.ClientOptions {
 		SetAutoReconnect(true).
 		SetConnectRetry(true).
 		SetConnectRetryInterval(time.Second).
-		SetMaxReconnectInterval(5 * time.Second).
+		SetMaxReconnectInterval(mqttMaxReconnect).
 		SetConnectTimeout(10 * time.Second).
 		SetKeepAlive(b.cfg.KeepAlive).
-		SetPingTimeout(10 * time.Second).
+		SetPingTimeout(mqttPingTimeout).
 		SetWriteTimeout(10 * time.Second).
 		// Queued readings of a persistent session arrive right after
 		// CONNACK, before any Subscribe returns: the default handler takes them.
@@ -406,6 +422,7 @@ func (b *Bridge) mqttOptions() *mqtt.ClientOptions {
 // onConnectAttempt runs synchronously before each network connection, so a
 // new generation starts before the new connection delivers anything.
 func (b *Bridge) onConnectAttempt(_ *url.URL, cfg *tls.Config) *tls.Config {
+	b.attemptAt.Store(time.Now().UnixNano())
 	b.gen.Add(1)
 	return cfg
 }
@@ -419,7 +436,7 @@ func (b *Bridge) openConn(uri *url.URL, opts mqtt.ClientOptions) (net.Conn, erro
 		if sessionPresent {
 			b.resumedGen.Store(gen)
 		}
-	})
+	}, &b.mqttReadAt)
 }
 
 // onConnect subscribes (again) on every connection, so that a filter added
@@ -472,6 +489,7 @@ func (b *Bridge) onConnectionNotification(_ mqtt.Client, n mqtt.ConnectionNotifi
 }
 
 func (b *Bridge) onConnectionLost(_ mqtt.Client, err error) {
+	b.lostAt.Store(time.Now().UnixNano())
 	b.mqttUp.Store(false)
 	b.setError(fmt.Errorf("MQTT connection lost: %w", err))
 	b.log.Warn("MQTT connection lost; paho reconnects", "err", err)
@@ -761,6 +779,38 @@ func (b *Bridge) Status() Status {
 	}
 }
 
+// Watchdog limits. paho pings after KeepAlive without traffic and drops
+// the connection mqttPingTimeout later without an answer, so a connection
+// that stays up but silent for 3 keep-alives plus that timeout has a
+// client whose reader or pinger no longer runs. After a lost connection
+// paho tries again within mqttMaxReconnect; reconnectStall allows for
+// several such gaps.
+const (
+	mqttPingTimeout  = 10 * time.Second
+	mqttMaxReconnect = 5 * time.Second
+	reconnectStall   = time.Minute
+)
+
+// watchdog reports ErrMQTTStuck when the MQTT client has stopped working
+// at now: an open connection through the batching wrapper that has read
+// nothing for longer than keep-alive allows (the wedge of a flusher blocked
+// on a broker that stopped reading, which paho never noticed, before
+// writeStall), or a lost connection with no attempt to reconnect since
+// for reconnectStall.
+func (b *Bridge) watchdog(now time.Time) error {
+	silence := 3*b.cfg.KeepAlive + mqttPingTimeout
+	if readAt := b.mqttReadAt.Load(); b.mqttUp.Load() && readAt > 0 && now.Sub(time.Unix(0, readAt)) > silence {
+		return fmt.Errorf("%w: nothing read from %s for %s on an open connection (keep-alive %s)",
+			ErrMQTTStuck, b.cfg.MQTTBroker, now.Sub(time.Unix(0, readAt)).Round(time.Second), b.cfg.KeepAlive)
+	}
+	lost := b.lostAt.Load()
+	if lost > b.attemptAt.Load() && !b.mqttUp.Load() && now.Sub(time.Unix(0, lost)) > reconnectStall {
+		return fmt.Errorf("%w: connection to %s lost %s ago and no attempt to reconnect since",
+			ErrMQTTStuck, b.cfg.MQTTBroker, now.Sub(time.Unix(0, lost)).Round(time.Second))
+	}
+	return nil
+}
+
 // topicLimitsEvery is how often the bridge reads its topics' size limits
 // again, so that a changed max.message.bytes is soon known.
 const topicLimitsEvery = time.Minute
@@ -783,6 +833,13 @@ func (b *Bridge) monitorLoop(ctx context.Context, producer *kafka.Producer) {
 			}
 		}
 		b.rates.add(b.counters.snapshot(time.Now()))
+		if err := b.watchdog(time.Now()); err != nil {
+			b.log.Error("stopping the bridge: the MQTT client is stuck; a new process resumes the session", "err", err)
+			select {
+			case b.fatal <- err:
+			default:
+			}
+		}
 		if time.Since(time.Unix(0, b.kafkaOKAt.Load())) > 2*time.Second {
 			_, err := producer.GetMetadata(nil, false, 1500)
 			up := err == nil

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
@@ -63,6 +64,9 @@ type batchedConn struct {
 	head      [4]byte
 	headN     int
 	onConnack func(sessionPresent bool)
+	// readAt, when not nil, is set to the time (unix nanos) of every read
+	// that reached the socket: the bridge's watchdog reads it.
+	readAt *atomic.Int64
 }
 
 // newBatchedConn starts the flusher goroutine, which Close stops.
@@ -84,7 +88,11 @@ func newBatchedConnStall(c net.Conn, stall time.Duration) *batchedConn {
 
 // Read reads through the buffer; paho reads from one goroutine only.
 func (c *batchedConn) Read(p []byte) (int, error) {
+	fromSocket := c.r.Buffered() == 0
 	n, err := c.r.Read(p)
+	if fromSocket && n > 0 && c.readAt != nil {
+		c.readAt.Store(time.Now().UnixNano())
+	}
 	if c.onConnack != nil {
 		c.sniffConnack(p[:n])
 	}
@@ -196,8 +204,9 @@ func (c *batchedConn) Close() error {
 
 // openBatchedConn is paho's OpenConnectionFunc for the tcp and tls schemes;
 // onConnack, when not nil, is told the session-present flag of the
-// connection's CONNACK before paho sees it.
-func openBatchedConn(uri *url.URL, opts mqtt.ClientOptions, onConnack func(sessionPresent bool)) (net.Conn, error) {
+// connection's CONNACK before paho sees it; readAt, when not nil, the time
+// of each read from the socket.
+func openBatchedConn(uri *url.URL, opts mqtt.ClientOptions, onConnack func(sessionPresent bool), readAt *atomic.Int64) (net.Conn, error) {
 	dialer := opts.Dialer
 	if dialer == nil {
 		dialer = &net.Dialer{Timeout: 30 * time.Second}
@@ -217,6 +226,10 @@ func openBatchedConn(uri *url.URL, opts mqtt.ClientOptions, onConnack func(sessi
 	}
 	bc := newBatchedConn(conn)
 	bc.onConnack = onConnack
+	bc.readAt = readAt
+	if readAt != nil {
+		readAt.Store(time.Now().UnixNano())
+	}
 	return bc, nil
 }
 
