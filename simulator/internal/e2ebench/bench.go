@@ -118,7 +118,8 @@ type Report struct {
 	Holds                []Probe
 	HoldFor              time.Duration
 	Fresh, Fast          FreshRun
-	// PeakRSS is each process's peak RSS over the default stack's life.
+	// PeakRSS is each process's peak RSS over the life of the default
+	// stacks (the highest of the first and, after a failed hold, the retry's).
 	PeakRSS []Cost
 	// Notes are problems the run met that did not end it (a service that
 	// did not stop gracefully).
@@ -161,16 +162,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 	// 3. The whole pipeline with the defaults: freshness, the rate search,
 	// the hold.
-	st, err := devstack.StartStack(ctx, devstack.StackConfig{Dir: filepath.Join(cfg.Dir, "defaults"), MosquittoAutosave: brokerAutosave})
-	if err != nil {
-		return nil, fmt.Errorf("start the stack: %w", err)
-	}
-	defer st.Close()
-	p, err := newPipeline(st)
+	p, err := startPipeline(ctx, filepath.Join(cfg.Dir, "defaults"))
 	if err != nil {
 		return nil, err
 	}
-	defer p.close()
+	defer func() { p.close() }()
 	if rep.Fresh, err = p.freshness(ctx, cfg, "defaults"); err != nil {
 		return nil, err
 	}
@@ -197,7 +193,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if lo == 0 {
 		return rep, fmt.Errorf("e2ebench: the pipeline kept up with none of the probed rates (lowest %v/s)", hi)
 	}
-	for range 2 { // a failed hold is tried once more 10 % lower
+	for attempt := range 2 { // a failed hold is tried once more 10 % lower
 		pr, err := p.probe(ctx, lo, cfg.Hold)
 		if err != nil {
 			return rep, err
@@ -209,11 +205,20 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			break
 		}
 		lo = math.Round(lo*0.9/100) * 100
+		if attempt == 0 {
+			// A failed hold leaves minutes of backlog in the broker (and a
+			// broker saving it as a database of a gigabyte), which the
+			// retry would inherit: it starts on a new stack.
+			log.Info("hold failed; the retry starts on a new stack")
+			if p, err = restart(ctx, p, filepath.Join(cfg.Dir, "defaults-retry"), rep); err != nil {
+				return rep, err
+			}
+		}
 	}
-	if rep.PeakRSS, err = p.stop(&rep.Notes); err != nil {
+	if err := stopInto(p, rep); err != nil {
 		return rep, err
 	}
-	st.Close()
+	p.close()
 
 	if err := fastFreshness(ctx, cfg, rep); err != nil {
 		return rep, err
@@ -224,12 +229,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 // freshOnly measures freshness with the defaults and with cfg.Fast.
 func freshOnly(ctx context.Context, cfg Config, rep *Report) error {
-	st, err := devstack.StartStack(ctx, devstack.StackConfig{Dir: filepath.Join(cfg.Dir, "defaults"), MosquittoAutosave: brokerAutosave})
-	if err != nil {
-		return fmt.Errorf("start the stack: %w", err)
-	}
-	defer st.Close()
-	p, err := newPipeline(st)
+	p, err := startPipeline(ctx, filepath.Join(cfg.Dir, "defaults"))
 	if err != nil {
 		return err
 	}
@@ -238,10 +238,10 @@ func freshOnly(ctx context.Context, cfg Config, rep *Report) error {
 		return err
 	}
 	cfg.Log.Info("freshness (defaults)", "p50", rep.Fresh.F.Total.P50, "p99", rep.Fresh.F.Total.P99, "max", rep.Fresh.F.Total.Max)
-	if rep.PeakRSS, err = p.stop(&rep.Notes); err != nil {
+	if err := stopInto(p, rep); err != nil {
 		return err
 	}
-	st.Close()
+	p.close()
 	if err := fastFreshness(ctx, cfg, rep); err != nil {
 		return err
 	}
@@ -434,6 +434,48 @@ type pipeline struct {
 	pids    map[string]int
 }
 
+// startPipeline starts a whole stack in dir with the defaults.
+func startPipeline(ctx context.Context, dir string) (*pipeline, error) {
+	st, err := devstack.StartStack(ctx, devstack.StackConfig{Dir: dir, MosquittoAutosave: brokerAutosave})
+	if err != nil {
+		return nil, fmt.Errorf("start the stack: %w", err)
+	}
+	p, err := newPipeline(st)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// restart stops p's stack (keeping its peak RSS in rep) and starts a new
+// one in dir.
+func restart(ctx context.Context, p *pipeline, dir string, rep *Report) (*pipeline, error) {
+	if err := stopInto(p, rep); err != nil {
+		return p, err
+	}
+	p.close()
+	return startPipeline(ctx, dir)
+}
+
+// stopInto stops p's services and keeps, per process, the highest peak RSS
+// of this stack and those before it in rep.
+func stopInto(p *pipeline, rep *Report) error {
+	peaks, err := p.stop(&rep.Notes)
+	if err != nil {
+		return err
+	}
+	for _, c := range peaks {
+		i := slices.IndexFunc(rep.PeakRSS, func(o Cost) bool { return o.Name == c.Name })
+		if i < 0 {
+			rep.PeakRSS = append(rep.PeakRSS, c)
+		} else {
+			rep.PeakRSS[i].PeakRSSKiB = max(rep.PeakRSS[i].PeakRSSKiB, c.PeakRSSKiB)
+		}
+	}
+	return nil
+}
+
 func newPipeline(st *devstack.Stack) (*pipeline, error) {
 	p := &pipeline{st: st, clients: map[string]pipelinev1.PipelineServiceClient{}, pids: map[string]int{
 		"mosquitto": st.Mosquitto.Pid(), "kafka": st.Kafka.Pid(), "simulator (publisher)": os.Getpid()}}
@@ -454,10 +496,13 @@ func newPipeline(st *devstack.Stack) (*pipeline, error) {
 	return p, nil
 }
 
+// close closes the gRPC connections and the stack (idempotent).
 func (p *pipeline) close() {
 	for _, c := range p.conns {
 		c.Close()
 	}
+	p.conns = nil
+	p.st.Close()
 }
 
 // goldRows is how many rows merge has committed to gold since it started.
