@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -16,6 +17,7 @@ import (
 	"github.com/plantlake/plantlake/delta"
 	"github.com/plantlake/plantlake/delta/datafile"
 	"github.com/plantlake/plantlake/delta/storage"
+	"github.com/plantlake/plantlake/services/catalog/internal/maintenance"
 )
 
 func TestPlanCompaction(t *testing.T) {
@@ -117,44 +119,138 @@ func TestOptimizeLeavesFullFilesAlone(t *testing.T) {
 	}
 }
 
-// catalogWithIntFiles returns a catalog bounded by maxMemory holding the
-// table raw.m with n files of 100,000 int64 rows (800,000 bytes decoded
-// each) in one partition.
+// catalogWithIntFiles returns a catalog bounded by maxMemory, which never
+// stitches, holding the table raw.m with n files of 100,000 int64 rows
+// (800,000 bytes decoded each) in one partition.
 func catalogWithIntFiles(t *testing.T, maxMemory int64, n int) *Catalog {
 	t.Helper()
-	const rows = 100_000
-	c, err := New(Config{Warehouse: t.TempDir(), MaxOptimizeMemory: maxMemory}, nil, slog.New(slog.DiscardHandler))
+	c, err := New(Config{Warehouse: t.TempDir(), MaxOptimizeMemory: maxMemory, StitchMinRowGroupRows: -1}, nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
-	mustCreate(t, c, "raw.m")
+	intFiles(t, c, "raw.m", nil, n, 100_000)
+	return c
+}
+
+// intFiles creates the table name (id long, partitioned by day) with
+// properties props and commits n files of rows int64 ids each, the ids
+// 0..n*rows-1, in one partition. It returns the rows written.
+func intFiles(t *testing.T, c *Catalog, name string, props map[string]string, n, rows int) []arrow.RecordBatch {
+	t.Helper()
+	if _, _, err := c.CreateTable(context.Background(), TableDef{Name: name,
+		Columns:          []Column{{Name: "id", Type: "long", Nullable: true}, {Name: "day", Type: "date", Nullable: true}},
+		PartitionColumns: []string{"day"}, Properties: props}); err != nil {
+		t.Fatal(err)
+	}
 	ctx := context.Background()
-	store, err := storage.NewLocal(filepath.Join(c.Root(), "raw", "m"))
+	schemaName, tableName, _ := cut(name)
+	store, err := storage.NewLocal(filepath.Join(c.Root(), schemaName, tableName))
 	if err != nil {
 		t.Fatal(err)
 	}
 	schema := arrow.NewSchema([]arrow.Field{{Name: "id", Type: arrow.PrimitiveTypes.Int64, Nullable: true}}, nil)
+	var recs []arrow.RecordBatch
 	for f := range n {
 		b := array.NewInt64Builder(memory.DefaultAllocator)
 		for i := range rows {
-			b.Append(int64(f*rows + i))
+			// Descending within a file, so that a sorting rewrite shows.
+			b.Append(int64(f*rows + rows - 1 - i))
 		}
 		col := b.NewArray()
-		rec := array.NewRecordBatch(schema, []arrow.Array{col}, rows)
+		rec := array.NewRecordBatch(schema, []arrow.Array{col}, int64(rows))
 		add, err := datafile.Write(ctx, store, datafile.Options{PartitionColumns: []string{"day"},
 			PartitionValues: map[string]string{"day": "2024-01-01"}}, rec)
-		rec.Release()
 		col.Release()
 		b.Release()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := c.Commit(ctx, &CommitRequest{Table: "raw.m", ReadVersion: int64(f), BlindAppend: true, Adds: []delta.Add{add}}); err != nil {
+		recs = append(recs, rec)
+		t.Cleanup(rec.Release)
+		if _, err := c.Commit(ctx, &CommitRequest{Table: name, ReadVersion: int64(f), BlindAppend: true, Adds: []delta.Add{add}}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	return c
+	return recs
+}
+
+// TestOptimizeStitches: files of many rows are stitched, all of them into
+// one file (the memory bound of rewriting, two files here, does not apply:
+// stitching holds no decoded rows), whose row groups are the inputs' and
+// whose stats are what writing the rows would give; files of few rows, and
+// the files of a table with a sort order, are rewritten.
+func TestOptimizeStitches(t *testing.T) {
+	ctx := context.Background()
+	c, err := New(Config{Warehouse: t.TempDir(), MaxOptimizeMemory: 2_000_000}, nil, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	for _, tc := range []struct {
+		table         string
+		props         map[string]string
+		files, rows   int
+		wantRemoved   int64
+		wantStitched  int64
+		wantRowGroups int
+	}{
+		{"raw.large", nil, 6, 100_000, 6, 1, 6},
+		{"raw.tiny", nil, 6, 10, 6, 0, 1},
+		{"raw.sorted", map[string]string{maintenance.PropOptimizeSortBy: "id"}, 6, 100_000, 2, 0, 1},
+	} {
+		t.Run(tc.table, func(t *testing.T) {
+			recs := intFiles(t, c, tc.table, tc.props, tc.files, tc.rows)
+			res, err := c.Optimize(ctx, OptimizeRequest{Table: tc.table})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !res.Committed || res.FilesRemoved != tc.wantRemoved || res.FilesAdded != 1 || res.FilesStitched != tc.wantStitched {
+				t.Fatalf("Optimize = %+v, want %d files compacted into 1, %d stitched", res, tc.wantRemoved, tc.wantStitched)
+			}
+			snap, err := c.Snapshot(ctx, tc.table, At{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			schemaName, tableName, _ := cut(tc.table)
+			var added delta.Add
+			for _, f := range snap.Files {
+				if !strings.Contains(f.Stats, fmt.Sprintf(`"numRecords":%d,`, tc.rows)) {
+					added = f
+				}
+			}
+			pf, err := file.OpenParquetFile(filepath.Join(c.Root(), schemaName, tableName, filepath.FromSlash(added.Path)), false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pf.Close()
+			if got := pf.NumRowGroups(); got != tc.wantRowGroups {
+				t.Errorf("compacted file has %d row groups, want %d", got, tc.wantRowGroups)
+			}
+			if tc.wantRemoved == int64(tc.files) {
+				_, want, err := datafile.Encode(datafile.Options{}, recs...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				wantJSON, _ := want.JSON()
+				if added.Stats != wantJSON {
+					t.Errorf("compacted file's stats %s, want %s", added.Stats, wantJSON)
+				}
+			}
+			var n, sum int64
+			if err := c.Scan(ctx, ScanRequest{Table: tc.table}, func(_ int64, row map[string]any) error {
+				n++
+				sum += row["id"].(int64)
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			total := int64(tc.files * tc.rows)
+			if n != total || sum != total*(total-1)/2 {
+				t.Errorf("scan: %d rows summing to %d, want %d rows of ids 0..%d", n, sum, total, total-1)
+			}
+		})
+	}
 }
 
 // TestOptimizeKeepsTheWritersEncodings: a string column its writer stored
