@@ -3,15 +3,12 @@ package datafile_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
-	"strconv"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
@@ -21,67 +18,6 @@ import (
 	"github.com/plantlake/plantlake/delta/datafile/datafiletest"
 	"github.com/plantlake/plantlake/delta/storage"
 )
-
-// bronzeSchema is the Arrow schema of bronze.plant_sensor_readings (services/deserialize's
-// bronze.ReadingsSchema, which the delta module cannot import), partition column last.
-var bronzeSchema = arrow.NewSchema([]arrow.Field{
-	{Name: "sensor_id", Type: arrow.BinaryTypes.String, Nullable: true},
-	{Name: "measurement", Type: arrow.BinaryTypes.String, Nullable: true},
-	{Name: "value", Type: arrow.PrimitiveTypes.Float64, Nullable: true},
-	{Name: "unit", Type: arrow.BinaryTypes.String, Nullable: true},
-	{Name: "ts", Type: &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}, Nullable: true},
-	{Name: "plant", Type: arrow.BinaryTypes.String, Nullable: true},
-	{Name: "line", Type: arrow.BinaryTypes.String, Nullable: true},
-	{Name: "device", Type: arrow.BinaryTypes.String, Nullable: true},
-	{Name: "mqtt_topic", Type: arrow.BinaryTypes.String, Nullable: true},
-	{Name: "extra", Type: arrow.BinaryTypes.String, Nullable: true},
-	{Name: "kafka_topic", Type: arrow.BinaryTypes.String, Nullable: true},
-	{Name: "kafka_partition", Type: arrow.PrimitiveTypes.Int32, Nullable: true},
-	{Name: "kafka_offset", Type: arrow.PrimitiveTypes.Int64, Nullable: true},
-	{Name: "raw_version", Type: arrow.PrimitiveTypes.Int64, Nullable: true},
-	{Name: "bridge_ts", Type: &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}, Nullable: true},
-	{Name: "traceparent", Type: arrow.BinaryTypes.String, Nullable: true},
-	{Name: "event_date", Type: arrow.FixedWidthTypes.Date32, Nullable: true},
-}, nil)
-
-// bronzeBatch is n bronze readings of 7 lines × 97 devices × 4 measurements from offset
-// first, one reading in 1,000 sampled for tracing.
-func bronzeBatch(n int, first int64, at time.Time) arrow.RecordBatch {
-	b := array.NewRecordBuilder(memory.DefaultAllocator, bronzeSchema)
-	defer b.Release()
-	measurements := []string{"temperature", "pressure", "vibration", "humidity"}
-	units := []string{"C", "bar", "mm/s", "%"}
-	day := arrow.Date32FromTime(at.UTC())
-	for i := range n {
-		o := first + int64(i)
-		line, dev, m := o%7, o%97, o%4
-		device := "press" + strconv.FormatInt(dev, 10)
-		lineS := "line" + strconv.FormatInt(line, 10)
-		us := at.UnixMicro() + o*70
-		b.Field(0).(*array.StringBuilder).Append("plant1/" + lineS + "/" + device + "/" + measurements[m])
-		b.Field(1).(*array.StringBuilder).Append(measurements[m])
-		b.Field(2).(*array.Float64Builder).Append(20 + float64(o%8000)/100)
-		b.Field(3).(*array.StringBuilder).Append(units[m])
-		b.Field(4).(*array.TimestampBuilder).Append(arrow.Timestamp(us - 1500))
-		b.Field(5).(*array.StringBuilder).Append("plant1")
-		b.Field(6).(*array.StringBuilder).Append(lineS)
-		b.Field(7).(*array.StringBuilder).Append(device)
-		b.Field(8).(*array.StringBuilder).Append("plant1/" + lineS + "/" + device + "/" + measurements[m])
-		b.Field(9).(*array.StringBuilder).AppendNull()
-		b.Field(10).(*array.StringBuilder).Append("plant_sensor_readings_raw")
-		b.Field(11).(*array.Int32Builder).Append(int32(o % 6))
-		b.Field(12).(*array.Int64Builder).Append(o)
-		b.Field(13).(*array.Int64Builder).Append(o / 14000)
-		b.Field(14).(*array.TimestampBuilder).Append(arrow.Timestamp(us - 1000))
-		if o%1000 == 0 {
-			b.Field(15).(*array.StringBuilder).Append(fmt.Sprintf("00-%032x-%016x-01", o, o))
-		} else {
-			b.Field(15).(*array.StringBuilder).AppendNull()
-		}
-		b.Field(16).(*array.Date32Builder).Append(day)
-	}
-	return b.NewRecordBatch()
-}
 
 // compactionInputs writes files of rows rows each, as ingest (raw) or deserialize (bronze)
 // writes them, and returns their adds with paths as a snapshot lists them.
@@ -95,8 +31,8 @@ func compactionInputs(b *testing.B, st storage.Store, table string, files, rows 
 		opts = datafile.Options{PartitionColumns: datafiletest.RawPartitionColumns, PartitionValues: map[string]string{"ingest_date": "2024-05-06"}, PlainColumns: []string{"headers"}}
 		batch = func(i int) arrow.RecordBatch { return datafiletest.RawBatch(nil, rows, int64(i*rows), at) }
 	default:
-		opts = datafile.Options{PartitionColumns: []string{"event_date"}, PartitionValues: map[string]string{"event_date": "2024-05-06"}, PlainColumns: []string{"extra", "traceparent"}}
-		batch = func(i int) arrow.RecordBatch { return bronzeBatch(rows, int64(i*rows), at) }
+		opts = datafile.Options{PartitionColumns: datafiletest.BronzePartitionColumns, PartitionValues: map[string]string{"event_date": "2024-05-06"}, PlainColumns: datafiletest.BronzePlainColumns}
+		batch = func(i int) arrow.RecordBatch { return datafiletest.BronzeBatch(nil, rows, int64(i*rows), at) }
 	}
 	var adds []delta.Add
 	for i := range files {
