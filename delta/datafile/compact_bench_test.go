@@ -1,8 +1,10 @@
 package datafile_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"syscall"
 	"testing"
@@ -147,6 +149,52 @@ func BenchmarkCompact(b *testing.B) {
 				b.ReportMetric(float64(inBytes)/files/1000, "input-KB/file")
 				b.ReportMetric(float64(out)/1e6, "output-MB")
 				datafiletest.ReportRows(b, files*rows, out)
+			})
+		}
+	}
+}
+
+// BenchmarkReadStitched measures what stitching costs readers: decoding a whole file stitched
+// from files of n rows each (280,000 rows in all, so a row group of n rows) with pqarrow, per
+// row, against the same rows written as one row group (n = all).
+func BenchmarkReadStitched(b *testing.B) {
+	const total = 280_000
+	ctx := context.Background()
+	for _, table := range []string{"raw", "bronze"} {
+		for _, n := range []int{250, 1000, 2800, 14_000, total} {
+			b.Run(fmt.Sprintf("%s/rows=%d", table, n), func(b *testing.B) {
+				st, err := storage.NewLocal(b.TempDir())
+				if err != nil {
+					b.Fatal(err)
+				}
+				var path string
+				if n == total {
+					inputs, _ := compactionInputs(b, st, table, 1, total)
+					path = inputs[0].Path
+				} else {
+					inputs, opts := compactionInputs(b, st, table, total/n, n)
+					add, err := datafile.Stitch(ctx, st, datafile.StitchOptions{PartitionColumns: opts.PartitionColumns, MinRowGroupRows: 1}, inputs)
+					if err != nil {
+						b.Fatal(err)
+					}
+					path = add.Path
+				}
+				data, err := st.ReadFile(ctx, path)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.ResetTimer()
+				cpu0 := cpuTime()
+				for range b.N {
+					tbl, err := pqarrow.ReadTable(ctx, bytes.NewReader(data), nil, pqarrow.ArrowReadProperties{BatchSize: 64 << 10}, memory.DefaultAllocator)
+					if err != nil {
+						b.Fatal(err)
+					}
+					tbl.Release()
+				}
+				cpu := cpuTime() - cpu0
+				b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N*total), "read-cpu-ns/row")
+				b.ReportMetric(float64(len(data))/1e6, "file-MB")
 			})
 		}
 	}

@@ -224,7 +224,9 @@ func (c *Catalog) optimize(ctx context.Context, t *table, req OptimizeRequest) (
 		var toStitch []delta.Add
 		toStitch, toRewrite = splitByRows(snap.Files, stitchRows)
 		for _, b := range planCompaction(toStitch, snap.PartitionColumns, target, req.MaxFiles, c.cfg.MaxOptimizeBytes, req.minFiles, match) {
-			bins = append(bins, compactionBin{files: b, stitch: true})
+			if b = boundRecopy(b, target/16); len(b) >= 2 {
+				bins = append(bins, compactionBin{files: b, stitch: true})
+			}
 		}
 	}
 	files, bytes := req.MaxFiles, c.cfg.MaxOptimizeBytes
@@ -307,6 +309,32 @@ func (c *Catalog) optimize(ctx context.Context, t *table, req OptimizeRequest) (
 type compactionBin struct {
 	files  []delta.Add
 	stitch bool
+}
+
+// boundRecopy drops from bin (sorted by size) its largest files while one
+// is larger than the others together and than minSize (a sixteenth of the
+// target: copying less costs little, and two small files of different
+// sizes are still compacted). A stitched file stays small (below
+// half the target) for a long time, and without this rule every compaction
+// of its partition copied it again to add a few new files to it: a 48 MB
+// file copied to add 2 MB, several times a minute, in make up at 8,500
+// readings/s. With it a file's bytes are copied again only once the files
+// joining it are as large, so the copies of a byte are logarithmic in the
+// final file's size.
+func boundRecopy(bin []delta.Add, minSize int64) []delta.Add {
+	var rest int64
+	for _, f := range bin {
+		rest += f.Size
+	}
+	for len(bin) >= 2 {
+		last := bin[len(bin)-1].Size
+		if last <= rest-last || last <= minSize {
+			break
+		}
+		rest -= last
+		bin = bin[:len(bin)-1]
+	}
+	return bin
 }
 
 // stitchMinRows is the stitching rule of a table under pol: the fewest

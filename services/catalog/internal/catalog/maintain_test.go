@@ -317,3 +317,37 @@ func TestOptimizeKeepsTheWritersEncodings(t *testing.T) {
 		t.Fatalf("compacted file stores %v without a dictionary, want [unique_text]", got)
 	}
 }
+
+// TestBoundRecopy: a stitch bin never copies a file larger than the files
+// that join it together, so a large stitched file waits for as many bytes
+// of new files instead of being copied again for every few.
+func TestBoundRecopy(t *testing.T) {
+	bin := func(sizes ...int64) []delta.Add {
+		var b []delta.Add
+		for _, s := range sizes {
+			b = append(b, delta.Add{Size: s})
+		}
+		return b
+	}
+	sizes := func(b []delta.Add) []int64 {
+		var s []int64
+		for _, f := range b {
+			s = append(s, f.Size)
+		}
+		return s
+	}
+	for _, tc := range []struct {
+		in, want []int64
+	}{
+		{[]int64{2, 2, 2, 48}, []int64{2, 2, 2}},
+		{[]int64{2, 2, 2, 6}, []int64{2, 2, 2, 6}},
+		{[]int64{1, 3, 40, 48}, []int64{1, 3}}, // 3 is not above the minimum
+		{[]int64{1, 48}, []int64{1}},
+		{[]int64{5, 5}, []int64{5, 5}},
+		{[]int64{1, 4}, []int64{1, 4}},
+	} {
+		if got := sizes(boundRecopy(bin(tc.in...), 4)); !slices.Equal(got, tc.want) {
+			t.Errorf("boundRecopy(%v) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+}
