@@ -13,6 +13,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
 	"github.com/plantlake/plantlake/delta"
 	"github.com/plantlake/plantlake/delta/datafile"
@@ -178,8 +179,9 @@ func intFiles(t *testing.T, c *Catalog, name string, props map[string]string, n,
 // TestOptimizeStitches: files of many rows are stitched, all of them into
 // one file (the memory bound of rewriting, two files here, does not apply:
 // stitching holds no decoded rows), whose row groups are the inputs' and
-// whose stats are what writing the rows would give; files of few rows, and
-// the files of a table with a sort order, are rewritten.
+// whose stats are what writing the rows would give, in a table with a sort
+// order too; files of few rows are rewritten (sorted, when the table has a
+// sort order).
 func TestOptimizeStitches(t *testing.T) {
 	ctx := context.Background()
 	c, err := New(Config{Warehouse: t.TempDir(), MaxOptimizeMemory: 2_000_000}, nil, slog.New(slog.DiscardHandler))
@@ -197,7 +199,8 @@ func TestOptimizeStitches(t *testing.T) {
 	}{
 		{"raw.large", nil, 6, 100_000, 6, 1, 6},
 		{"raw.tiny", nil, 6, 10, 6, 0, 1},
-		{"raw.sorted", map[string]string{maintenance.PropOptimizeSortBy: "id"}, 6, 100_000, 2, 0, 1},
+		{"raw.sorted", map[string]string{maintenance.PropOptimizeSortBy: "id"}, 6, 100_000, 6, 1, 6},
+		{"raw.sortedtiny", map[string]string{maintenance.PropOptimizeSortBy: "id"}, 6, 10, 6, 0, 1},
 	} {
 		t.Run(tc.table, func(t *testing.T) {
 			recs := intFiles(t, c, tc.table, tc.props, tc.files, tc.rows)
@@ -226,6 +229,24 @@ func TestOptimizeStitches(t *testing.T) {
 			defer pf.Close()
 			if got := pf.NumRowGroups(); got != tc.wantRowGroups {
 				t.Errorf("compacted file has %d row groups, want %d", got, tc.wantRowGroups)
+			}
+			if tc.props != nil && tc.wantStitched == 0 {
+				fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{}, memory.DefaultAllocator)
+				if err != nil {
+					t.Fatal(err)
+				}
+				tbl, err := fr.ReadTable(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var ids []int64
+				for _, ch := range tbl.Column(0).Data().Chunks() {
+					ids = append(ids, ch.(*array.Int64).Int64Values()...)
+				}
+				tbl.Release()
+				if !slices.IsSorted(ids) {
+					t.Errorf("rewritten file of a table sorted by id holds ids %v", ids)
+				}
 			}
 			if tc.wantRemoved == int64(tc.files) {
 				_, want, err := datafile.Encode(datafile.Options{}, recs...)
