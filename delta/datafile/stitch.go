@@ -112,9 +112,9 @@ func Stitch(ctx context.Context, store storage.Store, opts StitchOptions, inputs
 	}
 	stats := MergeStats(arrowSchema, parts...)
 
-	buf := encodeBuffers.Get().(*bytes.Buffer)
-	defer putEncodeBuffer(buf)
-	buf.Grow(int(chunkBytes + footerBytes + 16))
+	// One allocation of the file's size (the inputs' footers bound the new one), not a pooled
+	// buffer: a stitched file is up to the compaction's byte bound, too large to keep around.
+	buf := bytes.NewBuffer(make([]byte, 0, chunkBytes+footerBytes+16))
 	out, err := footers[0].Subset(nil)
 	if err != nil {
 		return delta.Add{}, fmt.Errorf("datafile: stitch footer: %w", err)
