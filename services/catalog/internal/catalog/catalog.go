@@ -66,7 +66,8 @@ type Config struct {
 	MaxOptimizeBytes int64
 	// MaxOptimizeMemory bounds the decoded rows one compaction holds
 	// (default 32 MiB; sorting by the table's sortBy holds a second copy):
-	// files decode to several times their size.
+	// files decode to several times their size. A stitching compaction
+	// holds the new file's bytes instead, so it bounds a stitched file.
 	MaxOptimizeMemory int64
 	// StitchMinRowGroupRows is the fewest rows the row groups of a
 	// compaction's input files hold on average for it to copy their column

@@ -168,8 +168,10 @@ type OptimizeResult struct {
 
 // Optimize compacts small files (below half the target size) of each
 // partition into files near the target size, reading at most MaxFiles
-// files. Files of many rows (StitchMinRowGroupRows) are stitched: their column chunks are copied into the new file
-// as they are, never decoded, so the target is the table's. Other files are
+// files. Files of many rows (StitchMinRowGroupRows) are stitched: their
+// column chunks are copied into the new file as they are, never decoded,
+// so the new file's bytes are all a compaction holds, and the target is
+// the table's or MaxOptimizeMemory, whichever is smaller. Other files are
 // rewritten, their rows decoded (and sorted by the table's sortBy) and
 // encoded again; once such a compaction has shown how the table's rows
 // decode, the target of rewriting is at most the file that
@@ -206,8 +208,10 @@ func (c *Catalog) optimize(ctx context.Context, t *table, req OptimizeRequest) (
 		target = pol.OptimizeTargetSize
 	}
 	// Files are stitched (their column chunks copied, never decoded) up to
-	// the target; files rewritten row by row are bounded by the memory
-	// their decoded rows take.
+	// the target or the memory bound, as the new file's bytes are held
+	// until they are written; files rewritten row by row are bounded by the
+	// memory their decoded rows take.
+	stitchTarget := min(target, c.cfg.MaxOptimizeMemory)
 	rewriteTarget := target
 	if t.decodedPerFileByte > 0 {
 		rewriteTarget = min(target, int64(float64(c.cfg.MaxOptimizeMemory)/t.decodedPerFileByte))
@@ -222,8 +226,8 @@ func (c *Catalog) optimize(ctx context.Context, t *table, req OptimizeRequest) (
 	if stitchRows > 0 {
 		var toStitch []delta.Add
 		toStitch, toRewrite = splitByRows(snap.Files, stitchRows)
-		for _, b := range planCompaction(toStitch, snap.PartitionColumns, target, req.MaxFiles, c.cfg.MaxOptimizeBytes, req.minFiles, match) {
-			if b = boundRecopy(b, target/16); len(b) >= 2 {
+		for _, b := range planCompaction(toStitch, snap.PartitionColumns, stitchTarget, req.MaxFiles, c.cfg.MaxOptimizeBytes, req.minFiles, match) {
+			if b = boundRecopy(b, stitchTarget/16); len(b) >= 2 {
 				bins = append(bins, compactionBin{files: b, stitch: true})
 			}
 		}
@@ -300,7 +304,7 @@ func (c *Catalog) optimize(ctx context.Context, t *table, req OptimizeRequest) (
 	res.Version, res.Committed = cr.Version, true
 	t.log.Info("compacted files", "version", cr.Version, "removed", res.FilesRemoved, "added", res.FilesAdded,
 		"stitched", res.FilesStitched, "bytes_removed", res.BytesRemoved, "bytes_added", res.BytesAdded,
-		"target", target, "rewrite_target", rewriteTarget)
+		"stitch_target", stitchTarget, "rewrite_target", rewriteTarget)
 	return res, nil
 }
 
@@ -311,15 +315,14 @@ type compactionBin struct {
 }
 
 // boundRecopy drops from bin (sorted by size) its largest files while one
-// is larger than the others together and than minSize (a sixteenth of the
-// target: copying less costs little, and two small files of different
-// sizes are still compacted). A stitched file stays small (below
-// half the target) for a long time, and without this rule every compaction
-// of its partition copied it again to add a few new files to it: a 48 MB
-// file copied to add 2 MB, several times a minute, in make up at 8,500
-// readings/s. With it a file's bytes are copied again only once the files
-// joining it are as large, so the copies of a byte are logarithmic in the
-// final file's size.
+// is more than twice as large as the others together, and larger than
+// minSize (a sixteenth of the target: copying less costs little). A
+// stitched file stays small (below half the target) for a long time, and
+// without this rule every compaction of its partition copied it again to
+// add a few new files to it: a 48 MB file copied to add 2 MB, several
+// times a minute, in make up at 8,500 readings/s. With it a file is copied
+// again only when it grows by half at least, so the copies of a byte are
+// logarithmic in the final file's size.
 func boundRecopy(bin []delta.Add, minSize int64) []delta.Add {
 	var rest int64
 	for _, f := range bin {
@@ -327,7 +330,7 @@ func boundRecopy(bin []delta.Add, minSize int64) []delta.Add {
 	}
 	for len(bin) >= 2 {
 		last := bin[len(bin)-1].Size
-		if last <= rest-last || last <= minSize {
+		if last <= 2*(rest-last) || last <= minSize {
 			break
 		}
 		rest -= last

@@ -177,14 +177,14 @@ func intFiles(t *testing.T, c *Catalog, name string, props map[string]string, n,
 }
 
 // TestOptimizeStitches: files of many rows are stitched, all of them into
-// one file (the memory bound of rewriting, two files here, does not apply:
-// stitching holds no decoded rows), whose row groups are the inputs' and
+// one file (up to MaxOptimizeMemory of file bytes: stitching holds the new
+// file, no decoded rows), whose row groups are the inputs' and
 // whose stats are what writing the rows would give, in a table with a sort
 // order too; files of few rows are rewritten (sorted, when the table has a
 // sort order).
 func TestOptimizeStitches(t *testing.T) {
 	ctx := context.Background()
-	c, err := New(Config{Warehouse: t.TempDir(), MaxOptimizeMemory: 2_000_000}, nil, slog.New(slog.DiscardHandler))
+	c, err := New(Config{Warehouse: t.TempDir(), MaxOptimizeMemory: 8 << 20}, nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -361,14 +361,35 @@ func TestBoundRecopy(t *testing.T) {
 		in, want []int64
 	}{
 		{[]int64{2, 2, 2, 48}, []int64{2, 2, 2}},
-		{[]int64{2, 2, 2, 6}, []int64{2, 2, 2, 6}},
-		{[]int64{1, 3, 40, 48}, []int64{1, 3}}, // 3 is not above the minimum
+		{[]int64{2, 2, 2, 12}, []int64{2, 2, 2, 12}},
+		{[]int64{2, 2, 2, 13}, []int64{2, 2, 2}},
+		{[]int64{1, 3, 40, 48}, []int64{1, 3, 40, 48}},
+		{[]int64{1, 2, 30}, []int64{1, 2}}, // 2 is not above the minimum
 		{[]int64{1, 48}, []int64{1}},
-		{[]int64{5, 5}, []int64{5, 5}},
+		{[]int64{5, 6}, []int64{5, 6}},
 		{[]int64{1, 4}, []int64{1, 4}},
 	} {
 		if got := sizes(boundRecopy(bin(tc.in...), 4)); !slices.Equal(got, tc.want) {
 			t.Errorf("boundRecopy(%v) = %v, want %v", tc.in, got, tc.want)
 		}
+	}
+}
+
+// TestOptimizeStitchesWithinMemory: a stitched file is held in memory until
+// it is written, so MaxOptimizeMemory bounds it: files of about 400 KB with
+// 1 MB of memory are stitched two by two.
+func TestOptimizeStitchesWithinMemory(t *testing.T) {
+	c, err := New(Config{Warehouse: t.TempDir(), MaxOptimizeMemory: 1 << 20}, nil, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	intFiles(t, c, "raw.m", nil, 6, 100_000)
+	res, err := c.Optimize(context.Background(), OptimizeRequest{Table: "raw.m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.FilesRemoved != 6 || res.FilesAdded != 3 || res.FilesStitched != 3 || res.BytesAdded > 3<<20 {
+		t.Fatalf("Optimize = %+v, want 6 files stitched into 3 of at most 1 MiB", res)
 	}
 }
