@@ -87,11 +87,16 @@ func Write(ctx context.Context, store storage.Store, opts Options, recs ...arrow
 	if err != nil {
 		return delta.Add{}, err
 	}
-	data := buf.Bytes()
-	name := fmt.Sprintf("part-00000-%s-c000.%s.parquet", uuid.NewString(), opts.Compression.suffix())
+	return storeFile(ctx, store, opts.PartitionColumns, opts.PartitionValues, opts.Compression.suffix(), buf.Bytes(), stats, opts.Tags)
+}
+
+// storeFile writes data as a new data file of the partition (its codec named in the file name,
+// as Spark does) and returns its add: exact size and modification time, dataChange=true.
+func storeFile(ctx context.Context, store storage.Store, partCols []string, partValues map[string]string, codec string, data []byte, stats *Stats, tags map[string]string) (delta.Add, error) {
+	name := fmt.Sprintf("part-00000-%s-c000.%s.parquet", uuid.NewString(), codec)
 	rel := name
-	if len(opts.PartitionColumns) > 0 {
-		rel = PartitionDir(opts.PartitionColumns, opts.PartitionValues) + "/" + name
+	if len(partCols) > 0 {
+		rel = PartitionDir(partCols, partValues) + "/" + name
 	}
 	if err := store.WriteFile(ctx, rel, data); err != nil {
 		return delta.Add{}, fmt.Errorf("datafile: write %s: %w", rel, err)
@@ -108,8 +113,8 @@ func Write(ctx context.Context, store storage.Store, opts Options, recs ...arrow
 		return delta.Add{}, err
 	}
 	pv := map[string]string{}
-	for _, c := range opts.PartitionColumns {
-		pv[c] = opts.PartitionValues[c]
+	for _, c := range partCols {
+		pv[c] = partValues[c]
 	}
 	add := delta.Add{
 		Path:             delta.EncodePath(rel),
@@ -119,8 +124,8 @@ func Write(ctx context.Context, store storage.Store, opts Options, recs ...arrow
 		DataChange:       true,
 		Stats:            statsJSON,
 	}
-	if len(opts.Tags) > 0 {
-		add.Tags = opts.Tags
+	if len(tags) > 0 {
+		add.Tags = tags
 	}
 	return add, nil
 }

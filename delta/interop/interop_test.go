@@ -207,6 +207,30 @@ func (w *writer) compact(filters []reader.Filter) {
 	w.record()
 }
 
+// stitch stitches the files matching filters into one (datafile.Stitch: their column chunks
+// copied, not decoded).
+func (w *writer) stitch(filters []reader.Filter) {
+	w.t.Helper()
+	snap, err := w.tbl.Snapshot(w.ctx)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	s, err := reader.New(w.st, snap, reader.Options{Filters: filters})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	s.Close()
+	removed := s.Files()
+	add, err := datafile.Stitch(w.ctx, w.st, datafile.StitchOptions{PartitionColumns: w.parts, MinRowGroupRows: 1}, removed)
+	if err != nil {
+		w.t.Fatalf("stitch %d files: %v", len(removed), err)
+	}
+	if _, err := w.tbl.Commit(w.ctx, delta.CompactionRequest(snap.Version(), removed, []delta.Add{add}, time.Now())); err != nil {
+		w.t.Fatal(err)
+	}
+	w.record()
+}
+
 // removeFiles deletes the rows of the files matching filters (a whole-file delete).
 func (w *writer) removeFiles(filters []reader.Filter) {
 	w.t.Helper()
@@ -383,6 +407,72 @@ func TestDeltaRSReadsOurTables(t *testing.T) {
 		w.compact(nil)
 		w.checkpoint()
 		w.appendRecord(dropLast(datafiletest.RawBatch(nil, 10, 5000, at)))
+		w.verify(py)
+	})
+}
+
+// TestDeltaRSReadsStitchedFiles: files stitched from other files (a stitched one among them),
+// Snappy and Zstd, read by delta-rs as this reader reads them, their stats true to the data.
+func TestDeltaRSReadsStitchedFiles(t *testing.T) {
+	py := devstack.Python(t)
+	t.Run("raw partitioned by ingest_date", func(t *testing.T) {
+		ctx := context.Background()
+		st, err := storage.NewLocal(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		tbl, err := delta.Create(ctx, st, delta.Metadata{SchemaString: datafiletest.RawSchemaString, PartitionColumns: datafiletest.RawPartitionColumns}, delta.Protocol{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := &writer{t: t, ctx: ctx, st: st, tbl: tbl, parts: datafiletest.RawPartitionColumns}
+		w.record()
+		day1 := time.Date(2024, 5, 6, 23, 59, 59, 999_500_000, time.UTC)
+		day2 := time.Date(2024, 5, 7, 8, 30, 0, 250_001_000, time.UTC)
+		w.appendRecord(datafiletest.RawBatch(nil, 400, 0, day1))
+		w.appendRecord(datafiletest.RawBatch(nil, 300, 400, day2))
+		w.appendRecord(datafiletest.RawBatch(nil, 100, 700, day1))
+		w.appendRecord(datafiletest.RawBatch(nil, 250, 800, day1))
+		day1Only := []reader.Filter{{Column: "ingest_date", Op: reader.Eq, Value: "2024-05-06"}}
+		w.stitch(day1Only)
+		w.appendRecord(datafiletest.RawBatch(nil, 50, 1050, day1))
+		w.stitch(day1Only)
+		w.checkpoint()
+		w.appendRecord(datafiletest.RawBatch(nil, 20, 1100, day2))
+		w.verify(py)
+		w.sameFiltered(py, []reader.Filter{
+			{Column: "kafka_offset", Op: reader.Ge, Value: "1099"},
+			{Column: "kafka_offset", Op: reader.Lt, Value: "1"},
+			{Column: "kafka_offset", Op: reader.Eq, Value: "799"},
+			{Column: "ingest_ts", Op: reader.Ge, Value: "2024-05-06T23:59:59.9995Z"},
+			{Column: "ingest_ts", Op: reader.Le, Value: "2024-05-06T23:59:59.9995Z"},
+			{Column: "kafka_key", Op: reader.Ge, Value: "plant/line6/press9"},
+			{Column: "ingest_date", Op: reader.Eq, Value: "2024-05-06"},
+		})
+	})
+	t.Run("unpartitioned zstd", func(t *testing.T) {
+		ctx := context.Background()
+		st, err := storage.NewLocal(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := datafiletest.RawSchema()
+		schema := &delta.StructType{Fields: raw.Fields[:len(raw.Fields)-1]} // no ingest_date
+		ss, err := schema.SchemaString()
+		if err != nil {
+			t.Fatal(err)
+		}
+		tbl, err := delta.Create(ctx, st, delta.Metadata{SchemaString: ss}, delta.Protocol{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := &writer{t: t, ctx: ctx, st: st, tbl: tbl}
+		at := time.Date(2024, 6, 1, 0, 0, 0, 0, time.UTC)
+		for i := 0; i < 3; i++ {
+			rec := datafiletest.RawBatch(nil, 200, int64(i)*200, at.Add(time.Duration(i)*time.Hour))
+			w.appendRecord(dropLast(rec))
+		}
+		w.stitch(nil)
 		w.verify(py)
 	})
 }

@@ -66,8 +66,15 @@ type Config struct {
 	MaxOptimizeBytes int64
 	// MaxOptimizeMemory bounds the decoded rows one compaction holds
 	// (default 32 MiB; sorting by the table's sortBy holds a second copy):
-	// files decode to several times their size.
+	// files decode to several times their size. A stitching compaction
+	// holds the new file's bytes instead, so it bounds a stitched file.
 	MaxOptimizeMemory int64
+	// StitchMinRowGroupRows is the fewest rows the row groups of a
+	// compaction's input files hold on average for it to copy their column
+	// chunks into the new file instead of decoding and re-encoding their
+	// rows (datafile.Stitch); 0 is datafile.DefaultStitchMinRowGroupRows,
+	// negative never stitches.
+	StitchMinRowGroupRows int64
 	// MinVacuumRetention is the smallest retention a Vacuum call may ask
 	// for: a shorter one could delete the files of a commit in flight.
 	MinVacuumRetention time.Duration

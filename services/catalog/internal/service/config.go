@@ -46,6 +46,11 @@ type Config struct {
 	// MaxOptimizeBytes bounds the input bytes of one compaction (it holds
 	// its input in memory).
 	MaxOptimizeBytes int64
+	// StitchMinRowGroupRows is the fewest rows the row groups of a
+	// compaction's files must average for their column chunks to be copied
+	// instead of their rows rewritten (0: datafile's default, 2,048;
+	// negative: never).
+	StitchMinRowGroupRows int64
 	// MinVacuumRetention is the smallest retention a Vacuum call may ask for.
 	MinVacuumRetention time.Duration
 	// MaxCommitActions bounds the adds, removes and txns of one commit.
@@ -76,6 +81,7 @@ func ParseConfig(args []string) (*Config, error) {
 	fs.IntVar(&cfg.MaxOptimizeFiles, "max-optimize-files", 1000, "most files one compaction reads")
 	fs.DurationVar(&cfg.MinVacuumRetention, "min-vacuum-retention", time.Hour, "smallest retention a Vacuum call may ask for (shorter ones could delete files of commits in flight)")
 	fs.Int64Var(&cfg.MaxOptimizeBytes, "max-optimize-bytes", 64<<20, "most bytes of files one compaction reads (it holds them in memory)")
+	fs.Int64Var(&cfg.StitchMinRowGroupRows, "stitch-min-row-group-rows", 0, "fewest rows a compaction's input row groups average for it to copy their column chunks instead of rewriting their rows (0: 2,048; negative: never)")
 	fs.Int64Var(&cfg.MemoryLimit, "memory-limit", DefaultMemoryLimit, "soft limit of the Go runtime's memory in bytes (0 or GOMEMLIMIT set: the runtime's default)")
 	fs.IntVar(&cfg.MaxCommitActions, "max-commit-actions", server.DefaultMaxCommitActions, "most adds, removes and txns one commit may carry (more: InvalidArgument)")
 	if err := config.Parse(fs, args); err != nil {

@@ -62,7 +62,7 @@ func Run(ctx context.Context, cfg *Config, opts Options) error {
 		Warehouse: dir, MaxGroup: cfg.MaxGroupCommit, MaintenanceWorkers: cfg.MaintenanceWorkers,
 		MaintenanceTick: cfg.MaintenanceInterval, AutoMaintenance: cfg.AutoMaintenance,
 		MaxOptimizeFiles: cfg.MaxOptimizeFiles, MaxOptimizeBytes: cfg.MaxOptimizeBytes,
-		MinVacuumRetention: cfg.MinVacuumRetention,
+		MinVacuumRetention: cfg.MinVacuumRetention, StitchMinRowGroupRows: cfg.StitchMinRowGroupRows,
 	}, ann, log)
 	if err != nil {
 		return err
