@@ -25,7 +25,7 @@ import (
 
 // env is a catalog process with bronze and gold, and a sink on gold.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	ctx    context.Context
 	client catalogv1.CatalogServiceClient
 	bronze *bronzetest.Writer
@@ -33,7 +33,7 @@ type env struct {
 	spec   mergeplan.KeySpec
 }
 
-func newEnv(t *testing.T, strategy mergeplan.Strategy) *env {
+func newEnv(t testing.TB, strategy mergeplan.Strategy) *env {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
