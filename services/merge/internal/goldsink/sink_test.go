@@ -35,6 +35,12 @@ type env struct {
 
 func newEnv(t testing.TB, strategy mergeplan.Strategy) *env {
 	t.Helper()
+	return newEnvCache(t, strategy, DefaultKeyCacheBytes)
+}
+
+// newEnvCache is newEnv with a key cache of keyCacheBytes (0: none).
+func newEnvCache(t testing.TB, strategy mergeplan.Strategy, keyCacheBytes int64) *env {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
 	cat := devstack.Catalog(t, devstack.CatalogConfig{Args: []string{"--auto-maintenance=false"}})
@@ -47,7 +53,7 @@ func newEnv(t testing.TB, strategy mergeplan.Strategy) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sink, err := Open(ctx, client, Options{Strategy: strategy, Key: spec}, slog.Default())
+	sink, err := Open(ctx, client, Options{Strategy: strategy, Key: spec, KeyCacheBytes: keyCacheBytes}, slog.Default())
 	if err != nil {
 		t.Fatal(err)
 	}

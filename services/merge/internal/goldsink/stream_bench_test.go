@@ -79,26 +79,33 @@ func (e *env) streamCommit(n int) {
 
 func BenchmarkStream(b *testing.B) {
 	for _, strategy := range []mergeplan.Strategy{mergeplan.FirstWins, mergeplan.LatestWins} {
-		b.Run(string(strategy), func(b *testing.B) {
-			e := newEnv(b, strategy)
-			for n := range streamWarm {
-				e.streamCommit(n)
-			}
-			c0 := e.sink.Counts()
-			var cpu time.Duration
-			readings := 0
-			b.ResetTimer()
-			for i := range b.N {
-				n := streamWarm + i
-				readings += len(streamBatch(n))
-				t0 := cpuNow()
-				e.streamCommit(n)
-				cpu += cpuNow() - t0
-			}
-			c := e.sink.Counts()
-			b.ReportMetric(float64(cpu.Microseconds())/float64(readings), "cpu-µs/reading")
-			b.ReportMetric(float64(c.CandidateFiles-c0.CandidateFiles)/float64(b.N), "candidates/batch")
-			b.ReportMetric(float64(c.Duplicates-c0.Duplicates)/float64(b.N), "dups/batch")
-		})
+		for _, cacheBytes := range []int64{0, DefaultKeyCacheBytes} {
+			b.Run(fmt.Sprintf("%s/keycache=%d", strategy, cacheBytes), func(b *testing.B) {
+				benchStream(b, strategy, cacheBytes)
+			})
+		}
 	}
+}
+
+func benchStream(b *testing.B, strategy mergeplan.Strategy, cacheBytes int64) {
+	e := newEnvCache(b, strategy, cacheBytes)
+	for n := range streamWarm {
+		e.streamCommit(n)
+	}
+	c0 := e.sink.Counts()
+	var cpu time.Duration
+	readings := 0
+	b.ResetTimer()
+	for i := range b.N {
+		n := streamWarm + i
+		readings += len(streamBatch(n))
+		t0 := cpuNow()
+		e.streamCommit(n)
+		cpu += cpuNow() - t0
+	}
+	c := e.sink.Counts()
+	b.ReportMetric(float64(cpu.Microseconds())/float64(readings), "cpu-µs/reading")
+	b.ReportMetric(float64(c.CandidateFiles-c0.CandidateFiles)/float64(b.N), "candidates/batch")
+	b.ReportMetric(float64(c.Duplicates-c0.Duplicates)/float64(b.N), "dups/batch")
+	b.ReportMetric(float64(c.CachedFiles-c0.CachedFiles)/float64(b.N), "cached/batch")
 }

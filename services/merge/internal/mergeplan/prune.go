@@ -185,3 +185,32 @@ func Candidates(d *Data, parts []*Partition, files []delta.Add, cache *StatsCach
 	}
 	return out
 }
+
+// Admitted calls fn with each of the partition's rows (indexes of
+// Data.Rows) that a file with stats st may hold, as MayHold judges them,
+// until fn returns false.
+func (p *Partition) Admitted(d *Data, st FileStats, fn func(ri int32) bool) {
+	switch {
+	case p.anyNull || !st.HasTS:
+		for _, ri := range p.Rows {
+			if !fn(ri) {
+				return
+			}
+		}
+	case p.tsMax < st.TSMin || p.tsMin > st.TSMax:
+	case !p.bySensor || !st.HasSensor:
+		for _, ri := range p.Rows {
+			if ts := d.Rows[ri].TS; ts >= st.TSMin && ts <= st.TSMax && !fn(ri) {
+				return
+			}
+		}
+	default:
+		i := sort.SearchStrings(p.sensors, st.SensorMin)
+		for ; i < len(p.sensors) && p.sensors[i] <= st.SensorMax; i++ {
+			ri := p.Rows[i]
+			if ts := d.Rows[ri].TS; ts >= st.TSMin && ts <= st.TSMax && !fn(ri) {
+				return
+			}
+		}
+	}
+}
