@@ -16,7 +16,7 @@ import (
 )
 
 // rowBytes is what one buffered row costs, about: the Row struct and its
-// sensor id (the other strings are shared), plus its index entry.
+// index entry (its strings are shared through the row reader's intern table).
 const rowBytes = 200
 
 // TraceparentColumn is bronze's column of a sampled reading's W3C trace
