@@ -284,7 +284,14 @@ func (s *Sink) Commit(ctx context.Context, c pipeline.Commit[*mergeplan.Data]) (
 		for _, w := range p.written {
 			s.keys.put(w.path, w.hashes)
 		}
-		s.keysVersion = res.Version
+		// A commit right after the snapshot: the next snapshot at this
+		// version has the files the cache saw. Another writer's commit in
+		// between (a compaction of another partition) may have removed
+		// some: the next batch sweeps.
+		s.keysVersion = -1
+		if res.Version == snap.Version()+1 {
+			s.keysVersion = res.Version
+		}
 	}
 	s.log.Debug("merged", "version", res.Version, "rows", len(c.Data.Rows), "inserted", inserted, "updated", updated,
 		"duplicates", dups, "gold_files", len(files), "candidates", len(p.candidates), "cached", p.cached, "rewritten", len(p.rewrite),
