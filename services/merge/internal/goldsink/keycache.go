@@ -30,7 +30,13 @@ type keyCache struct {
 	seed maphash.Seed
 	// mask is applied to every hash: ^0, or fewer bits in tests to force
 	// collisions.
-	mask  uint64
+	mask uint64
+	// rows is the most rows a file may have for its keys to be kept: an
+	// entry takes at most a sixteenth of the cache (2 MiB, about 230,000
+	// rows, by default), so that a large compacted file is read as before
+	// (not hashed) and does not push out the small files a stream's
+	// batches probe.
+	rows  int
 	max   int64
 	bytes int64
 	m     map[string]*keyEntry
@@ -54,7 +60,7 @@ func newKeyCache(max int64) *keyCache {
 	if max <= 0 {
 		return nil
 	}
-	c := &keyCache{seed: maphash.MakeSeed(), mask: ^uint64(0), max: max, m: map[string]*keyEntry{}}
+	c := &keyCache{seed: maphash.MakeSeed(), mask: ^uint64(0), rows: int(max / 16 / 9), max: max, m: map[string]*keyEntry{}}
 	c.lru.next, c.lru.prev = &c.lru, &c.lru
 	return c
 }
@@ -75,6 +81,9 @@ func (c *keyCache) get(path string) *keySet {
 	c.pushFront(e)
 	return &e.set
 }
+
+// maxRows is the most rows a file may have for its keys to be kept.
+func (c *keyCache) maxRows() int { return c.rows }
 
 // put keeps hashes (which it takes over and sorts) as path's set, then
 // drops the least recently used entries beyond the bound. A set larger

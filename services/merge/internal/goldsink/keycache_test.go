@@ -168,14 +168,28 @@ func TestKeyCacheMergesAsWithoutIt(t *testing.T) {
 			// more.
 			collide := newEnv(t, strategy)
 			collide.sink.keys.mask = 3
+			// small keeps the keys of files of at most 41 rows: the batches
+			// write files of 40 rows and more.
+			small := newEnv(t, strategy)
+			small.sink.keys.rows = 41
 			for _, rs := range batches {
 				plain.mustMerge(rs)
 				cached.mustMerge(rs)
 				collide.mustMerge(rs)
+				small.mustMerge(rs)
+				for _, e := range small.sink.keys.m {
+					if len(e.set.hashes) > 41 {
+						t.Fatalf("the cache keeps %d keys of %s, bound 41 rows", len(e.set.hashes), e.path)
+					}
+				}
 			}
 			want := plain.goldRows()
 			sameGold(t, cached.goldRows(), want)
 			sameGold(t, collide.goldRows(), want)
+			sameGold(t, small.goldRows(), want)
+			if n, files := len(small.sink.keys.m), len(small.files()); n == 0 || n == files {
+				t.Errorf("with a bound of 41 rows a file the cache holds %d entries for %d files", n, files)
+			}
 			p, c, x := plain.sink.Counts(), cached.sink.Counts(), collide.sink.Counts()
 			if c.Inserted != p.Inserted || c.Updated != p.Updated || c.Duplicates != p.Duplicates ||
 				x.Inserted != p.Inserted || x.Updated != p.Updated || x.Duplicates != p.Duplicates {
@@ -203,6 +217,7 @@ func TestKeyCacheSmallBoundAndCompaction(t *testing.T) {
 	batches := cacheScenario(8)
 	plain := newEnvCache(t, mergeplan.LatestWins, 0)
 	small := newEnvCache(t, mergeplan.LatestWins, 2_000)
+	small.sink.keys.rows = 1 << 20 // a file's keys may fill the whole cache
 	full := newEnv(t, mergeplan.LatestWins)
 	envs := []*env{plain, small, full}
 	for _, rs := range batches[:6] {

@@ -340,8 +340,8 @@ func (s *Sink) match(ctx context.Context, p *plan) error {
 					p.cached++
 					continue
 				}
-			} else {
-				build = make([]uint64, 0, 1024)
+			} else if n := s.cache.Get(&f).NumRecords; n <= int64(s.keys.maxRows()) {
+				build = make([]uint64, 0, max(n, 1024))
 			}
 		}
 		holds := false
@@ -356,6 +356,9 @@ func (s *Sink) match(ctx context.Context, p *plan) error {
 			}
 			for i := range int(rec.NumRows()) {
 				var k mergeplan.Key
+				if build != nil && len(build) >= s.keys.maxRows() {
+					build = nil // more rows than its stats said: not kept
+				}
 				if build != nil {
 					k = kr.Key(i)
 					build = append(build, s.keys.hash(&k))
@@ -441,7 +444,7 @@ func (s *Sink) write(ctx context.Context, p *plan, add func(delta.Add)) (inserte
 				inserted++
 			}
 			if p.hashes != nil {
-				w.hashes = append(w.hashes, p.hashes[ri])
+				w.hash(p.hashes[ri])
 			}
 			r := p.d.Rows[ri]
 			s.stamp(&r, p.mergedAt)
@@ -456,6 +459,8 @@ func (s *Sink) write(ctx context.Context, p *plan, add func(delta.Add)) (inserte
 	kr := mergeplan.NewKeyReader(s.opts.Key)
 	for _, f := range p.rewrite {
 		w.partition = f.PartitionValues[gold.PartitionColumn]
+		// Too large a file for the cache: no hashes.
+		w.hashes, w.overflow = nil, s.keys != nil && s.cache.Get(&f).NumRecords > int64(s.keys.maxRows())
 		err := s.scan(ctx, p.snap, f, nil, func(rec arrow.RecordBatch) error {
 			if err := kr.Bind(rec); err != nil {
 				return err
@@ -470,8 +475,8 @@ func (s *Sink) write(ctx context.Context, p *plan, add func(delta.Add)) (inserte
 				keep := !ok || p.out[idx] != outUpdate
 				if !keep {
 					dropped++
-				} else if p.hashes != nil {
-					w.hashes = append(w.hashes, s.keys.hash(&k))
+				} else if p.hashes != nil && !w.overflow {
+					w.hash(s.keys.hash(&k))
 				}
 				mb.UnsafeAppend(keep)
 			}
@@ -537,8 +542,22 @@ type fileWriter struct {
 	recs      []arrow.RecordBatch
 	recRows   int64
 	// hashes are the key hashes of the rows since the last file (with the
-	// key cache only).
-	hashes []uint64
+	// key cache only); overflow is set when the file has too many rows
+	// for the cache, and hashes are no longer collected.
+	hashes   []uint64
+	overflow bool
+}
+
+// hash collects h for the next file's cache entry.
+func (w *fileWriter) hash(h uint64) {
+	if w.overflow {
+		return
+	}
+	if len(w.hashes) >= w.s.keys.maxRows() {
+		w.overflow, w.hashes = true, nil
+		return
+	}
+	w.hashes = append(w.hashes, h)
 }
 
 // appendRecord keeps rec (retained) for the next file, writing the file
@@ -598,10 +617,10 @@ func (w *fileWriter) writeFile(ctx context.Context, recs ...arrow.RecordBatch) e
 	if err != nil {
 		return fmt.Errorf("write a data file of %s (event_date %q): %w", gold.Name, w.partition, err)
 	}
-	if w.p != nil && w.p.hashes != nil {
+	if w.p != nil && w.p.hashes != nil && !w.overflow {
 		w.p.written = append(w.p.written, writtenKeys{path: delta.CanonicalPath(add.Path, ""), hashes: w.hashes})
-		w.hashes = nil
 	}
+	w.hashes, w.overflow = nil, false
 	w.add(add)
 	return nil
 }

@@ -22,19 +22,22 @@ type FileStats struct {
 	// milliseconds, the min rounded down and the max rounded up.
 	TSMin, TSMax int64
 	HasTS        bool
+	// NumRecords is the file's row count; 0 when unknown.
+	NumRecords int64
 }
 
 // ParseStats reads the key bounds of an add's stats JSON. Stats that do
 // not parse give no bounds (the file is then always read).
 func ParseStats(stats string) FileStats {
 	var s struct {
-		Min map[string]json.RawMessage `json:"minValues"`
-		Max map[string]json.RawMessage `json:"maxValues"`
+		NumRecords int64                      `json:"numRecords"`
+		Min        map[string]json.RawMessage `json:"minValues"`
+		Max        map[string]json.RawMessage `json:"maxValues"`
 	}
 	if stats == "" || json.Unmarshal([]byte(stats), &s) != nil {
 		return FileStats{}
 	}
-	var fs FileStats
+	fs := FileStats{NumRecords: max(s.NumRecords, 0)}
 	var lo, hi string
 	if json.Unmarshal(s.Min["sensor_id"], &lo) == nil && json.Unmarshal(s.Max["sensor_id"], &hi) == nil {
 		fs.SensorMin, fs.SensorMax, fs.HasSensor = lo, hi, true
