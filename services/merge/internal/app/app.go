@@ -116,7 +116,7 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 				defer cancel()
 				var err error
 				gs, err = goldsink.Open(cctx, client, goldsink.Options{
-					Strategy: cfg.Strategy, Key: cfg.Key, MaxFileRows: cfg.MaxFileRows,
+					Strategy: cfg.Strategy, Key: cfg.Key, MaxFileRows: cfg.MaxFileRows, KeyCacheBytes: cfg.KeyCacheBytes,
 				}, kit.Logger)
 				if errors.Is(err, tablesink.ErrUnsupportedLocation) {
 					return backoff.Permanent(err)

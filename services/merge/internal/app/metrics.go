@@ -27,7 +27,9 @@ func registerMetrics(reg prometheus.Registerer, c *control) {
 		count("duplicates_total", "Bronze rows dropped as duplicates: inside a batch, or of a key gold holds (first_wins) or holds newer.",
 			func(n goldsink.Counts) int64 { return n.Duplicates }),
 		count("candidate_files_read_total", "Gold files whose key columns were read to find a batch's keys.",
-			func(n goldsink.Counts) int64 { return n.CandidateFiles }),
+			func(n goldsink.Counts) int64 { return n.CandidateFiles - n.CachedFiles }),
+		count("candidate_files_cached_total", "Candidate gold files not read: the key cache held their keys and none was the batch's.",
+			func(n goldsink.Counts) int64 { return n.CachedFiles }),
 		count("files_rewritten_total", "Gold files rewritten by latest_wins merges.",
 			func(n goldsink.Counts) int64 { return n.RewrittenFiles }),
 	)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/plantlake/plantlake/servicekit/config"
 
+	"github.com/plantlake/plantlake/services/merge/internal/goldsink"
 	"github.com/plantlake/plantlake/services/merge/internal/mergeplan"
 )
 
@@ -31,6 +32,8 @@ const (
 	DefaultMaxFileRows   = 256 << 10
 	// DefaultMemoryLimit is the Go heap's soft limit (see ingest's).
 	DefaultMemoryLimit = 160 << 20
+	// DefaultKeyCacheBytes bounds the cache of gold files' key hashes.
+	DefaultKeyCacheBytes = goldsink.DefaultKeyCacheBytes
 	// MaxBatchAge is the longest a batch may stay open (DESIGN: up to 15 minutes).
 	MaxBatchAge = 15 * time.Minute
 )
@@ -57,6 +60,9 @@ type Config struct {
 	PollInterval time.Duration
 	// MaxFileRows bounds the rows of a gold file merge writes (--max-file-rows).
 	MaxFileRows int
+	// KeyCacheBytes bounds the memory of the cache of gold files' key
+	// hashes (--key-cache-bytes); 0 turns the cache off.
+	KeyCacheBytes int64
 	// RunOnce merges until bronze has no newer version, then exits (--run-once).
 	RunOnce bool
 	// MemoryLimit is the Go runtime's soft memory limit in bytes
@@ -80,6 +86,7 @@ func Load(args []string, out io.Writer) (Config, error) {
 	fs.DurationVar(&c.BatchMaxAge, "batch-max-age", DefaultBatchMaxAge, "close the batch this long after its first row (at most 15m)")
 	fs.DurationVar(&c.PollInterval, "poll-interval", DefaultPollInterval, "ask the catalog for new bronze versions this often when no commit event came")
 	fs.IntVar(&c.MaxFileRows, "max-file-rows", DefaultMaxFileRows, "most rows in one gold file merge writes (bounds a rewrite's memory)")
+	fs.Int64Var(&c.KeyCacheBytes, "key-cache-bytes", DefaultKeyCacheBytes, "memory for the 64-bit key hashes of recent gold files (about 9 bytes a row), so that a batch reads only the files that may hold its keys (0: no cache, every candidate file is read)")
 	fs.BoolVar(&c.RunOnce, "run-once", false, "merge until bronze has no newer version, then exit")
 	fs.Int64Var(&c.MemoryLimit, "memory-limit", DefaultMemoryLimit, "soft limit of the Go runtime's memory in bytes (0 or GOMEMLIMIT set: the runtime's default)")
 	if err := config.Parse(fs, args); err != nil {
@@ -119,6 +126,9 @@ func (c *Config) Validate() error {
 	}
 	if c.PollInterval <= 0 {
 		bad("poll-interval", "%s is not positive", c.PollInterval)
+	}
+	if c.KeyCacheBytes < 0 {
+		bad("key-cache-bytes", "%d is negative", c.KeyCacheBytes)
 	}
 	if c.MaxFileRows <= 0 {
 		bad("max-file-rows", "%d is not positive", c.MaxFileRows)

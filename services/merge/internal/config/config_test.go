@@ -21,6 +21,9 @@ func TestLoadDefaults(t *testing.T) {
 	if c.Strategy != mergeplan.FirstWins || strings.Join(c.Key.Columns(), ",") != strings.Join(gold.KeyColumns, ",") {
 		t.Errorf("strategy %s key %v", c.Strategy, c.Key.Columns())
 	}
+	if c.KeyCacheBytes != 32<<20 {
+		t.Errorf("key cache %d bytes, want 32 MiB", c.KeyCacheBytes)
+	}
 }
 
 func TestLoadFromEnvironment(t *testing.T) {
@@ -44,6 +47,7 @@ func TestLoadRejects(t *testing.T) {
 		{"--batch-max-age", "16m"},
 		{"--poll-interval", "0s"},
 		{"--max-file-rows", "-1"},
+		{"--key-cache-bytes", "-1"},
 	} {
 		if _, err := Load(args, io.Discard); !errors.Is(err, ErrInvalid) {
 			t.Errorf("Load(%v) = %v, want ErrInvalid", args, err)

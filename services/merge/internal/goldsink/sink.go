@@ -56,6 +56,9 @@ type Options struct {
 	MaxFileRows int
 	// Now is the clock of merged_at; time.Now when nil.
 	Now func() time.Time
+	// KeyCacheBytes bounds the cache of gold files' key hashes (see
+	// keyCache); 0 means no cache (DefaultKeyCacheBytes is merge's default).
+	KeyCacheBytes int64
 }
 
 // Counts are what the sink did since it was opened.
@@ -66,9 +69,11 @@ type Counts struct {
 	// the batch, or (first_wins) the key was in gold, or (latest_wins) gold's
 	// row was not older.
 	Duplicates int64
-	// CandidateFiles and RewrittenFiles count the gold files read for keys
-	// and rewritten.
-	CandidateFiles, RewrittenFiles int64
+	// CandidateFiles and RewrittenFiles count the gold files whose stats
+	// admitted a batch's key and the files rewritten. CachedFiles are the
+	// candidates passed over without a read: the key cache held their keys
+	// and none was the batch's.
+	CandidateFiles, RewrittenFiles, CachedFiles int64
 }
 
 // Sink merges batches into gold.
@@ -80,13 +85,18 @@ type Sink struct {
 	opts   Options
 	log    *slog.Logger
 	cache  *mergeplan.StatsCache
+	// keys caches gold files' key hashes (nil: no cache); keysVersion is
+	// the gold version of this sink's last commit: a snapshot at another
+	// version had other writers (a compaction), and files may have left.
+	keys        *keyCache
+	keysVersion int64
 
 	// beforeCommit, when set (by tests), runs between the plan and the
 	// catalog commit: where a concurrent compaction would land.
 	beforeCommit func(ctx context.Context)
 
 	inserted, updated, duplicates atomic.Int64
-	candidates, rewritten         atomic.Int64
+	candidates, rewritten, cached atomic.Int64
 }
 
 // Open creates gold through the catalog if it is missing and opens it.
@@ -123,6 +133,9 @@ func Open(ctx context.Context, client catalogv1.CatalogServiceClient, opts Optio
 		opts:   opts,
 		log:    log,
 		cache:  mergeplan.NewStatsCache(),
+		keys:   newKeyCache(opts.KeyCacheBytes),
+		// No commit of ours yet: the first snapshot is swept.
+		keysVersion: -1,
 	}, nil
 }
 
@@ -130,7 +143,7 @@ func Open(ctx context.Context, client catalogv1.CatalogServiceClient, opts Optio
 func (s *Sink) Counts() Counts {
 	return Counts{
 		Inserted: s.inserted.Load(), Updated: s.updated.Load(), Duplicates: s.duplicates.Load(),
-		CandidateFiles: s.candidates.Load(), RewrittenFiles: s.rewritten.Load(),
+		CandidateFiles: s.candidates.Load(), RewrittenFiles: s.rewritten.Load(), CachedFiles: s.cached.Load(),
 	}
 }
 
@@ -156,6 +169,19 @@ type plan struct {
 	// rewrite are the candidates that hold a key latest_wins replaces.
 	rewrite  []delta.Add
 	mergedAt int64
+	// hashes are the rows' key hashes (with the key cache only).
+	hashes []uint64
+	// cached counts the candidates the key cache ruled out.
+	cached int
+	// written are the key hashes of the files written, for the key cache
+	// once the commit succeeded.
+	written []writtenKeys
+}
+
+// writtenKeys are the key hashes of a file the merge wrote.
+type writtenKeys struct {
+	path   string
+	hashes []uint64
 }
 
 // Commit merges c's rows into gold and commits them with c's txns.
@@ -170,6 +196,9 @@ func (s *Sink) Commit(ctx context.Context, c pipeline.Commit[*mergeplan.Data]) (
 	}
 	files := snap.Files()
 	s.cache.Trim(files)
+	if s.keys != nil && snap.Version() != s.keysVersion {
+		s.keys.sweep(files)
+	}
 	p := &plan{
 		d:        c.Data,
 		snap:     snap,
@@ -246,16 +275,36 @@ func (s *Sink) Commit(ctx context.Context, c pipeline.Commit[*mergeplan.Data]) (
 	s.duplicates.Add(dups)
 	s.candidates.Add(int64(len(p.candidates)))
 	s.rewritten.Add(int64(len(p.rewrite)))
+	s.cached.Add(int64(p.cached))
 	res.Version = resp.GetVersion()
+	if s.keys != nil {
+		for _, f := range p.rewrite {
+			s.keys.drop(f.Path)
+		}
+		for _, w := range p.written {
+			s.keys.put(w.path, w.hashes)
+		}
+		// A commit right after the snapshot: the next snapshot at this
+		// version has the files the cache saw. Another writer's commit in
+		// between (a compaction of another partition) may have removed
+		// some: the next batch sweeps.
+		s.keysVersion = -1
+		if res.Version == snap.Version()+1 {
+			s.keysVersion = res.Version
+		}
+	}
 	s.log.Debug("merged", "version", res.Version, "rows", len(c.Data.Rows), "inserted", inserted, "updated", updated,
-		"duplicates", dups, "gold_files", len(files), "candidates", len(p.candidates), "rewritten", len(p.rewrite),
+		"duplicates", dups, "gold_files", len(files), "candidates", len(p.candidates), "cached", p.cached, "rewritten", len(p.rewrite),
 		"plan", planned.Sub(started), "match", matched.Sub(planned), "write", written.Sub(matched), "commit", time.Since(written))
 	return res, nil
 }
 
 // match reads the key columns of the candidate files and decides each
 // batch row's outcome. Gold rows whose ts lies outside the batch's range
-// for the partition are passed over before their key is hashed.
+// for the partition are passed over before their key is hashed. With the
+// key cache, a candidate whose cached hashes hold none of the batch's keys
+// (of the rows its stats admit) is not read, and a candidate read without
+// an entry gets one.
 func (s *Sink) match(ctx context.Context, p *plan) error {
 	cols := s.opts.Key.Columns()
 	latest := s.opts.Strategy == mergeplan.LatestWins
@@ -266,11 +315,35 @@ func (s *Sink) match(ctx context.Context, p *plan) error {
 	for _, part := range p.parts {
 		parts[part.Value] = part
 	}
+	if s.keys != nil {
+		p.hashes = make([]uint64, len(p.d.Rows))
+		for i := range p.d.Rows {
+			k := s.opts.Key.Key(&p.d.Rows[i])
+			p.hashes[i] = s.keys.hash(&k)
+		}
+	}
 	kr := mergeplan.NewKeyReader(s.opts.Key)
 	rr := gold.NewRowReader()
 	var g gold.Row
 	for _, f := range p.candidates {
 		part := parts[f.PartitionValues[gold.PartitionColumn]]
+		// build collects the file's key hashes when the cache has none.
+		var build []uint64
+		if s.keys != nil {
+			if set := s.keys.get(f.Path); set != nil {
+				hit := false
+				part.Admitted(p.d, s.cache.Get(&f), func(ri int32) bool {
+					hit = set.has(p.hashes[ri])
+					return !hit
+				})
+				if !hit {
+					p.cached++
+					continue
+				}
+			} else if n := s.cache.Get(&f).NumRecords; n <= int64(s.keys.maxRows()) {
+				build = make([]uint64, 0, max(n, 1024))
+			}
+		}
 		holds := false
 		err := s.scan(ctx, p.snap, f, cols, func(rec arrow.RecordBatch) error {
 			if err := kr.Bind(rec); err != nil {
@@ -282,10 +355,23 @@ func (s *Sink) match(ctx context.Context, p *plan) error {
 				}
 			}
 			for i := range int(rec.NumRows()) {
-				if ts, ok := kr.TS(i); ok && !part.AnyNull() && !part.MayHoldTS(ts) {
-					continue
+				var k mergeplan.Key
+				if build != nil && len(build) >= s.keys.maxRows() {
+					build = nil // more rows than its stats said: not kept
 				}
-				idx, ok := p.d.Index[kr.Key(i)]
+				if build != nil {
+					k = kr.Key(i)
+					build = append(build, s.keys.hash(&k))
+					if k.Nulls&(1<<gold.ColTS) == 0 && !part.AnyNull() && !part.MayHoldTS(k.TS) {
+						continue
+					}
+				} else {
+					if ts, ok := kr.TS(i); ok && !part.AnyNull() && !part.MayHoldTS(ts) {
+						continue
+					}
+					k = kr.Key(i)
+				}
+				idx, ok := p.d.Index[k]
 				if !ok {
 					continue
 				}
@@ -305,6 +391,10 @@ func (s *Sink) match(ctx context.Context, p *plan) error {
 		})
 		if err != nil {
 			return err
+		}
+		if build != nil {
+			// Read whole: the file's keys, whatever the batch holds.
+			s.keys.put(f.Path, build)
 		}
 		if holds {
 			p.rewrite = append(p.rewrite, f)
@@ -341,7 +431,7 @@ func (s *Sink) scan(ctx context.Context, snap *delta.Snapshot, f delta.Add, cols
 func (s *Sink) write(ctx context.Context, p *plan, add func(delta.Add)) (inserted, updated int64, err error) {
 	b := gold.NewBuilder(nil)
 	defer b.Release()
-	w := fileWriter{s: s, b: b, add: add}
+	w := fileWriter{s: s, b: b, add: add, p: p}
 	for _, part := range p.parts {
 		w.partition = part.Value
 		for _, ri := range part.Rows {
@@ -352,6 +442,9 @@ func (s *Sink) write(ctx context.Context, p *plan, add func(delta.Add)) (inserte
 				updated++
 			default:
 				inserted++
+			}
+			if p.hashes != nil {
+				w.hash(p.hashes[ri])
 			}
 			r := p.d.Rows[ri]
 			s.stamp(&r, p.mergedAt)
@@ -366,6 +459,8 @@ func (s *Sink) write(ctx context.Context, p *plan, add func(delta.Add)) (inserte
 	kr := mergeplan.NewKeyReader(s.opts.Key)
 	for _, f := range p.rewrite {
 		w.partition = f.PartitionValues[gold.PartitionColumn]
+		// Too large a file for the cache: no hashes.
+		w.hashes, w.overflow = nil, s.keys != nil && s.cache.Get(&f).NumRecords > int64(s.keys.maxRows())
 		err := s.scan(ctx, p.snap, f, nil, func(rec arrow.RecordBatch) error {
 			if err := kr.Bind(rec); err != nil {
 				return err
@@ -375,10 +470,13 @@ func (s *Sink) write(ctx context.Context, p *plan, add func(delta.Add)) (inserte
 			mb.Reserve(int(rec.NumRows()))
 			dropped := 0
 			for i := range int(rec.NumRows()) {
-				idx, ok := p.d.Index[kr.Key(i)]
+				k := kr.Key(i)
+				idx, ok := p.d.Index[k]
 				keep := !ok || p.out[idx] != outUpdate
 				if !keep {
 					dropped++
+				} else if p.hashes != nil && !w.overflow {
+					w.hash(s.keys.hash(&k))
 				}
 				mb.UnsafeAppend(keep)
 			}
@@ -437,11 +535,29 @@ var plainColumns = func() []string {
 // batches of a rewritten file passed through as they are.
 type fileWriter struct {
 	s         *Sink
+	p         *plan
 	b         *gold.Builder
 	add       func(delta.Add)
 	partition string
 	recs      []arrow.RecordBatch
 	recRows   int64
+	// hashes are the key hashes of the rows since the last file (with the
+	// key cache only); overflow is set when the file has too many rows
+	// for the cache, and hashes are no longer collected.
+	hashes   []uint64
+	overflow bool
+}
+
+// hash collects h for the next file's cache entry.
+func (w *fileWriter) hash(h uint64) {
+	if w.overflow {
+		return
+	}
+	if len(w.hashes) >= w.s.keys.maxRows() {
+		w.overflow, w.hashes = true, nil
+		return
+	}
+	w.hashes = append(w.hashes, h)
 }
 
 // appendRecord keeps rec (retained) for the next file, writing the file
@@ -501,6 +617,10 @@ func (w *fileWriter) writeFile(ctx context.Context, recs ...arrow.RecordBatch) e
 	if err != nil {
 		return fmt.Errorf("write a data file of %s (event_date %q): %w", gold.Name, w.partition, err)
 	}
+	if w.p != nil && w.p.hashes != nil && !w.overflow {
+		w.p.written = append(w.p.written, writtenKeys{path: delta.CanonicalPath(add.Path, ""), hashes: w.hashes})
+	}
+	w.hashes, w.overflow = nil, false
 	w.add(add)
 	return nil
 }

@@ -25,7 +25,7 @@ import (
 
 // env is a catalog process with bronze and gold, and a sink on gold.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	ctx    context.Context
 	client catalogv1.CatalogServiceClient
 	bronze *bronzetest.Writer
@@ -33,7 +33,13 @@ type env struct {
 	spec   mergeplan.KeySpec
 }
 
-func newEnv(t *testing.T, strategy mergeplan.Strategy) *env {
+func newEnv(t testing.TB, strategy mergeplan.Strategy) *env {
+	t.Helper()
+	return newEnvCache(t, strategy, DefaultKeyCacheBytes)
+}
+
+// newEnvCache is newEnv with a key cache of keyCacheBytes (0: none).
+func newEnvCache(t testing.TB, strategy mergeplan.Strategy, keyCacheBytes int64) *env {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
@@ -47,7 +53,7 @@ func newEnv(t *testing.T, strategy mergeplan.Strategy) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sink, err := Open(ctx, client, Options{Strategy: strategy, Key: spec}, slog.Default())
+	sink, err := Open(ctx, client, Options{Strategy: strategy, Key: spec, KeyCacheBytes: keyCacheBytes}, slog.Default())
 	if err != nil {
 		t.Fatal(err)
 	}

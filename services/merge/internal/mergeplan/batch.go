@@ -16,7 +16,7 @@ import (
 )
 
 // rowBytes is what one buffered row costs, about: the Row struct and its
-// sensor id (the other strings are shared), plus its index entry.
+// index entry (its strings are shared through the row reader's intern table).
 const rowBytes = 200
 
 // TraceparentColumn is bronze's column of a sampled reading's W3C trace
@@ -28,7 +28,7 @@ const TraceparentColumn = "traceparent"
 type Data struct {
 	// Rows are the batch's rows, one per key, in the order their keys first came.
 	Rows []gold.Row
-	// Index maps each key to its row.
+	// Index maps each key to its row (nil when Rows is empty).
 	Index map[Key]int32
 	// Appended is the number of bronze rows appended; Duplicates how many
 	// of them had the key of an earlier row of the batch.
@@ -43,6 +43,7 @@ type Batch struct {
 	spec   KeySpec
 	reader *gold.RowReader
 	cur    Data
+	hint   int
 	newest int64
 	// required are the bronze columns a batch cannot do without.
 	required []string
@@ -84,8 +85,18 @@ func NewBatch(spec KeySpec) *Batch {
 	return b
 }
 
+// maxSizeHint caps the rows a new batch is sized for: a stream's small
+// batches start at their size, a large batch (catching up) grows as it
+// goes instead of holding its size while the last one is still merged.
+const maxSizeHint = 16 << 10
+
+// reset starts a new batch. Its index and rows are made by its first row,
+// sized for as many keys as the last batch held up to maxSizeHint (a
+// stream's batches are alike; growing the index and the rows step by step
+// cost a tenth of Append).
 func (b *Batch) reset() {
-	b.cur = Data{Index: map[Key]int32{}}
+	b.hint = min(len(b.cur.Rows), maxSizeHint)
+	b.cur = Data{}
 	b.newest = 0
 }
 
@@ -114,6 +125,10 @@ func (b *Batch) add(r *gold.Row) {
 		b.newest = r.BridgeTS
 	}
 	k := b.spec.Key(r)
+	if b.cur.Index == nil {
+		b.cur.Index = make(map[Key]int32, b.hint)
+		b.cur.Rows = make([]gold.Row, 0, b.hint)
+	}
 	if i, ok := b.cur.Index[k]; ok {
 		b.cur.Duplicates++
 		if r.Newer(&b.cur.Rows[i]) {

@@ -108,12 +108,15 @@ func TestNewKeySpecRejects(t *testing.T) {
 func TestParseStats(t *testing.T) {
 	st := ParseStats(`{"numRecords":2,"minValues":{"sensor_id":"a","ts":"2026-12-01T08:00:00.000Z"},"maxValues":{"sensor_id":"m","ts":"2026-12-01T09:00:00.001Z"}}`)
 	want := FileStats{SensorMin: "a", SensorMax: "m", HasSensor: true,
-		TSMin: t0.UnixMicro(), TSMax: t0.Add(time.Hour).UnixMicro() + 1999, HasTS: true}
+		TSMin: t0.UnixMicro(), TSMax: t0.Add(time.Hour).UnixMicro() + 1999, HasTS: true, NumRecords: 2}
 	if st != want {
 		t.Errorf("ParseStats = %+v, want %+v", st, want)
 	}
 	if st := ParseStats(`{"numRecords":2}`); st.HasTS || st.HasSensor {
 		t.Errorf("stats without bounds gave %+v", st)
+	}
+	if st := ParseStats(`{"minValues":{},"maxValues":{}}`); st.NumRecords != 0 {
+		t.Errorf("stats without numRecords gave %+v", st)
 	}
 }
 

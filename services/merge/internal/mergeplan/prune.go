@@ -22,19 +22,22 @@ type FileStats struct {
 	// milliseconds, the min rounded down and the max rounded up.
 	TSMin, TSMax int64
 	HasTS        bool
+	// NumRecords is the file's row count; 0 when unknown.
+	NumRecords int64
 }
 
 // ParseStats reads the key bounds of an add's stats JSON. Stats that do
 // not parse give no bounds (the file is then always read).
 func ParseStats(stats string) FileStats {
 	var s struct {
-		Min map[string]json.RawMessage `json:"minValues"`
-		Max map[string]json.RawMessage `json:"maxValues"`
+		NumRecords int64                      `json:"numRecords"`
+		Min        map[string]json.RawMessage `json:"minValues"`
+		Max        map[string]json.RawMessage `json:"maxValues"`
 	}
 	if stats == "" || json.Unmarshal([]byte(stats), &s) != nil {
 		return FileStats{}
 	}
-	var fs FileStats
+	fs := FileStats{NumRecords: max(s.NumRecords, 0)}
 	var lo, hi string
 	if json.Unmarshal(s.Min["sensor_id"], &lo) == nil && json.Unmarshal(s.Max["sensor_id"], &hi) == nil {
 		fs.SensorMin, fs.SensorMax, fs.HasSensor = lo, hi, true
@@ -184,4 +187,33 @@ func Candidates(d *Data, parts []*Partition, files []delta.Add, cache *StatsCach
 		}
 	}
 	return out
+}
+
+// Admitted calls fn with each of the partition's rows (indexes of
+// Data.Rows) that a file with stats st may hold, as MayHold judges them,
+// until fn returns false.
+func (p *Partition) Admitted(d *Data, st FileStats, fn func(ri int32) bool) {
+	switch {
+	case p.anyNull || !st.HasTS:
+		for _, ri := range p.Rows {
+			if !fn(ri) {
+				return
+			}
+		}
+	case p.tsMax < st.TSMin || p.tsMin > st.TSMax:
+	case !p.bySensor || !st.HasSensor:
+		for _, ri := range p.Rows {
+			if ts := d.Rows[ri].TS; ts >= st.TSMin && ts <= st.TSMax && !fn(ri) {
+				return
+			}
+		}
+	default:
+		i := sort.SearchStrings(p.sensors, st.SensorMin)
+		for ; i < len(p.sensors) && p.sensors[i] <= st.SensorMax; i++ {
+			ri := p.Rows[i]
+			if ts := d.Rows[ri].TS; ts >= st.TSMin && ts <= st.TSMax && !fn(ri) {
+				return
+			}
+		}
+	}
 }

@@ -1,0 +1,198 @@
+package goldsink
+
+import (
+	"hash/maphash"
+	"slices"
+
+	"github.com/plantlake/plantlake/delta"
+
+	"github.com/plantlake/plantlake/services/merge/internal/mergeplan"
+)
+
+// DefaultKeyCacheBytes bounds the key cache: about 9 bytes a gold row, so
+// 32 MiB hold the keys of some 3.7 M rows (four minutes of gold at 14,000
+// readings/s).
+const DefaultKeyCacheBytes = 32 << 20
+
+// keyCache keeps, per gold file, the 64-bit hashes of the merge keys the
+// file holds, so that a batch probes a candidate's hashes instead of
+// decoding its key columns again. A Delta file never changes under its
+// path (a compaction writes new paths), so an entry stays right for as
+// long as the file lives; the cache is filled when merge writes a file (it
+// knows the rows) or first reads one, bounded by bytes (least recently
+// used first out), and emptied of files that left the snapshot. A hash
+// only rules a file out: a batch whose hashes hit a file reads it as
+// before, so a collision costs a read and never a wrong result. After a
+// restart the cache is empty and merge reads as it did without one.
+//
+// A keyCache is used by one goroutine (the sink's Commit).
+type keyCache struct {
+	seed maphash.Seed
+	// mask is applied to every hash: ^0, or fewer bits in tests to force
+	// collisions.
+	mask uint64
+	// rows is the most rows a file may have for its keys to be kept: an
+	// entry takes at most a sixteenth of the cache (2 MiB, about 230,000
+	// rows, by default), so that a large compacted file is read as before
+	// (not hashed) and does not push out the small files a stream's
+	// batches probe.
+	rows  int
+	max   int64
+	bytes int64
+	m     map[string]*keyEntry
+	// lru is the sentinel of a circular list: lru.next is the most
+	// recently used entry, lru.prev the next to go.
+	lru   keyEntry
+	epoch uint64
+}
+
+type keyEntry struct {
+	path       string
+	set        keySet
+	size       int64
+	seen       uint64
+	prev, next *keyEntry
+}
+
+// newKeyCache returns a cache of at most max bytes; nil when max <= 0
+// (no cache).
+func newKeyCache(max int64) *keyCache {
+	if max <= 0 {
+		return nil
+	}
+	c := &keyCache{seed: maphash.MakeSeed(), mask: ^uint64(0), rows: int(max / 16 / 9), max: max, m: map[string]*keyEntry{}}
+	c.lru.next, c.lru.prev = &c.lru, &c.lru
+	return c
+}
+
+// hash returns k's hash. Every column of the key goes in, with its null
+// bits, so that equal keys (as Data.Index compares them) hash alike.
+func (c *keyCache) hash(k *mergeplan.Key) uint64 {
+	return maphash.Comparable(c.seed, *k) & c.mask
+}
+
+// get returns path's set, or nil, and marks it recently used.
+func (c *keyCache) get(path string) *keySet {
+	e := c.m[path]
+	if e == nil {
+		return nil
+	}
+	c.unlink(e)
+	c.pushFront(e)
+	return &e.set
+}
+
+// maxRows is the most rows a file may have for its keys to be kept.
+func (c *keyCache) maxRows() int { return c.rows }
+
+// put keeps hashes (which it takes over and sorts) as path's set, then
+// drops the least recently used entries beyond the bound. A set larger
+// than the whole bound is not kept.
+func (c *keyCache) put(path string, hashes []uint64) {
+	c.drop(path)
+	set := newKeySet(hashes)
+	e := &keyEntry{path: path, set: set, size: set.bytes() + int64(len(path)) + 96}
+	if e.size > c.max {
+		return
+	}
+	c.m[path] = e
+	c.pushFront(e)
+	c.bytes += e.size
+	for c.bytes > c.max {
+		c.drop(c.lru.prev.path)
+	}
+}
+
+// drop forgets path.
+func (c *keyCache) drop(path string) {
+	e := c.m[path]
+	if e == nil {
+		return
+	}
+	c.unlink(e)
+	delete(c.m, path)
+	c.bytes -= e.size
+}
+
+// sweep drops the entries of files not in live (a snapshot's files).
+func (c *keyCache) sweep(live []delta.Add) {
+	if len(c.m) == 0 {
+		return
+	}
+	c.epoch++
+	for i := range live {
+		if e := c.m[live[i].Path]; e != nil {
+			e.seen = c.epoch
+		}
+	}
+	for path, e := range c.m {
+		if e.seen != c.epoch {
+			c.drop(path)
+		}
+	}
+}
+
+func (c *keyCache) unlink(e *keyEntry) {
+	e.prev.next, e.next.prev = e.next, e.prev
+	e.prev, e.next = nil, nil
+}
+
+func (c *keyCache) pushFront(e *keyEntry) {
+	e.prev, e.next = &c.lru, c.lru.next
+	c.lru.next.prev = e
+	c.lru.next = e
+}
+
+// keySet is a set of 64-bit hashes: sorted, with the start of each bucket
+// of equal top bits, about four hashes a bucket, so that a probe looks at
+// a few neighbouring words. About 9 bytes a hash.
+type keySet struct {
+	hashes []uint64
+	// starts[b] is where the hashes whose top bits are b start;
+	// starts[len(starts)-1] == len(hashes).
+	starts []uint32
+	shift  uint
+}
+
+// newKeySet sorts hs into a set (a bucket sort on the top bits, then each
+// small bucket sorted).
+func newKeySet(hs []uint64) keySet {
+	bits := uint(0)
+	for (4 << bits) < len(hs) {
+		bits++
+	}
+	s := keySet{starts: make([]uint32, (1<<bits)+1), shift: 64 - bits}
+	for _, h := range hs {
+		s.starts[(h>>s.shift)+1]++
+	}
+	for b := 1; b < len(s.starts); b++ {
+		s.starts[b] += s.starts[b-1]
+	}
+	next := slices.Clone(s.starts[:len(s.starts)-1])
+	s.hashes = make([]uint64, len(hs))
+	for _, h := range hs {
+		b := h >> s.shift
+		s.hashes[next[b]] = h
+		next[b]++
+	}
+	for b := range len(s.starts) - 1 {
+		if s.starts[b+1]-s.starts[b] > 1 {
+			slices.Sort(s.hashes[s.starts[b]:s.starts[b+1]])
+		}
+	}
+	return s
+}
+
+// has reports whether h is in the set.
+func (s *keySet) has(h uint64) bool {
+	b := h >> s.shift
+	for _, x := range s.hashes[s.starts[b]:s.starts[b+1]] {
+		if x >= h {
+			return x == h
+		}
+	}
+	return false
+}
+
+// bytes is the memory the set holds.
+func (s *keySet) bytes() int64 { return int64(8*len(s.hashes) + 4*len(s.starts)) }
