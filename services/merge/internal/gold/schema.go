@@ -99,9 +99,11 @@ var Table = tablesink.Table{
 	SchemaJSON:       DeltaSchema,
 	PartitionColumns: []string{PartitionColumn},
 	Description:      "Plant sensor readings, each (sensor_id, measurement, ts) once, merged from " + BronzeName,
-	// The catalog's compaction orders the rows of compacted files by
-	// sensor and time, so that queries by sensor, and merge's candidate
-	// search, prune by the files' min/max stats.
+	// When the catalog's compaction rewrites files (those of few rows),
+	// it orders their rows by sensor and time; files of many rows are
+	// stitched as they are (each merge batch is already written sorted,
+	// and spans all sensors over about a second, so a file's min/max
+	// stats are the same either way; docs/decisions.md).
 	Properties: map[string]string{"plantlake.autoOptimize.sortBy": "sensor_id,ts"},
 }
 
