@@ -392,10 +392,14 @@ func compatibleSchema(cur, next *delta.StructType) error {
 	return nil
 }
 
-// numRecords reads numRecords from an add's stats; 0 when absent.
+// numRecords reads numRecords from an add's stats (valid JSON: prepare
+// checked them); 0 when absent or not an integer. It looks for the key at
+// the top level of the stats itself, as every commit counts its rows, and
+// leaves to encoding/json what that scan does not settle (escaped or
+// differently cased keys, values that are not plain integers).
 func numRecords(stats string) int64 {
-	if stats == "" {
-		return 0
+	if n, ok := scanNumRecords(stats); ok {
+		return n
 	}
 	var s struct {
 		NumRecords int64 `json:"numRecords"`
@@ -404,6 +408,122 @@ func numRecords(stats string) int64 {
 		return 0
 	}
 	return s.NumRecords
+}
+
+// scanNumRecords finds numRecords in a stats object. ok is false when the
+// answer needs encoding/json: a key with escapes or matching numRecords
+// only when case is ignored (encoding/json matches keys without regard to
+// case), a numRecords that is not a plain int64, or anything unexpected.
+// Like encoding/json, the last numRecords counts.
+func scanNumRecords(s string) (n int64, ok bool) {
+	i := skipSpace(s, 0)
+	if s == "" {
+		return 0, true
+	}
+	if i >= len(s) || s[i] != '{' {
+		return 0, false
+	}
+	i = skipSpace(s, i+1)
+	if i < len(s) && s[i] == '}' {
+		return 0, true
+	}
+	for i < len(s) {
+		if s[i] != '"' {
+			return 0, false
+		}
+		end := strings.IndexByte(s[i+1:], '"')
+		if end < 0 {
+			return 0, false
+		}
+		key := s[i+1 : i+1+end]
+		if strings.IndexByte(key, '\\') >= 0 {
+			return 0, false
+		}
+		i = skipSpace(s, i+end+2)
+		if i >= len(s) || s[i] != ':' {
+			return 0, false
+		}
+		i = skipSpace(s, i+1)
+		start := i
+		if i = skipValue(s, i); i < 0 {
+			return 0, false
+		}
+		switch {
+		case key == "numRecords":
+			v, err := strconv.ParseInt(strings.TrimRight(s[start:i], " \t\r\n"), 10, 64)
+			if err != nil {
+				return 0, false
+			}
+			n = v
+		case strings.EqualFold(key, "numRecords"):
+			return 0, false
+		}
+		i = skipSpace(s, i)
+		if i >= len(s) {
+			return 0, false
+		}
+		switch s[i] {
+		case '}':
+			return n, skipSpace(s, i+1) == len(s)
+		case ',':
+			i = skipSpace(s, i+1)
+		default:
+			return 0, false
+		}
+	}
+	return 0, false
+}
+
+// skipValue returns the index after the JSON value at s[i:], -1 if there
+// is none.
+func skipValue(s string, i int) int {
+	depth := 0
+	for i < len(s) {
+		switch c := s[i]; c {
+		case '"':
+			i++
+			for i < len(s) && s[i] != '"' {
+				if s[i] == '\\' {
+					i++
+				}
+				i++
+			}
+			if i >= len(s) {
+				return -1
+			}
+			i++
+		case '{', '[':
+			depth++
+			i++
+		case '}', ']':
+			if depth == 0 {
+				return i
+			}
+			depth--
+			i++
+		case ',':
+			if depth == 0 {
+				return i
+			}
+			i++
+		default:
+			i++
+		}
+		if depth == 0 && i < len(s) && (s[i] == ',' || s[i] == '}' || s[i] == ']') {
+			return i
+		}
+	}
+	if depth != 0 {
+		return -1
+	}
+	return i
+}
+
+func skipSpace(s string, i int) int {
+	for i < len(s) && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n') {
+		i++
+	}
+	return i
 }
 
 // enqueue hands a prepared commit to the table's writer. When no commit of
