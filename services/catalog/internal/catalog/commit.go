@@ -157,10 +157,17 @@ func (t *table) prepare(ctx context.Context, req *CommitRequest) (*prepared, err
 		if len(a.DeletionVector) > 0 {
 			return nil, badField(f+".deletion_vector", "deletion vectors are not supported")
 		}
-		if err := warehouse.CheckNoSymlinks(t.dir, rel); err != nil {
+		lfi, err := warehouse.CheckNoSymlinks(t.dir, rel)
+		if err != nil {
 			return nil, badField(f+".path", "%v", err)
 		}
-		fi, err := t.store.Stat(ctx, rel)
+		var fi storage.FileInfo
+		if lfi != nil {
+			// Without links, lstat's answer is stat's.
+			fi = storage.FileInfo{Path: rel, ModTime: lfi.ModTime(), IsDir: lfi.IsDir(), Size: lfi.Size()}
+		} else {
+			fi, err = t.store.Stat(ctx, rel)
+		}
 		switch {
 		case errors.Is(err, storage.ErrNotExist):
 			return nil, badField(f+".path", "file %q does not exist in the table", a.Path)
