@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -97,6 +98,9 @@ func (c *Catalog) Commit(ctx context.Context, req *CommitRequest) (CommitResult,
 	}
 	select {
 	case out := <-p.result:
+		if out.err == nil {
+			t.spare()
+		}
 		return CommitResult{Version: out.version, Time: out.time}, out.err
 	case <-ctx.Done():
 		// The commit may still land; the client learns from the log.
@@ -595,6 +599,11 @@ func (t *table) writeLoop(ctx context.Context) {
 				p.result <- commitOutcome{err: ErrClosed}
 			}
 			t.leaders.Wait()
+			if t.logFolder != nil {
+				if err := t.logFolder.Close(); err != nil {
+					t.log.Warn("removing the next commit's temporary file", "err", err)
+				}
+			}
 			return
 		case <-t.wake:
 		}
@@ -819,7 +828,7 @@ func (t *table) write(ctx context.Context, group []*prepared) (int64, time.Time,
 	if err != nil {
 		return 0, time.Time{}, fmt.Errorf("encode version %d: %w", version, err)
 	}
-	if err := t.store.PutIfAbsent(ctx, delta.CommitPath(version), enc.Data); err != nil {
+	if err := t.putVersion(ctx, version, enc.Data); err != nil {
 		// Whatever happened, the log is the truth: read it again.
 		if rerr := t.reload(ctx); rerr != nil {
 			t.log.Error("reloading table after failed commit", "table", t.name, "err", rerr)
@@ -844,6 +853,32 @@ func (t *table) write(ctx context.Context, group []*prepared) (int64, time.Time,
 		FilesAdded: nAdd, FilesRemoved: nRem, RowsAdded: rows, BytesAdded: bytes,
 	})
 	return version, enc.Time, nil
+}
+
+// putVersion writes the commit file of version, through the held log
+// folder on a local warehouse (the same put-if-absent as the store's).
+func (t *table) putVersion(ctx context.Context, version int64, data []byte) error {
+	if t.logFolder == nil {
+		return t.store.PutIfAbsent(ctx, delta.CommitPath(version), data)
+	}
+	return t.logFolder.PutIfAbsent(ctx, path.Base(delta.CommitPath(version)), data)
+}
+
+// spare has the temporary file of the table's next commit created in the
+// background, once a commit was acknowledged: the file's creation (an
+// inode and a folder entry, which wait on the file system's journal) then
+// happens between commits instead of in the next commit's critical path.
+// The next commit still syncs the file, links it and syncs the folder.
+func (t *table) spare() {
+	if t.logFolder == nil || !t.sparing.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer t.sparing.Store(false)
+		if err := t.logFolder.Spare(); err != nil {
+			t.log.Warn("creating the next commit's temporary file", "err", err)
+		}
+	}()
 }
 
 // reload replaces the state with the log's latest snapshot.
