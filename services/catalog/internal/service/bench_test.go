@@ -49,7 +49,7 @@ func BenchmarkCatalogReport(b *testing.B) {
 			fmt.Sprintf("**%.2f× the loop**; %d commits in %d versions (group commit)", one.rate/loop, one.commits, one.versions))
 		seq := oneClient(b, 1000)
 		add("Delta put-if-absent loop, interleaved with the next row", fmt.Sprintf("%.0f commits/s", seq.loop),
-			fmt.Sprintf("one write of each in turn, %d of each; p50 %d µs", seq.commits, seq.loopP50.Microseconds()))
+			fmt.Sprintf("one write of each in turn, %d of each, the client pausing %v after each commit; p50 %d µs", seq.commits, oneClientPause, seq.loopP50.Microseconds()))
 		add("Commit over gRPC, 1 table, 1 client", fmt.Sprintf("%.0f commits/s", seq.grpc),
 			fmt.Sprintf("**%.2f× the loop** (tenths of the run %.2f–%.2f×); p50 %d µs; one commit per round trip, no grouping possible",
 				seq.ratio, seq.lo, seq.hi, seq.p50.Microseconds()))
