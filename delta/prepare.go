@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -296,7 +297,7 @@ func validate(req *CommitRequest, head *Head) error {
 			return err
 		}
 	}
-	schema, err := ParseSchema(meta.SchemaString)
+	schema, err := parseSchemaCached(meta.SchemaString)
 	if err != nil {
 		if metaAt < 0 {
 			return fmt.Errorf("delta: table schema: %w", err)
@@ -524,4 +525,38 @@ func PrepareCreate(meta *Metadata, proto Protocol) (Protocol, error) {
 		meta.Format.Provider = "parquet"
 	}
 	return proto, nil
+}
+
+// schemaCache holds schemas parsed by validate, by schema string: every
+// commit checks its adds' partition values against the table's schema,
+// which rarely changes, and parsing it again was most of PrepareCommit's
+// work. The schemas in it are shared: nothing may modify them.
+var schemaCache struct {
+	mu sync.Mutex
+	m  map[string]*StructType
+}
+
+// maxCachedSchemas bounds schemaCache; when it is full it starts over.
+const maxCachedSchemas = 64
+
+// parseSchemaCached is ParseSchema through schemaCache. The result must
+// not be modified.
+func parseSchemaCached(s string) (*StructType, error) {
+	schemaCache.mu.Lock()
+	st, ok := schemaCache.m[s]
+	schemaCache.mu.Unlock()
+	if ok {
+		return st, nil
+	}
+	st, err := ParseSchema(s)
+	if err != nil {
+		return nil, err
+	}
+	schemaCache.mu.Lock()
+	if schemaCache.m == nil || len(schemaCache.m) >= maxCachedSchemas {
+		schemaCache.m = make(map[string]*StructType)
+	}
+	schemaCache.m[s] = st
+	schemaCache.mu.Unlock()
+	return st, nil
 }

@@ -39,6 +39,9 @@ type Options struct {
 	// Scopes are the scopes the service's gRPC methods need (see
 	// grpcserver.Server.RequireScopes); PipelineService's are built in.
 	Scopes map[string]identity.Scope
+	// GRPCServerOptions are added to the gRPC server's own (see
+	// grpcserver.Options.ServerOptions).
+	GRPCServerOptions []grpc.ServerOption
 }
 
 // Kit is what a service's run function builds first: the logger, tracing,
@@ -102,6 +105,7 @@ func New(ctx context.Context, opts Options) (*Kit, error) {
 		MapError:       opts.MapError,
 		Registerer:     k.Metrics,
 		MaxMessageSize: opts.Config.MaxRequestBytes,
+		ServerOptions:  opts.GRPCServerOptions,
 	})
 	return k, nil
 }

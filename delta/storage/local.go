@@ -109,13 +109,7 @@ func writeTemp(final string, data []byte) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if errors.Is(err, fs.ErrNotExist) {
-		if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
-			return "", err
-		}
-		f, err = os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	}
+	f, err := createTemp(tmp)
 	if err != nil {
 		return "", err
 	}
@@ -134,6 +128,18 @@ func writeTemp(final string, data []byte) (string, error) {
 		return "", err
 	}
 	return tmp, nil
+}
+
+// createTemp creates the new temporary file tmp, and its folder if missing.
+func createTemp(tmp string) (*os.File, error) {
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(filepath.Dir(tmp), 0o755); err != nil {
+			return nil, err
+		}
+		f, err = os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	}
+	return f, err
 }
 
 func syncDir(dir string) error {

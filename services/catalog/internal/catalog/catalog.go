@@ -123,6 +123,13 @@ type table struct {
 	mu sync.RWMutex // guards st's fields for readers; the writer is the only mutator
 	st *tableState
 
+	// logFolder, on a local warehouse, is the table's _delta_log for the
+	// writer's put-if-absent of each version, with the temporary file of
+	// the next version made after a commit is acknowledged (sparing is set
+	// while that runs); nil on an object store.
+	logFolder *storage.Folder
+	sparing   atomic.Bool
+
 	// ctx ends when the catalog closes; commits are written under it, not
 	// under the request's context, so that a client that gives up does not
 	// fail the others' commits of the same round.
@@ -287,8 +294,18 @@ func (c *Catalog) load(ctx context.Context, n warehouse.Name) (*table, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load table %s: %w", n, err)
 	}
+	var folder *storage.Folder
+	if dir := c.loc.TableDir(n); dir != "" {
+		local, err := storage.NewLocal(dir)
+		if err == nil {
+			folder, err = local.Folder(delta.LogDir)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("load table %s: open log: %w", n, err)
+		}
+	}
 	t := &table{
-		name: n, store: store, dt: dt, st: st, dir: c.loc.TableDir(n),
+		name: n, store: store, dt: dt, st: st, dir: c.loc.TableDir(n), logFolder: folder,
 		location:           c.location(n),
 		log:                c.log.With("table", n.String()),
 		maxGroup:           c.cfg.MaxGroup,

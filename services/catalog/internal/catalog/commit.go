@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -97,6 +98,9 @@ func (c *Catalog) Commit(ctx context.Context, req *CommitRequest) (CommitResult,
 	}
 	select {
 	case out := <-p.result:
+		if out.err == nil {
+			t.spare()
+		}
 		return CommitResult{Version: out.version, Time: out.time}, out.err
 	case <-ctx.Done():
 		// The commit may still land; the client learns from the log.
@@ -157,10 +161,17 @@ func (t *table) prepare(ctx context.Context, req *CommitRequest) (*prepared, err
 		if len(a.DeletionVector) > 0 {
 			return nil, badField(f+".deletion_vector", "deletion vectors are not supported")
 		}
-		if err := warehouse.CheckNoSymlinks(t.dir, rel); err != nil {
+		lfi, err := warehouse.CheckNoSymlinks(t.dir, rel)
+		if err != nil {
 			return nil, badField(f+".path", "%v", err)
 		}
-		fi, err := t.store.Stat(ctx, rel)
+		var fi storage.FileInfo
+		if lfi != nil {
+			// Without links, lstat's answer is stat's.
+			fi = storage.FileInfo{Path: rel, ModTime: lfi.ModTime(), IsDir: lfi.IsDir(), Size: lfi.Size()}
+		} else {
+			fi, err = t.store.Stat(ctx, rel)
+		}
 		switch {
 		case errors.Is(err, storage.ErrNotExist):
 			return nil, badField(f+".path", "file %q does not exist in the table", a.Path)
@@ -392,10 +403,14 @@ func compatibleSchema(cur, next *delta.StructType) error {
 	return nil
 }
 
-// numRecords reads numRecords from an add's stats; 0 when absent.
+// numRecords reads numRecords from an add's stats (valid JSON: prepare
+// checked them); 0 when absent or not an integer. It looks for the key at
+// the top level of the stats itself, as every commit counts its rows, and
+// leaves to encoding/json what that scan does not settle (escaped or
+// differently cased keys, values that are not plain integers).
 func numRecords(stats string) int64 {
-	if stats == "" {
-		return 0
+	if n, ok := scanNumRecords(stats); ok {
+		return n
 	}
 	var s struct {
 		NumRecords int64 `json:"numRecords"`
@@ -404,6 +419,122 @@ func numRecords(stats string) int64 {
 		return 0
 	}
 	return s.NumRecords
+}
+
+// scanNumRecords finds numRecords in a stats object. ok is false when the
+// answer needs encoding/json: a key with escapes or matching numRecords
+// only when case is ignored (encoding/json matches keys without regard to
+// case), a numRecords that is not a plain int64, or anything unexpected.
+// Like encoding/json, the last numRecords counts.
+func scanNumRecords(s string) (n int64, ok bool) {
+	i := skipSpace(s, 0)
+	if s == "" {
+		return 0, true
+	}
+	if i >= len(s) || s[i] != '{' {
+		return 0, false
+	}
+	i = skipSpace(s, i+1)
+	if i < len(s) && s[i] == '}' {
+		return 0, true
+	}
+	for i < len(s) {
+		if s[i] != '"' {
+			return 0, false
+		}
+		end := strings.IndexByte(s[i+1:], '"')
+		if end < 0 {
+			return 0, false
+		}
+		key := s[i+1 : i+1+end]
+		if strings.IndexByte(key, '\\') >= 0 {
+			return 0, false
+		}
+		i = skipSpace(s, i+end+2)
+		if i >= len(s) || s[i] != ':' {
+			return 0, false
+		}
+		i = skipSpace(s, i+1)
+		start := i
+		if i = skipValue(s, i); i < 0 {
+			return 0, false
+		}
+		switch {
+		case key == "numRecords":
+			v, err := strconv.ParseInt(strings.TrimRight(s[start:i], " \t\r\n"), 10, 64)
+			if err != nil {
+				return 0, false
+			}
+			n = v
+		case strings.EqualFold(key, "numRecords"):
+			return 0, false
+		}
+		i = skipSpace(s, i)
+		if i >= len(s) {
+			return 0, false
+		}
+		switch s[i] {
+		case '}':
+			return n, skipSpace(s, i+1) == len(s)
+		case ',':
+			i = skipSpace(s, i+1)
+		default:
+			return 0, false
+		}
+	}
+	return 0, false
+}
+
+// skipValue returns the index after the JSON value at s[i:], -1 if there
+// is none.
+func skipValue(s string, i int) int {
+	depth := 0
+	for i < len(s) {
+		switch c := s[i]; c {
+		case '"':
+			i++
+			for i < len(s) && s[i] != '"' {
+				if s[i] == '\\' {
+					i++
+				}
+				i++
+			}
+			if i >= len(s) {
+				return -1
+			}
+			i++
+		case '{', '[':
+			depth++
+			i++
+		case '}', ']':
+			if depth == 0 {
+				return i
+			}
+			depth--
+			i++
+		case ',':
+			if depth == 0 {
+				return i
+			}
+			i++
+		default:
+			i++
+		}
+		if depth == 0 && i < len(s) && (s[i] == ',' || s[i] == '}' || s[i] == ']') {
+			return i
+		}
+	}
+	if depth != 0 {
+		return -1
+	}
+	return i
+}
+
+func skipSpace(s string, i int) int {
+	for i < len(s) && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n') {
+		i++
+	}
+	return i
 }
 
 // enqueue hands a prepared commit to the table's writer. When no commit of
@@ -468,6 +599,11 @@ func (t *table) writeLoop(ctx context.Context) {
 				p.result <- commitOutcome{err: ErrClosed}
 			}
 			t.leaders.Wait()
+			if t.logFolder != nil {
+				if err := t.logFolder.Close(); err != nil {
+					t.log.Warn("removing the next commit's temporary file", "err", err)
+				}
+			}
 			return
 		case <-t.wake:
 		}
@@ -692,7 +828,7 @@ func (t *table) write(ctx context.Context, group []*prepared) (int64, time.Time,
 	if err != nil {
 		return 0, time.Time{}, fmt.Errorf("encode version %d: %w", version, err)
 	}
-	if err := t.store.PutIfAbsent(ctx, delta.CommitPath(version), enc.Data); err != nil {
+	if err := t.putVersion(ctx, version, enc.Data); err != nil {
 		// Whatever happened, the log is the truth: read it again.
 		if rerr := t.reload(ctx); rerr != nil {
 			t.log.Error("reloading table after failed commit", "table", t.name, "err", rerr)
@@ -717,6 +853,32 @@ func (t *table) write(ctx context.Context, group []*prepared) (int64, time.Time,
 		FilesAdded: nAdd, FilesRemoved: nRem, RowsAdded: rows, BytesAdded: bytes,
 	})
 	return version, enc.Time, nil
+}
+
+// putVersion writes the commit file of version, through the held log
+// folder on a local warehouse (the same put-if-absent as the store's).
+func (t *table) putVersion(ctx context.Context, version int64, data []byte) error {
+	if t.logFolder == nil {
+		return t.store.PutIfAbsent(ctx, delta.CommitPath(version), data)
+	}
+	return t.logFolder.PutIfAbsent(ctx, path.Base(delta.CommitPath(version)), data)
+}
+
+// spare has the temporary file of the table's next commit created in the
+// background, once a commit was acknowledged: the file's creation (an
+// inode and a folder entry, which wait on the file system's journal) then
+// happens between commits instead of in the next commit's critical path.
+// The next commit still syncs the file, links it and syncs the folder.
+func (t *table) spare() {
+	if t.logFolder == nil || !t.sparing.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer t.sparing.Store(false)
+		if err := t.logFolder.Spare(); err != nil {
+			t.log.Warn("creating the next commit's temporary file", "err", err)
+		}
+	}()
 }
 
 // reload replaces the state with the log's latest snapshot.

@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -340,4 +341,88 @@ func TestCloseWhileCommitting(t *testing.T) {
 			t.Errorf("acknowledged %s is not in the log", p)
 		}
 	}
+}
+
+// TestNumRecords checks the stats scan against encoding/json, which decides
+// whatever the scan leaves open.
+func TestNumRecords(t *testing.T) {
+	decode := func(stats string) int64 {
+		var s struct {
+			NumRecords int64 `json:"numRecords"`
+		}
+		if json.Unmarshal([]byte(stats), &s) != nil {
+			return 0
+		}
+		return s.NumRecords
+	}
+	cases := []struct {
+		stats   string
+		want    int64
+		scanned bool // settled by the scan, without encoding/json
+	}{
+		{``, 0, true},
+		{`{}`, 0, true},
+		{` { } `, 0, true},
+		{`{"numRecords":17}`, 17, true},
+		{` { "numRecords" : 17 } `, 17, true},
+		{"{\n\t\"numRecords\":\t-3\r\n}", -3, true},
+		{`{"minValues":{"a":"}{\"numRecords\":9,","b":[1,{"numRecords":8}]},"numRecords":1000,"nullCount":{"a":0}}`, 1000, true},
+		{`{"numRecords":1,"numRecords":2}`, 2, true},
+		{`{"tightBounds":true,"numRecords":0}`, 0, true},
+		{`{"maxValues":{"s":"a\"b\\"},"numRecords":5}`, 5, true},
+		{`{"minValues":{"x":null},"numRecords":42}`, 42, true},
+		{`{"minValues":{}}`, 0, true},
+		{`{"numRecords":9223372036854775807}`, 9223372036854775807, true},
+		// Left to encoding/json.
+		{`{"NumRecords":7}`, 7, false},
+		{`{"numrecords":7}`, 7, false},
+		{`{"num\u0052ecords":7}`, 7, false},
+		{`{"numRecords":7,"NUMRECORDS":8}`, 8, false},
+		{`{"numRecords":1.0}`, 0, false},
+		{`{"numRecords":1e3}`, 0, false},
+		{`{"numRecords":"12"}`, 0, false},
+		{`{"numRecords":null}`, 0, false},
+		{`{"numRecords":9223372036854775808}`, 0, false},
+		{`[1,2]`, 0, false},
+		{`12`, 0, false},
+	}
+	for _, tc := range cases {
+		if !json.Valid([]byte(tc.stats)) && tc.stats != "" {
+			t.Fatalf("test stats %s are not valid JSON", tc.stats)
+		}
+		if got := numRecords(tc.stats); got != tc.want {
+			t.Errorf("numRecords(%s) = %d, want %d", tc.stats, got, tc.want)
+		}
+		if tc.stats != "" {
+			if got := decode(tc.stats); got != tc.want {
+				t.Errorf("encoding/json reads %d from %s, the test wants %d", got, tc.stats, tc.want)
+			}
+		}
+		if _, ok := scanNumRecords(tc.stats); ok != tc.scanned {
+			t.Errorf("scanNumRecords(%s) settled it: %v, want %v", tc.stats, ok, tc.scanned)
+		}
+	}
+}
+
+// FuzzNumRecords checks numRecords against encoding/json on any valid
+// stats.
+func FuzzNumRecords(f *testing.F) {
+	for _, s := range []string{`{"numRecords":5}`, `{"a":{"b":[1,"}"]},"numRecords":-2,"c":null}`, `{"NumRecords":3}`, `{}`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, stats string) {
+		if !json.Valid([]byte(stats)) {
+			return
+		}
+		var s struct {
+			NumRecords int64 `json:"numRecords"`
+		}
+		want := s.NumRecords
+		if json.Unmarshal([]byte(stats), &s) == nil {
+			want = s.NumRecords
+		}
+		if got := numRecords(stats); got != want {
+			t.Fatalf("numRecords(%s) = %d, encoding/json reads %d", stats, got, want)
+		}
+	})
 }

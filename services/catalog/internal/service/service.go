@@ -7,9 +7,11 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime"
 	"runtime/debug"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/plantlake/plantlake/servicekit"
@@ -32,6 +34,11 @@ func Run(ctx context.Context, cfg *Config, opts Options) error {
 	kit, err := servicekit.New(ctx, servicekit.Options{
 		Name: "catalog", Config: &cfg.Shared, LogOutput: opts.LogOutput, MapError: server.MapError,
 		Scopes: server.MethodScopes,
+		// Calls run on goroutines that stay, whose stacks have grown
+		// already, instead of a new goroutine each: a commit's call chain
+		// grew a new goroutine's stack several times, on every commit's
+		// critical path.
+		GRPCServerOptions: []grpc.ServerOption{grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0)))},
 	})
 	if err != nil {
 		return err

@@ -113,23 +113,27 @@ func DataPath(p string) (string, error) {
 var ErrSymlink = errors.New("symbolic link in data file path")
 
 // CheckNoSymlinks checks that no element of rel (a path DataPath accepted)
-// below the table folder tableDir is a symbolic link. Missing elements are
-// not an error here; the caller's Stat reports them. An empty tableDir (a
-// table on an object store, which has no links) passes.
-func CheckNoSymlinks(tableDir, rel string) error {
+// below the table folder tableDir is a symbolic link, and returns what
+// lstat says of the last element: for a path without links, the file's
+// own information, so that the caller need not stat it again. Missing
+// elements are not an error here (the information is then nil); the
+// caller's Stat reports them. An empty tableDir (a table on an object
+// store, which has no links) passes with nil information.
+func CheckNoSymlinks(tableDir, rel string) (fs.FileInfo, error) {
 	if tableDir == "" {
-		return nil
+		return nil, nil
 	}
 	p := tableDir
+	var fi fs.FileInfo
 	for _, seg := range strings.Split(rel, "/") {
 		p = filepath.Join(p, seg)
-		fi, err := os.Lstat(p)
-		if err != nil {
-			return nil
+		var err error
+		if fi, err = os.Lstat(p); err != nil {
+			return nil, nil
 		}
 		if fi.Mode()&fs.ModeSymlink != 0 {
-			return fmt.Errorf("%w: %q", ErrSymlink, rel)
+			return nil, fmt.Errorf("%w: %q", ErrSymlink, rel)
 		}
 	}
-	return nil
+	return fi, nil
 }

@@ -121,17 +121,35 @@ func TestCheckNoSymlinks(t *testing.T) {
 	}
 	tests := []struct {
 		rel     string
+		size    int64 // of the information returned, -1 for none
 		wantErr error
 	}{
-		{"d=1/f.parquet", nil},
-		{"d=1/missing.parquet", nil},
-		{"d=1/link.parquet", ErrSymlink},
-		{"d=2/passwd", ErrSymlink},
+		{"d=1/f.parquet", 1, nil},
+		{"d=1", 0, nil},
+		{"d=1/missing.parquet", -1, nil},
+		{"d=3/missing.parquet", -1, nil},
+		{"d=1/link.parquet", -1, ErrSymlink},
+		{"d=2/passwd", -1, ErrSymlink},
 	}
 	for _, tc := range tests {
 		t.Run(tc.rel, func(t *testing.T) {
-			if err := CheckNoSymlinks(dir, tc.rel); !errors.Is(err, tc.wantErr) {
+			fi, err := CheckNoSymlinks(dir, tc.rel)
+			if !errors.Is(err, tc.wantErr) {
 				t.Fatalf("CheckNoSymlinks(%q) = %v, want %v", tc.rel, err, tc.wantErr)
+			}
+			switch {
+			case tc.size < 0 && fi != nil:
+				t.Fatalf("CheckNoSymlinks(%q) returned information of %s", tc.rel, fi.Name())
+			case tc.size >= 0 && fi == nil:
+				t.Fatalf("CheckNoSymlinks(%q) returned no information", tc.rel)
+			case tc.size >= 0:
+				want, err := os.Stat(filepath.Join(dir, filepath.FromSlash(tc.rel)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if fi.Name() != want.Name() || fi.IsDir() != want.IsDir() || !fi.ModTime().Equal(want.ModTime()) || (!fi.IsDir() && fi.Size() != tc.size) {
+					t.Fatalf("CheckNoSymlinks(%q) = %v, stat says %v", tc.rel, fi, want)
+				}
 			}
 		})
 	}
