@@ -496,6 +496,27 @@ func newPipeline(st *devstack.Stack) (*pipeline, error) {
 	return p, nil
 }
 
+// revive restarts every service that is no longer running, as its
+// supervisor would in production (the bridge's watchdog ends a process whose
+// MQTT client is stuck, counting on that), and says which, with the last
+// line of each one's log.
+func (p *pipeline) revive(ctx context.Context) ([]string, error) {
+	var out []string
+	for _, name := range devstack.Services {
+		s := p.st.Service(name)
+		if s.Running() {
+			continue
+		}
+		last := strings.TrimSpace(s.LogTail(1))
+		if err := s.Restart(ctx); err != nil {
+			return out, fmt.Errorf("restart %s after it exited (%s): %w", name, last, err)
+		}
+		p.pids[name] = s.Pid()
+		out = append(out, fmt.Sprintf("%s exited (%s) and was restarted", name, last))
+	}
+	return out, nil
+}
+
 // close closes the gRPC connections and the stack (idempotent).
 func (p *pipeline) close() {
 	for _, c := range p.conns {
@@ -620,10 +641,15 @@ func (p *pipeline) probe(ctx context.Context, rate float64, d time.Duration) (Pr
 	}
 	stopSampling()
 	wg.Wait()
+	pr.Load = loadAverage()
+	if restarted, err := p.revive(ctx); err != nil || len(restarted) > 0 {
+		// The dead process's CPU is gone with it: no costs for this run.
+		pr.OK, pr.Why = false, strings.Join(restarted, "; ")
+		return pr, err
+	}
 	if pr.Costs, err = costsSince(p.pids, before, sum.Published); err != nil {
 		return pr, err
 	}
-	pr.Load = loadAverage()
 	// The hops' data ages over the publishing time, without the first 5 s
 	// (the age of the data before the probe).
 	var ages []time.Duration

@@ -8,7 +8,9 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/url"
+	"runtime/pprof"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -811,6 +813,16 @@ func (b *Bridge) watchdog(now time.Time) error {
 	return nil
 }
 
+// goroutineDump returns every goroutine's stack, for the log of a stuck
+// client: where paho stopped is the one thing a restart loses.
+func goroutineDump() string {
+	var sb strings.Builder
+	if err := pprof.Lookup("goroutine").WriteTo(&sb, 1); err != nil {
+		return "goroutine dump failed: " + err.Error()
+	}
+	return sb.String()
+}
+
 // topicLimitsEvery is how often the bridge reads its topics' size limits
 // again, so that a changed max.message.bytes is soon known.
 const topicLimitsEvery = time.Minute
@@ -834,7 +846,8 @@ func (b *Bridge) monitorLoop(ctx context.Context, producer *kafka.Producer) {
 		}
 		b.rates.add(b.counters.snapshot(time.Now()))
 		if err := b.watchdog(time.Now()); err != nil {
-			b.log.Error("stopping the bridge: the MQTT client is stuck; a new process resumes the session", "err", err)
+			b.log.Error("stopping the bridge: the MQTT client is stuck; a new process resumes the session", "err", err,
+				"goroutines", goroutineDump())
 			select {
 			case b.fatal <- err:
 			default:
