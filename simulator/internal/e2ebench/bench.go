@@ -509,7 +509,13 @@ func (p *pipeline) revive(ctx context.Context) ([]string, error) {
 		}
 		last := strings.TrimSpace(s.LogTail(1))
 		if err := s.Restart(ctx); err != nil {
-			return out, fmt.Errorf("restart %s after it exited (%s): %w", name, last, err)
+			if ctx.Err() != nil {
+				return out, ctx.Err()
+			}
+			// Still failed: the run fails, and a hold's retry starts on a
+			// new stack anyway.
+			out = append(out, fmt.Sprintf("%s exited (%s); its restart failed: %v", name, last, err))
+			continue
 		}
 		p.pids[name] = s.Pid()
 		out = append(out, fmt.Sprintf("%s exited (%s) and was restarted", name, last))
