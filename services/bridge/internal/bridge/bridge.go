@@ -112,6 +112,8 @@ type Bridge struct {
 	mqttReadAt atomic.Int64
 	attemptAt  atomic.Int64
 	lostAt     atomic.Int64
+	// mqttClient is Run's paho client, for the watchdog (nil before).
+	mqttClient atomic.Pointer[mqtt.Client]
 	pausedFlag atomic.Bool
 	startedAt  time.Time
 	flushes    atomic.Uint64
@@ -223,6 +225,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 	// in this session's in-flight window rather than in the broker's
 	// offline queue, which max_queued_messages may cap.
 	client := mqtt.NewClient(b.mqttOptions())
+	b.mqttClient.Store(&client)
 	// With ConnectRetry the token completes only once connected (or on
 	// Disconnect); progress is visible in Status, so do not wait here.
 	client.Connect()
@@ -797,18 +800,21 @@ const (
 // at now: an open connection through the batching wrapper that has read
 // nothing for longer than keep-alive allows (the wedge of a flusher blocked
 // on a broker that stopped reading, which paho never noticed, before
-// writeStall), or a lost connection with no attempt to reconnect since
-// for reconnectStall.
-func (b *Bridge) watchdog(now time.Time) error {
+// writeStall), or no open connection (connOpen, paho's own view) for
+// reconnectStall after a loss with no connection attempt for as long.
+// paho starts its first reconnect attempt before it calls the
+// connection-lost handler, so an attempt may come before lostAt: only the
+// open connection and the age of the last attempt tell.
+func (b *Bridge) watchdog(now time.Time, connOpen bool) error {
 	silence := 3*b.cfg.KeepAlive + mqttPingTimeout
-	if readAt := b.mqttReadAt.Load(); b.mqttUp.Load() && readAt > 0 && now.Sub(time.Unix(0, readAt)) > silence {
+	if readAt := b.mqttReadAt.Load(); connOpen && readAt > 0 && now.Sub(time.Unix(0, readAt)) > silence {
 		return fmt.Errorf("%w: nothing read from %s for %s on an open connection (keep-alive %s)",
 			ErrMQTTStuck, b.cfg.MQTTBroker, now.Sub(time.Unix(0, readAt)).Round(time.Second), b.cfg.KeepAlive)
 	}
-	lost := b.lostAt.Load()
-	if lost > b.attemptAt.Load() && !b.mqttUp.Load() && now.Sub(time.Unix(0, lost)) > reconnectStall {
-		return fmt.Errorf("%w: connection to %s lost %s ago and no attempt to reconnect since",
-			ErrMQTTStuck, b.cfg.MQTTBroker, now.Sub(time.Unix(0, lost)).Round(time.Second))
+	lost, attempt := b.lostAt.Load(), b.attemptAt.Load()
+	if lost > 0 && !connOpen && now.Sub(time.Unix(0, lost)) > reconnectStall && now.Sub(time.Unix(0, attempt)) > reconnectStall {
+		return fmt.Errorf("%w: connection to %s lost %s ago, none open and no attempt to connect for %s",
+			ErrMQTTStuck, b.cfg.MQTTBroker, now.Sub(time.Unix(0, lost)).Round(time.Second), now.Sub(time.Unix(0, attempt)).Round(time.Second))
 	}
 	return nil
 }
@@ -845,7 +851,11 @@ func (b *Bridge) monitorLoop(ctx context.Context, producer *kafka.Producer) {
 			}
 		}
 		b.rates.add(b.counters.snapshot(time.Now()))
-		if err := b.watchdog(time.Now()); err != nil {
+		open := false
+		if c := b.mqttClient.Load(); c != nil {
+			open = (*c).IsConnectionOpen()
+		}
+		if err := b.watchdog(time.Now(), open); err != nil {
 			b.log.Error("stopping the bridge: the MQTT client is stuck; a new process resumes the session", "err", err,
 				"goroutines", goroutineDump())
 			select {

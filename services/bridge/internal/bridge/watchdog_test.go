@@ -24,25 +24,36 @@ func TestWatchdog(t *testing.T) {
 	b.attemptAt.Store(at(0))
 	b.mqttReadAt.Store(at(0))
 	b.mqttUp.Store(true)
-	if err := b.watchdog(t0.Add(silence)); err != nil {
+	if err := b.watchdog(t0.Add(silence), true); err != nil {
 		t.Fatalf("silent for exactly the limit: %v", err)
 	}
-	if err := b.watchdog(t0.Add(silence + time.Second)); !errors.Is(err, ErrMQTTStuck) {
+	if err := b.watchdog(t0.Add(silence+time.Second), true); !errors.Is(err, ErrMQTTStuck) {
 		t.Fatalf("silent past the limit: got %v, want ErrMQTTStuck", err)
 	}
 	// Down, paho retrying: never stuck, however long the broker is away.
 	b.mqttUp.Store(false)
 	b.lostAt.Store(at(time.Second))
 	b.attemptAt.Store(at(time.Hour))
-	if err := b.watchdog(t0.Add(time.Hour + time.Second)); err != nil {
+	if err := b.watchdog(t0.Add(time.Hour+time.Second), false); err != nil {
 		t.Fatalf("down with recent attempts: %v", err)
 	}
-	// Lost, and no attempt since: stuck after reconnectStall.
-	b.lostAt.Store(at(2 * time.Hour))
-	if err := b.watchdog(t0.Add(2*time.Hour + reconnectStall)); err != nil {
+	// paho's first reconnect attempt comes before the lost handler runs;
+	// the new connection is open but not subscribed yet (a broker sending
+	// its backlog first): not stuck, however long the subscribe takes.
+	b.attemptAt.Store(at(2 * time.Hour))
+	b.lostAt.Store(at(2*time.Hour + time.Millisecond))
+	b.mqttReadAt.Store(at(3*time.Hour - time.Second)) // the backlog arriving
+	if err := b.watchdog(t0.Add(3*time.Hour), true); err != nil {
+		t.Fatalf("reconnected before the lost handler ran: %v", err)
+	}
+	// Lost, nothing open, and no attempt since: stuck after reconnectStall.
+	b.mqttReadAt.Store(0)
+	b.attemptAt.Store(at(4 * time.Hour))
+	b.lostAt.Store(at(4*time.Hour + time.Second))
+	if err := b.watchdog(t0.Add(4*time.Hour+time.Second+reconnectStall), false); err != nil {
 		t.Fatalf("lost for exactly reconnectStall: %v", err)
 	}
-	if err := b.watchdog(t0.Add(2*time.Hour + reconnectStall + time.Second)); !errors.Is(err, ErrMQTTStuck) {
+	if err := b.watchdog(t0.Add(4*time.Hour+2*time.Second+reconnectStall), false); !errors.Is(err, ErrMQTTStuck) {
 		t.Fatalf("lost without attempts past reconnectStall: got %v, want ErrMQTTStuck", err)
 	}
 	// Connected but never through the batching wrapper (websockets): the
@@ -52,7 +63,7 @@ func TestWatchdog(t *testing.T) {
 		t.Fatal(err)
 	}
 	b2.mqttUp.Store(true)
-	if err := b2.watchdog(t0.Add(24 * time.Hour)); err != nil {
+	if err := b2.watchdog(t0.Add(24*time.Hour), true); err != nil {
 		t.Fatalf("no read clock: %v", err)
 	}
 }
