@@ -75,21 +75,7 @@ func (f *Folder) PutIfAbsent(ctx context.Context, name string, data []byte) erro
 		os.Remove(tmp)
 		return fmt.Errorf("storage: put %s: %w", name, err)
 	}
-	lerr := os.Link(tmp, final)
-	rerr := os.Remove(tmp)
-	if lerr != nil {
-		if errors.Is(lerr, fs.ErrExist) || errors.Is(lerr, syscall.EEXIST) {
-			return fmt.Errorf("storage: put %s: %w", name, ErrExists)
-		}
-		return fmt.Errorf("storage: put %s: %w", name, lerr)
-	}
-	if rerr != nil {
-		return fmt.Errorf("storage: put %s: remove temporary: %w", name, rerr)
-	}
-	if err := syncDir(f.dir); err != nil {
-		return fmt.Errorf("storage: sync folder of %s: %w", name, err)
-	}
-	return nil
+	return linkTemp(tmp, final, name)
 }
 
 // takeSpare opens the spare file for writing, if there is one and it is

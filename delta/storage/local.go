@@ -191,19 +191,26 @@ func (l *Local) PutIfAbsent(ctx context.Context, p string, data []byte) error {
 	if err != nil {
 		return fmt.Errorf("storage: put %s: %w", p, err)
 	}
-	lerr := os.Link(tmp, a)
+	return linkTemp(tmp, a, p)
+}
+
+// linkTemp makes the durable temporary file tmp the file final unless final
+// exists (ErrExists): a hard link, the temporary name removed, the folder
+// fsynced. name is the file's name in errors.
+func linkTemp(tmp, final, name string) error {
+	lerr := os.Link(tmp, final)
 	rerr := os.Remove(tmp)
 	if lerr != nil {
 		if errors.Is(lerr, fs.ErrExist) || errors.Is(lerr, syscall.EEXIST) {
-			return fmt.Errorf("storage: put %s: %w", p, ErrExists)
+			return fmt.Errorf("storage: put %s: %w", name, ErrExists)
 		}
-		return fmt.Errorf("storage: put %s: %w", p, lerr)
+		return fmt.Errorf("storage: put %s: %w", name, lerr)
 	}
 	if rerr != nil {
-		return fmt.Errorf("storage: put %s: remove temporary: %w", p, rerr)
+		return fmt.Errorf("storage: put %s: remove temporary: %w", name, rerr)
 	}
-	if err := syncDir(filepath.Dir(a)); err != nil {
-		return fmt.Errorf("storage: sync dir of %s: %w", p, err)
+	if err := syncDir(filepath.Dir(final)); err != nil {
+		return fmt.Errorf("storage: sync folder of %s: %w", name, err)
 	}
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
+	"github.com/plantlake/plantlake/delta/datafile/datafiletest"
 	"github.com/plantlake/plantlake/pipeline"
 	"github.com/plantlake/plantlake/pipeline/tablesink"
 	catalogv1 "github.com/plantlake/plantlake/proto/plantlake/catalog/v1"
@@ -22,25 +23,9 @@ import (
 	"github.com/plantlake/plantlake/services/merge/internal/gold"
 )
 
-// DeltaSchema is bronze's schema as DESIGN.md section 2 lists it.
-const DeltaSchema = `{"type":"struct","fields":[` +
-	`{"name":"sensor_id","type":"string","nullable":true,"metadata":{}},` +
-	`{"name":"measurement","type":"string","nullable":true,"metadata":{}},` +
-	`{"name":"value","type":"double","nullable":true,"metadata":{}},` +
-	`{"name":"unit","type":"string","nullable":true,"metadata":{}},` +
-	`{"name":"ts","type":"timestamp","nullable":true,"metadata":{}},` +
-	`{"name":"plant","type":"string","nullable":true,"metadata":{}},` +
-	`{"name":"line","type":"string","nullable":true,"metadata":{}},` +
-	`{"name":"device","type":"string","nullable":true,"metadata":{}},` +
-	`{"name":"mqtt_topic","type":"string","nullable":true,"metadata":{}},` +
-	`{"name":"extra","type":"string","nullable":true,"metadata":{}},` +
-	`{"name":"kafka_topic","type":"string","nullable":true,"metadata":{}},` +
-	`{"name":"kafka_partition","type":"integer","nullable":true,"metadata":{}},` +
-	`{"name":"kafka_offset","type":"long","nullable":true,"metadata":{}},` +
-	`{"name":"raw_version","type":"long","nullable":true,"metadata":{}},` +
-	`{"name":"bridge_ts","type":"timestamp","nullable":true,"metadata":{}},` +
-	`{"name":"traceparent","type":"string","nullable":true,"metadata":{}},` +
-	`{"name":"event_date","type":"date","nullable":true,"metadata":{}}]}`
+// DeltaSchema is bronze's schema as DESIGN.md section 2 lists it (one
+// copy for the delta module's tests and merge's).
+const DeltaSchema = datafiletest.BronzeSchemaString
 
 // Schema is bronze's Arrow schema.
 var Schema = arrow.NewSchema([]arrow.Field{
