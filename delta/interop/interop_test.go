@@ -107,6 +107,38 @@ type versionState struct {
 	rows    []map[string]any
 }
 
+// newRawWriter creates a table of raw's schema in a new folder: partitioned
+// by ingest_date when parts says so, otherwise without that column.
+func newRawWriter(t *testing.T, parts []string) *writer {
+	ctx := context.Background()
+	st, err := storage.NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	md := delta.Metadata{SchemaString: datafiletest.RawSchemaString, PartitionColumns: parts}
+	if len(parts) == 0 {
+		raw, _ := datafiletest.RawSchema()
+		schema := &delta.StructType{Fields: raw.Fields[:len(raw.Fields)-1]} // no ingest_date
+		if md.SchemaString, err = schema.SchemaString(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tbl, err := delta.Create(ctx, st, md, delta.Protocol{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &writer{t: t, ctx: ctx, st: st, tbl: tbl, parts: parts}
+}
+
+// appendThreeHours appends three unpartitioned raw batches of 200 rows, an
+// hour apart from at.
+func (w *writer) appendThreeHours(at time.Time) {
+	for i := 0; i < 3; i++ {
+		rec := datafiletest.RawBatch(nil, 200, int64(i)*200, at.Add(time.Duration(i)*time.Hour))
+		w.appendRecord(dropLast(rec))
+	}
+}
+
 // writer builds a table with this library, one operation per version.
 type writer struct {
 	t     *testing.T
@@ -383,27 +415,9 @@ func TestDeltaRSReadsOurTables(t *testing.T) {
 		sameRows(t, "delta-rs after vacuum", got.Rows, last.rows)
 	})
 	t.Run("unpartitioned", func(t *testing.T) {
-		ctx := context.Background()
-		st, err := storage.NewLocal(t.TempDir())
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw, _ := datafiletest.RawSchema()
-		schema := &delta.StructType{Fields: raw.Fields[:len(raw.Fields)-1]} // no ingest_date
-		ss, err := schema.SchemaString()
-		if err != nil {
-			t.Fatal(err)
-		}
-		tbl, err := delta.Create(ctx, st, delta.Metadata{SchemaString: ss}, delta.Protocol{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		w := &writer{t: t, ctx: ctx, st: st, tbl: tbl}
+		w := newRawWriter(t, nil)
 		at := time.Date(2024, 6, 1, 0, 0, 0, 0, time.UTC)
-		for i := 0; i < 3; i++ {
-			rec := datafiletest.RawBatch(nil, 200, int64(i)*200, at.Add(time.Duration(i)*time.Hour))
-			w.appendRecord(dropLast(rec))
-		}
+		w.appendThreeHours(at)
 		w.compact(nil)
 		w.checkpoint()
 		w.appendRecord(dropLast(datafiletest.RawBatch(nil, 10, 5000, at)))
@@ -416,16 +430,7 @@ func TestDeltaRSReadsOurTables(t *testing.T) {
 func TestDeltaRSReadsStitchedFiles(t *testing.T) {
 	py := devstack.Python(t)
 	t.Run("raw partitioned by ingest_date", func(t *testing.T) {
-		ctx := context.Background()
-		st, err := storage.NewLocal(t.TempDir())
-		if err != nil {
-			t.Fatal(err)
-		}
-		tbl, err := delta.Create(ctx, st, delta.Metadata{SchemaString: datafiletest.RawSchemaString, PartitionColumns: datafiletest.RawPartitionColumns}, delta.Protocol{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		w := &writer{t: t, ctx: ctx, st: st, tbl: tbl, parts: datafiletest.RawPartitionColumns}
+		w := newRawWriter(t, datafiletest.RawPartitionColumns)
 		w.record()
 		day1 := time.Date(2024, 5, 6, 23, 59, 59, 999_500_000, time.UTC)
 		day2 := time.Date(2024, 5, 7, 8, 30, 0, 250_001_000, time.UTC)
@@ -451,27 +456,9 @@ func TestDeltaRSReadsStitchedFiles(t *testing.T) {
 		})
 	})
 	t.Run("unpartitioned zstd", func(t *testing.T) {
-		ctx := context.Background()
-		st, err := storage.NewLocal(t.TempDir())
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw, _ := datafiletest.RawSchema()
-		schema := &delta.StructType{Fields: raw.Fields[:len(raw.Fields)-1]} // no ingest_date
-		ss, err := schema.SchemaString()
-		if err != nil {
-			t.Fatal(err)
-		}
-		tbl, err := delta.Create(ctx, st, delta.Metadata{SchemaString: ss}, delta.Protocol{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		w := &writer{t: t, ctx: ctx, st: st, tbl: tbl}
+		w := newRawWriter(t, nil)
 		at := time.Date(2024, 6, 1, 0, 0, 0, 0, time.UTC)
-		for i := 0; i < 3; i++ {
-			rec := datafiletest.RawBatch(nil, 200, int64(i)*200, at.Add(time.Duration(i)*time.Hour))
-			w.appendRecord(dropLast(rec))
-		}
+		w.appendThreeHours(at)
 		w.stitch(nil)
 		w.verify(py)
 	})
