@@ -862,6 +862,7 @@ func (b *Bridge) monitorLoop(ctx context.Context, producer *kafka.Producer) {
 			case b.fatal <- err:
 			default:
 			}
+			return // once: Run is stopping
 		}
 		if time.Since(time.Unix(0, b.kafkaOKAt.Load())) > 2*time.Second {
 			_, err := producer.GetMetadata(nil, false, 1500)
