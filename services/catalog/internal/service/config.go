@@ -55,16 +55,20 @@ type Config struct {
 	MinVacuumRetention time.Duration
 	// MaxCommitActions bounds the adds, removes and txns of one commit.
 	MaxCommitActions int
-	// MemoryLimit is the Go runtime's soft memory limit in bytes
-	// (--memory-limit); 0, or GOMEMLIMIT in the environment, leaves the
-	// runtime's own setting.
-	MemoryLimit int64
+	// Memory is the Go runtime's soft memory limit and collector
+	// percentage (--memory-limit, --gc-percent).
+	Memory config.Memory
 }
 
 // DefaultMemoryLimit is the catalog's soft memory limit: the collector
 // works harder near it instead of letting the heap double past a large
 // request being decoded, which keeps the process under 256 MiB.
 const DefaultMemoryLimit = 192 << 20
+
+// DefaultGCPercent is the catalog's collector percentage: Go's own. The
+// catalog holds a compaction's output file in memory, so its heap swings
+// by tens of MiB, and its CPU per reading is small (see docs/decisions.md).
+const DefaultGCPercent = 100
 
 // ParseConfig reads the configuration from args and the environment. With
 // -h it returns flag.ErrHelp after printing the usage.
@@ -82,7 +86,7 @@ func ParseConfig(args []string) (*Config, error) {
 	fs.DurationVar(&cfg.MinVacuumRetention, "min-vacuum-retention", time.Hour, "smallest retention a Vacuum call may ask for (shorter ones could delete files of commits in flight)")
 	fs.Int64Var(&cfg.MaxOptimizeBytes, "max-optimize-bytes", 64<<20, "most bytes of files one compaction reads (it holds them in memory)")
 	fs.Int64Var(&cfg.StitchMinRowGroupRows, "stitch-min-row-group-rows", 0, "fewest rows a compaction's input row groups average for it to copy their column chunks instead of rewriting their rows (0: 2,048; negative: never)")
-	fs.Int64Var(&cfg.MemoryLimit, "memory-limit", DefaultMemoryLimit, "soft limit of the Go runtime's memory in bytes (0 or GOMEMLIMIT set: the runtime's default)")
+	cfg.Memory.Register(fs, DefaultMemoryLimit, DefaultGCPercent)
 	fs.IntVar(&cfg.MaxCommitActions, "max-commit-actions", server.DefaultMaxCommitActions, "most adds, removes and txns one commit may carry (more: InvalidArgument)")
 	if err := config.Parse(fs, args); err != nil {
 		return nil, err
@@ -116,9 +120,7 @@ func (c *Config) validate() error {
 	if c.MinVacuumRetention < 0 {
 		bad("min-vacuum-retention", "%v is negative", c.MinVacuumRetention)
 	}
-	if c.MemoryLimit < 0 {
-		bad("memory-limit", "%d is negative", c.MemoryLimit)
-	}
+	errs = append(errs, c.Memory.Validate())
 	if c.MaxCommitActions < 1 {
 		bad("max-commit-actions", "%d is less than 1", c.MaxCommitActions)
 	}

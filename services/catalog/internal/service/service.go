@@ -6,9 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"runtime"
-	"runtime/debug"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
@@ -44,9 +42,7 @@ func Run(ctx context.Context, cfg *Config, opts Options) error {
 		return err
 	}
 	log := kit.Logger
-	if _, set := os.LookupEnv("GOMEMLIMIT"); cfg.MemoryLimit > 0 && !set {
-		debug.SetMemoryLimit(cfg.MemoryLimit)
-	}
+	cfg.Memory.Apply()
 
 	dir, err := WarehouseDir(cfg.Shared.Warehouse)
 	if err != nil {

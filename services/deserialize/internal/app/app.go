@@ -14,7 +14,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -52,9 +51,7 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if _, set := os.LookupEnv("GOMEMLIMIT"); cfg.MemoryLimit > 0 && !set {
-		debug.SetMemoryLimit(cfg.MemoryLimit)
-	}
+	cfg.Memory.Apply()
 	set, err := loadRules(cfg.RulesFile)
 	if err != nil {
 		return err

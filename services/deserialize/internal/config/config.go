@@ -36,6 +36,8 @@ const (
 	DefaultBatchMaxAge  = 100 * time.Millisecond
 	DefaultPollInterval = time.Second
 	DefaultMemoryLimit  = 128 << 20
+	// DefaultGCPercent: see ingest's.
+	DefaultGCPercent = 200
 	// MaxBatchAge is the longest a batch may stay open.
 	MaxBatchAge = 15 * time.Minute
 	// MaxBatchBytes bounds --batch-max-bytes: Arrow's 32-bit offsets.
@@ -71,8 +73,9 @@ type Config struct {
 	BatchMaxAge   time.Duration
 	// RunOnce derives until caught up with raw, commits and exits.
 	RunOnce bool
-	// MemoryLimit is the Go runtime's soft memory limit in bytes.
-	MemoryLimit int64
+	// Memory is the Go runtime's soft memory limit and collector
+	// percentage (--memory-limit, --gc-percent).
+	Memory config.Memory
 }
 
 // Load parses args (without the program name) and the environment into a
@@ -93,7 +96,7 @@ func Load(args []string, out io.Writer) (Config, error) {
 	fs.IntVar(&c.BatchMaxBytes, "batch-max-bytes", DefaultBatchMaxBytes, "close the batch at this many bytes of raw payloads")
 	fs.DurationVar(&c.BatchMaxAge, "batch-max-age", DefaultBatchMaxAge, "close the batch this long after its first raw version (at most 15m)")
 	fs.BoolVar(&c.RunOnce, "run-once", false, "derive until caught up with raw, commit, exit")
-	fs.Int64Var(&c.MemoryLimit, "memory-limit", DefaultMemoryLimit, "soft limit of the Go runtime's memory in bytes (0 or GOMEMLIMIT set: the runtime's default)")
+	c.Memory.Register(fs, DefaultMemoryLimit, DefaultGCPercent)
 	if err := config.Parse(fs, args); err != nil {
 		return Config{}, err
 	}
@@ -127,8 +130,6 @@ func (c *Config) Validate() error {
 	if c.BatchMaxAge <= 0 || c.BatchMaxAge > MaxBatchAge {
 		bad("batch-max-age", "%s is not in (0, %s]", c.BatchMaxAge, MaxBatchAge)
 	}
-	if c.MemoryLimit < 0 {
-		bad("memory-limit", "%d is negative", c.MemoryLimit)
-	}
+	errs = append(errs, c.Memory.Validate())
 	return errors.Join(errs...)
 }

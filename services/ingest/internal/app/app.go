@@ -13,7 +13,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -53,9 +52,7 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if _, set := os.LookupEnv("GOMEMLIMIT"); cfg.MemoryLimit > 0 && !set {
-		debug.SetMemoryLimit(cfg.MemoryLimit)
-	}
+	cfg.Memory.Apply()
 	kit, err := servicekit.New(ctx, servicekit.Options{Name: serviceName, Config: &cfg.Shared, LogOutput: stderr})
 	if err != nil {
 		return err

@@ -11,8 +11,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"runtime/debug"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -51,9 +49,7 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if _, set := os.LookupEnv("GOMEMLIMIT"); cfg.MemoryLimit > 0 && !set {
-		debug.SetMemoryLimit(cfg.MemoryLimit)
-	}
+	cfg.Memory.Apply()
 	kit, err := servicekit.New(ctx, servicekit.Options{Name: serviceName, Config: &cfg.Shared, LogOutput: stderr})
 	if err != nil {
 		return err

@@ -32,6 +32,8 @@ const (
 	DefaultMaxFileRows   = 256 << 10
 	// DefaultMemoryLimit is the Go heap's soft limit (see ingest's).
 	DefaultMemoryLimit = 160 << 20
+	// DefaultGCPercent: see ingest's.
+	DefaultGCPercent = 200
 	// DefaultKeyCacheBytes bounds the cache of gold files' key hashes.
 	DefaultKeyCacheBytes = goldsink.DefaultKeyCacheBytes
 	// MaxBatchAge is the longest a batch may stay open (DESIGN: up to 15 minutes).
@@ -65,10 +67,9 @@ type Config struct {
 	KeyCacheBytes int64
 	// RunOnce merges until bronze has no newer version, then exits (--run-once).
 	RunOnce bool
-	// MemoryLimit is the Go runtime's soft memory limit in bytes
-	// (--memory-limit); 0, or GOMEMLIMIT in the environment, leaves the
-	// runtime's own setting.
-	MemoryLimit int64
+	// Memory is the Go runtime's soft memory limit and collector
+	// percentage (--memory-limit, --gc-percent).
+	Memory config.Memory
 }
 
 // Load parses args (without the program name) and the environment into a
@@ -88,7 +89,7 @@ func Load(args []string, out io.Writer) (Config, error) {
 	fs.IntVar(&c.MaxFileRows, "max-file-rows", DefaultMaxFileRows, "most rows in one gold file merge writes (bounds a rewrite's memory)")
 	fs.Int64Var(&c.KeyCacheBytes, "key-cache-bytes", DefaultKeyCacheBytes, "memory for the 64-bit key hashes of recent gold files (about 9 bytes a row), so that a batch reads only the files that may hold its keys (0: no cache, every candidate file is read)")
 	fs.BoolVar(&c.RunOnce, "run-once", false, "merge until bronze has no newer version, then exit")
-	fs.Int64Var(&c.MemoryLimit, "memory-limit", DefaultMemoryLimit, "soft limit of the Go runtime's memory in bytes (0 or GOMEMLIMIT set: the runtime's default)")
+	c.Memory.Register(fs, DefaultMemoryLimit, DefaultGCPercent)
 	if err := config.Parse(fs, args); err != nil {
 		return Config{}, err
 	}
@@ -133,8 +134,6 @@ func (c *Config) Validate() error {
 	if c.MaxFileRows <= 0 {
 		bad("max-file-rows", "%d is not positive", c.MaxFileRows)
 	}
-	if c.MemoryLimit < 0 {
-		bad("memory-limit", "%d is negative", c.MemoryLimit)
-	}
+	errs = append(errs, c.Memory.Validate())
 	return errors.Join(errs...)
 }
