@@ -240,8 +240,19 @@ type pending struct {
 	tok   mqtt.Token
 }
 
-// run publishes every message of q when it is due; a second goroutine waits
-// for the acks in order, republishes what failed, and writes the ledger.
+// paceSlack is how early a message may go: a publisher that is ahead of
+// its schedule sleeps until the next message is due and then publishes
+// every message due within paceSlack at once. Sleeping for each message
+// (every 200 µs at 5,000/s) cost a timer and two goroutine switches a
+// reading and handed Mosquitto one packet a read: at 25,000/s over five
+// connections the publisher took 24.0 µs of CPU a reading and Mosquitto
+// 9.8, with 2 ms of slack 20.1 and 7.8 (medians of five interleaved 20 s
+// runs). On a benchmark machine that CPU comes out of the pipeline's.
+const paceSlack = 2 * time.Millisecond
+
+// run publishes every message of q when it is due (up to paceSlack early);
+// a second goroutine waits for the acks in order, republishes what failed,
+// and writes the ledger.
 func (p *publisher) run(ctx, drainCtx context.Context, start time.Time, q <-chan *Message, maxInflight int) {
 	inflight := make(chan pending, maxInflight)
 	var wg sync.WaitGroup
@@ -255,7 +266,7 @@ func (p *publisher) run(ctx, drainCtx context.Context, start time.Time, q <-chan
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for m := range q {
-		if wait := time.Until(start.Add(m.Due)); wait > 0 {
+		if wait := time.Until(start.Add(m.Due)); wait > paceSlack {
 			timer.Reset(wait)
 			select {
 			case <-timer.C:
