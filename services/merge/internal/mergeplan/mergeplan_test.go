@@ -2,6 +2,7 @@ package mergeplan
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -149,5 +150,36 @@ func TestCandidatesPruneByPartitionSensorAndTime(t *testing.T) {
 	want := []string{"hit-m", "hit-x", "no-stats"}
 	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] || got[2] != want[2] {
 		t.Errorf("candidates = %v, want %v", got, want)
+	}
+}
+
+// TestPartitionsGroupsInterleavedDays checks that rows of several days,
+// interleaved and with null dates among them, land in their day's
+// partition whatever the row before them was.
+func TestPartitionsGroupsInterleavedDays(t *testing.T) {
+	spec, err := NewKeySpec(gold.KeyColumns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	day := gold.EventDateOf(t0.UnixMicro())
+	var d Data
+	want := map[string][]int32{}
+	for i, dd := range []int32{0, 0, 1, 0, -1, -1, 1, 2, 2, 0, -1} { // -1: a null date
+		r := gold.Row{SensorID: "s", TS: t0.UnixMicro() + int64(i), EventDate: day + dd}
+		v := gold.FormatDate(day + dd)
+		if dd < 0 {
+			r.EventDate, r.Nulls, v = day, 1<<gold.ColEventDate, ""
+		}
+		d.Rows = append(d.Rows, r)
+		want[v] = append(want[v], int32(i))
+	}
+	parts := Partitions(&d, spec)
+	if len(parts) != len(want) {
+		t.Fatalf("%d partitions, want %d", len(parts), len(want))
+	}
+	for _, p := range parts {
+		if got, w := p.Rows, want[p.Value]; !slices.Equal(got, w) {
+			t.Errorf("partition %q: rows %v, want %v", p.Value, got, w)
+		}
 	}
 }

@@ -107,16 +107,26 @@ type Partition struct {
 // Partitions groups d's rows by event_date, in partition order.
 func Partitions(d *Data, spec KeySpec) []*Partition {
 	by := map[string]*Partition{}
+	// Rows of a batch nearly all share one day: the partition of the row
+	// before is reused without formatting the date and a map lookup.
+	var last *Partition
+	var lastDate int32
+	lastNull := false
 	for i := range d.Rows {
 		r := &d.Rows[i]
-		v := ""
-		if !r.Null(gold.ColEventDate) {
-			v = gold.FormatDate(r.EventDate)
-		}
-		p := by[v]
-		if p == nil {
-			p = &Partition{Value: v, tsMin: r.TS, tsMax: r.TS, bySensor: spec.Has(gold.ColSensorID)}
-			by[v] = p
+		null := r.Null(gold.ColEventDate)
+		p := last
+		if p == nil || null != lastNull || (!null && r.EventDate != lastDate) {
+			v := ""
+			if !null {
+				v = gold.FormatDate(r.EventDate)
+			}
+			p = by[v]
+			if p == nil {
+				p = &Partition{Value: v, tsMin: r.TS, tsMax: r.TS, bySensor: spec.Has(gold.ColSensorID)}
+				by[v] = p
+			}
+			last, lastDate, lastNull = p, r.EventDate, null
 		}
 		p.Rows = append(p.Rows, int32(i))
 		if r.Null(gold.ColSensorID) || r.Null(gold.ColTS) {
