@@ -594,6 +594,12 @@ const (
 	// maxGrowth bounds the growth of gold's data age from the first to the
 	// last third of the probe.
 	maxGrowth = 2 * time.Second
+	// abortAge ends a probe's publishing early: gold's data age past it
+	// (after the first abortAfter) means the pipeline is minutes behind
+	// and the probe has failed; publishing on would only grow the broker's
+	// backlog (and its saves) for the next run to inherit.
+	abortAge   = 30 * time.Second
+	abortAfter = 30 * time.Second
 )
 
 // probe publishes at rate for d and says whether every hop kept up.
@@ -617,6 +623,9 @@ func (p *pipeline) probe(ctx context.Context, rate float64, d time.Duration) (Pr
 	}
 	var mu sync.Mutex
 	var samples []sample
+	var aborted string // why publishing stopped early; under mu
+	pctx, abortPublishing := context.WithCancel(ctx)
+	defer abortPublishing()
 	sctx, stopSampling := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -633,18 +642,33 @@ func (p *pipeline) probe(ctx context.Context, rate float64, d time.Duration) (Pr
 				if err != nil || s.GetStatus().GetNewestDataAge() == nil {
 					continue
 				}
+				age := s.GetStatus().GetNewestDataAge().AsDuration()
 				mu.Lock()
-				samples = append(samples, sample{h, time.Now(), s.GetStatus().GetNewestDataAge().AsDuration()})
+				samples = append(samples, sample{h, time.Now(), age})
+				if h == "merge" && age > abortAge && !pr.Start.IsZero() && time.Since(pr.Start) > abortAfter && aborted == "" {
+					aborted = fmt.Sprintf("stopped after %v: gold's data age reached %v", time.Since(pr.Start).Round(time.Second), age.Round(time.Second))
+					abortPublishing()
+				}
 				mu.Unlock()
 			}
 		}
 	})
+	mu.Lock()
 	pr.Start = time.Now()
-	sum, err := sim.Run(ctx, sim.RunConfig{Plan: planFor(rate, "plant"), Broker: p.st.Mosquitto.URL(),
+	mu.Unlock()
+	sum, err := sim.Run(pctx, sim.RunConfig{Plan: planFor(rate, "plant"), Broker: p.st.Mosquitto.URL(),
 		ClientID: fmt.Sprintf("e2ebench-%d", time.Now().UnixNano()), QoS: 1,
 		Duration: d, Publishers: publishers(rate), MaxInflight: 512})
 	lastPublish := time.Now()
 	pr.End = lastPublish
+	mu.Lock()
+	why := aborted
+	mu.Unlock()
+	if why != "" && ctx.Err() == nil {
+		// Publishing was stopped on purpose: the probe failed, whatever the
+		// publishers say about the messages cut off.
+		err = nil
+	}
 	if err != nil {
 		stopSampling()
 		wg.Wait()
@@ -692,6 +716,8 @@ func (p *pipeline) probe(ctx context.Context, rate float64, d time.Duration) (Pr
 	}
 	pr.OK, pr.Why = true, ""
 	switch {
+	case why != "":
+		pr.OK, pr.Why = false, why
 	case pr.Achieved < minAchieved*rate:
 		pr.OK, pr.Why = false, fmt.Sprintf("published %.0f/s", pr.Achieved)
 	case pr.Drain < 0:
