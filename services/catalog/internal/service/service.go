@@ -43,6 +43,7 @@ func Run(ctx context.Context, cfg *Config, opts Options) error {
 	if err != nil {
 		return err
 	}
+	kit.UnixSocket = cfg.UnixSocket
 	log := kit.Logger
 	if _, set := os.LookupEnv("GOMEMLIMIT"); cfg.MemoryLimit > 0 && !set {
 		debug.SetMemoryLimit(cfg.MemoryLimit)
