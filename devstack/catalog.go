@@ -34,6 +34,9 @@ type CatalogConfig struct {
 	CPUs string
 	// ReadyTimeout bounds the wait until it serves; default 60s.
 	ReadyTimeout time.Duration
+	// UnixSocket, when set, is a path where the catalog serves gRPC on a
+	// Unix socket too (--unix-socket); Target then dials it.
+	UnixSocket string
 }
 
 // CatalogProcess is a catalog running as a child process (a ServiceProcess
@@ -42,6 +45,7 @@ type CatalogConfig struct {
 type CatalogProcess struct {
 	*ServiceProcess
 	warehouse string
+	socket    string
 }
 
 // CatalogBinary builds the catalog from the source tree this package is in,
@@ -70,6 +74,9 @@ func StartCatalog(ctx context.Context, cfg CatalogConfig) (*CatalogProcess, erro
 		cfg.LogPath = filepath.Join(filepath.Dir(filepath.Clean(cfg.Warehouse)), "catalog.log")
 	}
 	args := []string{"--warehouse", cfg.Warehouse}
+	if cfg.UnixSocket != "" {
+		args = append(args, "--unix-socket", cfg.UnixSocket)
+	}
 	if cfg.Brokers != "" {
 		args = append(args, "--kafka-brokers", cfg.Brokers)
 	} else {
@@ -82,11 +89,28 @@ func StartCatalog(ctx context.Context, cfg CatalogConfig) (*CatalogProcess, erro
 	if err != nil {
 		return nil, err
 	}
-	return &CatalogProcess{ServiceProcess: s, warehouse: cfg.Warehouse}, nil
+	return &CatalogProcess{ServiceProcess: s, warehouse: cfg.Warehouse, socket: cfg.UnixSocket}, nil
 }
 
 // Warehouse is the warehouse folder.
 func (c *CatalogProcess) Warehouse() string { return c.warehouse }
+
+// UnixSocket is the path of the catalog's Unix socket, "" when it serves
+// TCP only.
+func (c *CatalogProcess) UnixSocket() string { return c.socket }
+
+// Target is the address a service on this machine gives as --catalog-addr:
+// "unix://" and the socket's absolute path when the catalog serves one,
+// its TCP address otherwise.
+func (c *CatalogProcess) Target() string {
+	if c.socket == "" {
+		return c.Addr()
+	}
+	if abs, err := filepath.Abs(c.socket); err == nil {
+		return "unix://" + abs
+	}
+	return "unix://" + c.socket
+}
 
 // Catalog starts a catalog for the test (building it once per test binary),
 // with its warehouse in a t.TempDir unless cfg names one and its log beside

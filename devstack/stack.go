@@ -36,6 +36,11 @@ type StackConfig struct {
 	Args map[string][]string
 	// ReadyTimeout bounds each service's start; default 60s.
 	ReadyTimeout time.Duration
+	// CatalogOverTCP has the hops dial the catalog's TCP address. By
+	// default the catalog also serves a Unix socket, Dir/catalog.sock
+	// (TCP when that path is too long for a socket), and the hops, on the
+	// same machine, commit through it.
+	CatalogOverTCP bool
 }
 
 // Stack is a running plantlake stack: the brokers and one process per
@@ -128,9 +133,13 @@ func (s *Stack) start(ctx context.Context, name string) error {
 	logPath := filepath.Join(s.cfg.Dir, "logs", name+".log")
 	extra := s.cfg.Args[name]
 	if name == "catalog" {
+		var socket string
+		if p := filepath.Join(s.cfg.Dir, "catalog.sock"); !s.cfg.CatalogOverTCP && socketPathFits(p) {
+			socket = p
+		}
 		c, err := StartCatalog(ctx, CatalogConfig{
 			Warehouse: s.cfg.Warehouse, Brokers: brokers, Args: extra, Env: s.cfg.Env,
-			LogPath: logPath, ReadyTimeout: s.cfg.ReadyTimeout,
+			LogPath: logPath, ReadyTimeout: s.cfg.ReadyTimeout, UnixSocket: socket,
 		})
 		if err != nil {
 			return err
@@ -145,7 +154,7 @@ func (s *Stack) start(ctx context.Context, name string) error {
 		if s.Catalog == nil {
 			return fmt.Errorf("devstack: stack: %s needs the catalog", name)
 		}
-		args = append(args, "--catalog-addr", s.Catalog.Addr())
+		args = append(args, "--catalog-addr", s.Catalog.Target())
 	}
 	p, err := StartService(ctx, ServiceConfig{
 		Name: name, Args: append(args, extra...), Env: s.cfg.Env,
@@ -156,6 +165,14 @@ func (s *Stack) start(ctx context.Context, name string) error {
 	}
 	s.services[name] = p
 	return nil
+}
+
+// socketPathFits says whether path, made absolute, is short enough for a
+// Unix socket with room to spare (the catalog binds it in a folder of its
+// own beside the path first).
+func socketPathFits(path string) bool {
+	abs, err := filepath.Abs(path)
+	return err == nil && len(abs) <= 90
 }
 
 // Service returns the named service's process, nil if the stack runs no

@@ -3,6 +3,7 @@ package devstack_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -16,11 +17,16 @@ import (
 // publishes readings (a QoS 1 style duplicate and a broken payload among
 // them), kills every service with SIGKILL and restarts it, publishes more,
 // and reads gold and the dead letters back with delta-rs: each reading once
-// in gold, each broken payload once in the dead letters.
+// in gold, each broken payload once in the dead letters. The hops commit
+// through the catalog's Unix socket, which the restarted catalog takes over
+// from the killed one.
 func TestStackCarriesReadingsThroughKills(t *testing.T) {
 	s := devstack.NewStack(t, devstack.StackConfig{})
 	if s.Service("bridge") == nil || s.Catalog == nil {
 		t.Fatal("stack started without the bridge or the catalog")
+	}
+	if sock := s.Catalog.UnixSocket(); sock == "" || s.Catalog.Target() != "unix://"+sock {
+		t.Fatalf("the hops dial the catalog at %s, not through its socket %q", s.Catalog.Target(), sock)
 	}
 	py := devstack.Python(t)
 	base := time.Now().Unix() - 100
@@ -88,6 +94,10 @@ print(n("gold/plant_sensor_readings"), keys, n("bronze/plant_sensor_dead_letters
 		if p.Pid() == pid {
 			t.Fatalf("%s: same pid %d after restart", name, pid)
 		}
+	}
+	// The killed catalog left its socket behind; the restarted one replaced it.
+	if fi, err := os.Lstat(s.Catalog.UnixSocket()); err != nil || fi.Mode().Type() != os.ModeSocket {
+		t.Fatalf("the catalog's socket after its restart: %v, %v", fi, err)
 	}
 	publish(1, n)
 	waitFor(fmt.Sprintf("%d %d 2", 2*n, 2*n))

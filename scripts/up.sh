@@ -31,13 +31,24 @@ export OTEL_EXPORTER_OTLP_ENDPOINT=${OTEL_EXPORTER_OTLP_ENDPOINT:-http://127.0.0
 sim_rate=${SIM_RATE:-10}
 sample_ratio=${TRACE_SAMPLE_RATIO:-0.05}
 
+# The catalog also serves a Unix socket, and the hops, on this machine, commit through it (no TCP
+# on the commit path); a path too long for a socket (over ~100 bytes) keeps them on TCP 7001.
+sock="$dir/run/catalog.sock"
+catalog_socket="--unix-socket=$sock"
+catalog_addr="--catalog-addr=unix://$sock"
+if [ "${#sock}" -gt 100 ]; then
+  catalog_socket=""
+  catalog_addr="--catalog-addr=127.0.0.1:7001"
+  sock="(none: $dir is too long a path for a socket)"
+fi
+
 # name grpc-port metrics-port extra flags...
 services=(
-  "catalog 7001 9101 --warehouse=$warehouse"
+  "catalog 7001 9101 --warehouse=$warehouse $catalog_socket"
   "bridge 7002 9102 --mqtt-client-id=plantlake-bridge-1 --trace-sample-ratio=$sample_ratio"
-  "ingest 7003 9103"
-  "deserialize 7004 9104"
-  "merge 7005 9105"
+  "ingest 7003 9103 $catalog_addr"
+  "deserialize 7004 9104 $catalog_addr"
+  "merge 7005 9105 $catalog_addr"
 )
 started=()
 for entry in "${services[@]}"; do
@@ -96,6 +107,7 @@ for s in "${started[@]}"; do
   printf '  %-14s gRPC 127.0.0.1:%s   metrics http://127.0.0.1:%s/metrics   log %s\n' "$name" "$grpc" "$metrics" "$dir/logs/$name.log"
 done
 cat <<INFO
+  catalog socket $sock   (the hops commit through it; $dir/bin/grpcurl -plaintext -unix $sock list)
   warehouse      $warehouse
 
 Try:

@@ -44,7 +44,11 @@
 // --auth-token) the server listens on loopback only. A service declares the
 // scopes of its own methods with Options.Scopes.
 //
-// Other services are dialed with kit.Dial(kit.Config.CatalogAddr), which
+// A service whose callers share its machine can serve its gRPC server on a
+// Unix socket too (Kit.UnixSocket, the catalog's --unix-socket; see
+// ListenUnix): the same server, interceptors and credentials, with the
+// socket file's 0660 as a further fence. Other services are dialed with
+// kit.Dial(kit.Config.CatalogAddr) — host:port or unix:///path — which
 // adds tracing, the --auth-token and the client TLS of --tls-ca and
 // --tls-client-cert. Domain errors become gRPC codes in one
 // place, Options.MapError (e.g. ErrConflict → codes.Aborted); a panicking

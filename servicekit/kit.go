@@ -64,6 +64,9 @@ type Kit struct {
 	// OnListen, if set, is called by Run with the bound addresses (see
 	// Service.OnListen); set it to learn the ports of ":0" addresses.
 	OnListen func(grpcAddr, metricsAddr net.Addr)
+	// UnixSocket, if set, is a path where Run serves the gRPC server on a
+	// Unix socket too (see Service.UnixSocket).
+	UnixSocket string
 
 	grpcAddr   string
 	identities *identity.Store
@@ -206,6 +209,7 @@ func (k *Kit) Service(loops ...Loop) Service {
 		Loops:           loops,
 		Tracing:         k.Tracing,
 		OnListen:        k.OnListen,
+		UnixSocket:      k.UnixSocket,
 	}
 }
 

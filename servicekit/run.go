@@ -42,6 +42,10 @@ type Service struct {
 	GRPCAddr string
 	// GRPCListener, if set, is served instead of listening on GRPCAddr.
 	GRPCListener net.Listener
+	// UnixSocket, if set, is a path where the gRPC server is served too, on
+	// a Unix socket (see ListenUnix): callers on the same machine skip TCP.
+	// The socket is removed when Run returns.
+	UnixSocket string
 	// Metrics is the registry served at /metrics; nil turns the metrics
 	// server off.
 	Metrics *prometheus.Registry
@@ -87,6 +91,15 @@ func Run(ctx context.Context, svc Service) error {
 	if err != nil {
 		return fmt.Errorf("servicekit: gRPC listener: %w", err)
 	}
+	var unixLis net.Listener
+	if svc.UnixSocket != "" {
+		if unixLis, err = ListenUnix(svc.UnixSocket); err != nil {
+			return errors.Join(err, grpcLis.Close())
+		}
+		// The gRPC server closes it when it stops; this covers the errors
+		// before that (closing twice is harmless).
+		defer unixLis.Close()
+	}
 	var (
 		metricsLis net.Listener
 		metricsSrv *http.Server
@@ -122,6 +135,15 @@ func Run(ctx context.Context, svc Service) error {
 			return nil
 		})
 		attrs = append(attrs, "metrics", "http://"+metricsLis.Addr().String()+metrics.Path)
+	}
+	if unixLis != nil {
+		g.Go(func() error {
+			if err := svc.GRPC.Serve(unixLis); err != nil {
+				return fmt.Errorf("servicekit: serve gRPC on unix socket %s: %w", unixLis.Addr(), err)
+			}
+			return nil
+		})
+		attrs = append(attrs, "unix", unixLis.Addr().String())
 	}
 	for _, loop := range svc.Loops {
 		g.Go(func() error {

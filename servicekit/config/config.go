@@ -85,7 +85,8 @@ type Shared struct {
 	KafkaConfig KeyValues
 	// KafkaPartitions is the partition count of topics the service creates (--kafka-partitions).
 	KafkaPartitions int
-	// CatalogAddr is the catalog's gRPC address (--catalog-addr).
+	// CatalogAddr is the catalog's gRPC address (--catalog-addr): host:port,
+	// or "unix:///path" for the socket of the catalog's --unix-socket.
 	CatalogAddr string
 	// Warehouse is the warehouse root, a folder or a file:// URI (--warehouse).
 	Warehouse string
@@ -162,7 +163,7 @@ func (s *Shared) Register(fs *flag.FlagSet, groups ...Group) {
 		fs.IntVar(&s.KafkaPartitions, "kafka-partitions", s.KafkaPartitions, "partitions of a topic the service creates when it finds it missing")
 	}
 	if s.groups[Catalog] {
-		fs.StringVar(&s.CatalogAddr, "catalog-addr", s.CatalogAddr, "the catalog's gRPC address")
+		fs.StringVar(&s.CatalogAddr, "catalog-addr", s.CatalogAddr, "the catalog's gRPC address: host:port, or unix:///path for the catalog's --unix-socket on this machine")
 		fs.StringVar(&s.TLSCA, "tls-ca", s.TLSCA, "CA file (PEM) that verifies the servers this service calls; set, calls use TLS")
 		fs.StringVar(&s.TLSClientCert, "tls-client-cert", s.TLSClientCert, "client certificate file (PEM) presented to the servers this service calls (with --tls-client-key); set, calls use TLS")
 		fs.StringVar(&s.TLSClientKey, "tls-client-key", s.TLSClientKey, "client private key file (PEM)")
@@ -253,7 +254,7 @@ func (s *Shared) Validate() error {
 		}
 	}
 	if s.groups[Catalog] {
-		if err := checkHostPort(s.CatalogAddr); err != nil {
+		if err := CheckTarget(s.CatalogAddr); err != nil {
 			bad("catalog-addr", "%v", err)
 		}
 	}
@@ -305,6 +306,27 @@ func isLoopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// CheckTarget checks an address a service dials: host:port, or a Unix
+// socket as gRPC names one, "unix:///absolute/path" or "unix:relative/path"
+// (a server that listens there: the catalog's --unix-socket).
+func CheckTarget(addr string) error {
+	rest, ok := strings.CutPrefix(addr, "unix:")
+	if !ok {
+		return checkHostPort(addr)
+	}
+	p := rest
+	if after, ok := strings.CutPrefix(rest, "//"); ok {
+		if !strings.HasPrefix(after, "/") {
+			return fmt.Errorf("%q: a unix:// address takes an absolute path and no host (unix:///run/plantlake/catalog.sock)", addr)
+		}
+		p = after
+	}
+	if p == "" {
+		return fmt.Errorf("%q names no socket path", addr)
+	}
+	return nil
 }
 
 func checkHostPort(addr string) error {

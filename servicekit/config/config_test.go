@@ -200,6 +200,10 @@ func TestValidate(t *testing.T) {
 	}{
 		{name: "defaults", valid: true},
 		{name: "bad addresses", args: []string{"--grpc-addr", "7001", "--metrics-addr", "x", "--catalog-addr", "nohost"}, want: []string{"--grpc-addr:", "--metrics-addr:", "--catalog-addr:"}},
+		{name: "catalog on a unix socket", args: []string{"--catalog-addr", "unix:///run/plantlake/catalog.sock"}, valid: true},
+		{name: "catalog on a relative unix socket", args: []string{"--catalog-addr", "unix:run/catalog.sock"}, valid: true},
+		{name: "unix socket with a host", args: []string{"--catalog-addr", "unix://host/catalog.sock"}, want: []string{"--catalog-addr:", "absolute path and no host"}},
+		{name: "unix socket without a path", args: []string{"--catalog-addr", "unix:"}, want: []string{"--catalog-addr:", "names no socket path"}},
 		{name: "bad log format", args: []string{"--log-format", "xml"}, want: []string{`--log-format: "xml" is neither text nor json`}},
 		{name: "bad numbers", args: []string{"--shutdown-timeout", "0s", "--kafka-partitions", "0"}, want: []string{"--shutdown-timeout: 0s is not positive", "--kafka-partitions: 0 is not positive"}},
 		{name: "bad mqtt", args: []string{"--mqtt-broker", "http://x:1883"}, want: []string{"--mqtt-broker:"}},

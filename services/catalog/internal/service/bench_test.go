@@ -50,9 +50,12 @@ func BenchmarkCatalogReport(b *testing.B) {
 		seq := oneClient(b, 1000)
 		add("Delta put-if-absent loop, interleaved with the next row", fmt.Sprintf("%.0f commits/s", seq.loop),
 			fmt.Sprintf("one write of each in turn, %d of each, the client pausing %v after each commit; p50 %d µs", seq.commits, oneClientPause, seq.loopP50.Microseconds()))
-		add("Commit over gRPC, 1 table, 1 client", fmt.Sprintf("%.0f commits/s", seq.grpc),
+		add("Commit over gRPC (TCP loopback), 1 table, 1 client", fmt.Sprintf("%.0f commits/s", seq.grpc),
 			fmt.Sprintf("**%.2f× the loop** (tenths of the run %.2f–%.2f×); p50 %d µs; one commit per round trip, no grouping possible",
 				seq.ratio, seq.lo, seq.hi, seq.p50.Microseconds()))
+		add("Commit over gRPC (Unix socket), 1 table, 1 client", fmt.Sprintf("%.0f commits/s", seq.unix),
+			fmt.Sprintf("**%.2f× the loop** (tenths of the run %.2f–%.2f×); p50 %d µs; --unix-socket, the hops' address on one machine; same run, the two in turn",
+				seq.unixRatio, seq.unixLo, seq.unixHi, seq.unixP50.Microseconds()))
 		loop = putIfAbsentLoop(b, 1000)
 		add("Delta put-if-absent loop (again)", fmt.Sprintf("%.0f commits/s", loop), "baseline for the next row")
 		many := grpcCommits(b, 16, 16, 4000)
@@ -130,22 +133,26 @@ var oneClientPause = func() time.Duration {
 }()
 
 // oneClientResult compares one client committing through the catalog
-// with the bare loop, the two interleaved write by write.
+// with the bare loop, interleaved write by write.
 type oneClientResult struct {
 	commits int
 	// commits/s of each, from the summed time of its writes: the loop, the
 	// catalog library's Commit called in process (no gRPC, no
-	// announcements), and the client over gRPC.
-	loop, library, grpc float64
-	ratio               float64 // grpc / loop
-	loopP50, libP50     time.Duration
-	p50                 time.Duration
-	lo, hi              float64 // lowest and highest ratio of a tenth of the writes
+	// announcements), the client over gRPC on TCP loopback, and the client
+	// over gRPC on the catalog's Unix socket.
+	loop, library, grpc, unix float64
+	ratio, unixRatio          float64 // grpc / loop, unix / loop
+	loopP50, libP50           time.Duration
+	p50, unixP50              time.Duration
+	lo, hi                    float64 // lowest and highest ratio of a tenth of the writes, TCP
+	unixLo, unixHi            float64 // the same over the socket
 }
 
 // oneClient alternates n put-if-absent writes of the bare loop with n
-// sequential gRPC commits from one client, one of each in turn, so that
-// both see the same disk at the same moment (the disk is shared with the
+// sequential gRPC commits from one client over TCP and n over the
+// catalog's Unix socket (to a second table of the same catalog; which of
+// the two goes first alternates), one of each in turn, so that all see the
+// same disk at the same moment (the disk is shared with the
 // other work on the machine, and its fsync latency swings several-fold
 // within seconds). Each side's rate is its writes over the time they took.
 //
@@ -163,10 +170,16 @@ func oneClient(b *testing.B, n int, extra ...string) oneClientResult {
 	}
 	data := []byte(strings.Repeat(`{"add":{"path":"x.parquet","size":1}}`+"\n", 3))
 	wh := b.TempDir()
-	tc := startBenchCatalog(b, wh, extra...)
+	sock := filepath.Join(b.TempDir(), "catalog.sock")
+	tc := startBenchCatalog(b, wh, append([]string{"--unix-socket", sock}, extra...)...)
 	defer tc.stop()
+	unixConn := dial(b, "unix://"+sock, "")
+	defer unixConn.Close()
+	unixClient := catalogv1.NewCatalogServiceClient(unixConn)
 	createTable(b, tc.client, "bench.one", nil)
+	createTable(b, unixClient, "bench.uds", nil)
 	adds := make([]*catalogv1.AddFile, n)
+	unixAdds := make([]*catalogv1.AddFile, n)
 	libAdds := make([]delta.Add, n)
 	// The library's table is in a warehouse of its own, on the same disk.
 	libWH := b.TempDir()
@@ -176,6 +189,7 @@ func oneClient(b *testing.B, n int, extra ...string) oneClientResult {
 	for i := range adds {
 		rel := fmt.Sprintf("day=2024-01-01/f%06d.parquet", i)
 		adds[i] = putFile(b, wh, "bench.one", rel, 1)
+		unixAdds[i] = putFile(b, wh, "bench.uds", rel, 1)
 		putFile(b, libWH, "bench.lib", rel, 1)
 		libAdds[i] = delta.Add{Path: rel, Size: 1, DataChange: true, PartitionValues: map[string]string{"day": "2024-01-01"}, Stats: `{"numRecords":1}`}
 	}
@@ -185,7 +199,18 @@ func oneClient(b *testing.B, n int, extra ...string) oneClientResult {
 	}
 	defer lib.Close()
 	ctx := context.Background()
-	loopLat, libLat, grpcLat := make([]time.Duration, n), make([]time.Duration, n), make([]time.Duration, n)
+	loopLat, libLat, grpcLat, unixLat := make([]time.Duration, n), make([]time.Duration, n), make([]time.Duration, n), make([]time.Duration, n)
+	commit := func(c catalogv1.CatalogServiceClient, table string, i int, adds []*catalogv1.AddFile) time.Duration {
+		start := time.Now()
+		if _, err := c.Commit(ctx, &catalogv1.CommitRequest{
+			Table: table, ReadVersion: int64(i), BlindAppend: true, Adds: adds[i : i+1],
+		}); err != nil {
+			b.Fatal(err)
+		}
+		d := time.Since(start)
+		time.Sleep(oneClientPause)
+		return d
+	}
 	for i := range n {
 		t0 := time.Now()
 		if err := store.PutIfAbsent(ctx, delta.CommitPath(int64(i)), data); err != nil {
@@ -196,15 +221,15 @@ func oneClient(b *testing.B, n int, extra ...string) oneClientResult {
 			b.Fatal(err)
 		}
 		libLat[i] = time.Since(t1)
+		loopLat[i] = t1.Sub(t0)
 		time.Sleep(oneClientPause)
-		t2 := time.Now()
-		if _, err := tc.client.Commit(ctx, &catalogv1.CommitRequest{
-			Table: "bench.one", ReadVersion: int64(i), BlindAppend: true, Adds: adds[i : i+1],
-		}); err != nil {
-			b.Fatal(err)
+		if i%2 == 0 {
+			grpcLat[i] = commit(tc.client, "bench.one", i, adds)
+			unixLat[i] = commit(unixClient, "bench.uds", i, unixAdds)
+		} else {
+			unixLat[i] = commit(unixClient, "bench.uds", i, unixAdds)
+			grpcLat[i] = commit(tc.client, "bench.one", i, adds)
 		}
-		loopLat[i], grpcLat[i] = t1.Sub(t0), time.Since(t2)
-		time.Sleep(oneClientPause)
 	}
 	sum := func(d []time.Duration) (t time.Duration) {
 		for _, x := range d {
@@ -212,23 +237,27 @@ func oneClient(b *testing.B, n int, extra ...string) oneClientResult {
 		}
 		return t
 	}
-	r := oneClientResult{commits: n, lo: math.Inf(1)}
-	r.loop, r.library, r.grpc = float64(n)/sum(loopLat).Seconds(), float64(n)/sum(libLat).Seconds(), float64(n)/sum(grpcLat).Seconds()
-	r.ratio = r.grpc / r.loop
+	r := oneClientResult{commits: n, lo: math.Inf(1), unixLo: math.Inf(1)}
+	r.loop, r.library = float64(n)/sum(loopLat).Seconds(), float64(n)/sum(libLat).Seconds()
+	r.grpc, r.unix = float64(n)/sum(grpcLat).Seconds(), float64(n)/sum(unixLat).Seconds()
+	r.ratio, r.unixRatio = r.grpc/r.loop, r.unix/r.loop
 	for k := 0; k+n/10 <= n; k += n / 10 {
 		q := float64(sum(loopLat[k:k+n/10])) / float64(sum(grpcLat[k:k+n/10]))
 		r.lo, r.hi = min(r.lo, q), max(r.hi, q)
+		q = float64(sum(loopLat[k:k+n/10])) / float64(sum(unixLat[k:k+n/10]))
+		r.unixLo, r.unixHi = min(r.unixLo, q), max(r.unixHi, q)
 	}
-	slices.Sort(loopLat)
-	slices.Sort(libLat)
-	slices.Sort(grpcLat)
-	r.loopP50, r.libP50, r.p50 = loopLat[n/2], libLat[n/2], grpcLat[n/2]
+	for _, l := range [][]time.Duration{loopLat, libLat, grpcLat, unixLat} {
+		slices.Sort(l)
+	}
+	r.loopP50, r.libP50, r.p50, r.unixP50 = loopLat[n/2], libLat[n/2], grpcLat[n/2], unixLat[n/2]
 	return r
 }
 
-// BenchmarkOneClientCommits is the one-client row of BenchmarkCatalogReport
-// alone, for profiling the commit path (-cpuprofile), with and without the
-// Kafka announcements.
+// BenchmarkOneClientCommits is the one-client rows of BenchmarkCatalogReport
+// alone (x-loop over TCP, unix-x-loop over the catalog's Unix socket), for
+// profiling the commit path (-cpuprofile), with and without the Kafka
+// announcements.
 func BenchmarkOneClientCommits(b *testing.B) {
 	b.Run("announce", func(b *testing.B) { benchOneClient(b) })
 	b.Run("no-announce", func(b *testing.B) { benchOneClient(b, "--announce=false") })
@@ -238,13 +267,15 @@ func benchOneClient(b *testing.B, extra ...string) {
 	for range b.N {
 		r := oneClient(b, 1000, extra...)
 		b.ReportMetric(r.ratio, "x-loop")
+		b.ReportMetric(r.unixRatio, "unix-x-loop")
+		b.ReportMetric(float64(r.unixP50.Microseconds()), "unix-p50-µs")
 		b.ReportMetric(r.grpc, "commits/s")
 		b.ReportMetric(r.loop, "loop-commits/s")
 		b.ReportMetric(float64(r.p50.Microseconds()), "p50-µs")
 		b.ReportMetric(float64(r.loopP50.Microseconds()), "loop-p50-µs")
 		b.ReportMetric(float64(r.libP50.Microseconds()), "library-p50-µs")
 		b.ReportMetric(r.library/r.loop, "library-x-loop")
-		b.Logf("tenths of the run: %.2f–%.2f× the loop", r.lo, r.hi)
+		b.Logf("tenths of the run: TCP %.2f–%.2f× the loop, Unix socket %.2f–%.2f×", r.lo, r.hi, r.unixLo, r.unixHi)
 	}
 }
 

@@ -55,6 +55,11 @@ type Config struct {
 	MinVacuumRetention time.Duration
 	// MaxCommitActions bounds the adds, removes and txns of one commit.
 	MaxCommitActions int
+	// UnixSocket, when set, is a path where the catalog serves gRPC on a
+	// Unix socket too (--unix-socket), for the hops on the same machine
+	// (--catalog-addr unix:///path): mode 0660, a dead process's socket
+	// replaced, removed on stop.
+	UnixSocket string
 	// Memory is the Go runtime's soft memory limit and collector
 	// percentage (--memory-limit, --gc-percent).
 	Memory config.Memory
@@ -86,6 +91,7 @@ func ParseConfig(args []string) (*Config, error) {
 	fs.DurationVar(&cfg.MinVacuumRetention, "min-vacuum-retention", time.Hour, "smallest retention a Vacuum call may ask for (shorter ones could delete files of commits in flight)")
 	fs.Int64Var(&cfg.MaxOptimizeBytes, "max-optimize-bytes", 64<<20, "most bytes of files one compaction reads (it holds them in memory)")
 	fs.Int64Var(&cfg.StitchMinRowGroupRows, "stitch-min-row-group-rows", 0, "fewest rows a compaction's input row groups average for it to copy their column chunks instead of rewriting their rows (0: 2,048; negative: never)")
+	fs.StringVar(&cfg.UnixSocket, "unix-socket", "", "also serve gRPC on a Unix socket at this path (mode 0660; a stale socket is replaced; removed on stop): hops on this machine dial unix:///path, skipping TCP")
 	cfg.Memory.Register(fs, DefaultMemoryLimit, DefaultGCPercent)
 	fs.IntVar(&cfg.MaxCommitActions, "max-commit-actions", server.DefaultMaxCommitActions, "most adds, removes and txns one commit may carry (more: InvalidArgument)")
 	if err := config.Parse(fs, args); err != nil {

@@ -41,6 +41,7 @@ func Run(ctx context.Context, cfg *Config, opts Options) error {
 	if err != nil {
 		return err
 	}
+	kit.UnixSocket = cfg.UnixSocket
 	log := kit.Logger
 	cfg.Memory.Apply()
 

@@ -59,12 +59,20 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	return newEnvSocket(t, "")
+}
+
+// newEnvSocket is newEnv with the catalog also serving a Unix socket at
+// socket ("": TCP only).
+func newEnvSocket(t *testing.T, socket string) *env {
+	t.Helper()
 	e := &env{t: t, dir: t.TempDir()}
 	e.kafka = devstack.Kafka(t)
 	e.kafka.CreateTopic(t, stack.TopicRaw, 6)
 	e.kafka.CreateTopic(t, stack.TopicOversized, 2)
 	cat, err := devstack.StartCatalog(context.Background(), devstack.CatalogConfig{Bin: catalogBin,
-		Warehouse: filepath.Join(e.dir, "warehouse"), Brokers: e.kafka.Brokers(), LogPath: filepath.Join(e.dir, "catalog.log")})
+		Warehouse: filepath.Join(e.dir, "warehouse"), Brokers: e.kafka.Brokers(), LogPath: filepath.Join(e.dir, "catalog.log"),
+		UnixSocket: socket})
 	if err != nil {
 		t.Fatalf("start catalog: %v", err)
 	}
@@ -251,6 +259,35 @@ func copyPositions(m map[stack.Pos]int) map[stack.Pos]int {
 		out[k] = v
 	}
 	return out
+}
+
+// TestCommitsThroughCatalogSocket: ingest given the catalog's Unix socket
+// as --catalog-addr (and no TCP address) commits its batches through it.
+func TestCommitsThroughCatalogSocket(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "catalog.sock")
+	e := newEnvSocket(t, sock)
+	pr, err := stack.NewProducer(e.kafka.Brokers())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	if err := pr.Produce(context.Background(), 0, 5_000, 0); err != nil {
+		t.Fatal(err)
+	}
+	// The later --catalog-addr wins over start's TCP one.
+	p := e.ingest("--run-once", "--batch-max-rows", "1000", "--catalog-addr", e.catalog.Target())
+	if want := "unix://" + sock; e.catalog.Target() != want {
+		t.Fatalf("catalog target %s, want %s", e.catalog.Target(), want)
+	}
+	select {
+	case <-p.Done():
+		if err := p.Wait(); err != nil {
+			t.Fatalf("run-once exited with %v\n%s", err, p.LogTail(20))
+		}
+	case <-time.After(90 * time.Second):
+		t.Fatalf("run-once still running after 90s\n%s", p.LogTail(20))
+	}
+	e.check(pr.Positions)
 }
 
 // TestRunOnceAndDeltaRS: --run-once ingests exactly the records present
