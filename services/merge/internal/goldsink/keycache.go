@@ -40,10 +40,19 @@ type keyCache struct {
 	// rows, by default), so that a large compacted file is read as before
 	// (not hashed) and does not push out the small files a stream's
 	// batches probe.
-	rows  int
-	max   int64
-	bytes int64
-	m     map[string]*keyEntry
+	rows int
+	// derivedRows is the most hashes an entry derived from a
+	// compaction's inputs may have (follow): a quarter of the cache
+	// (about 930,000 rows by default). Such an entry costs no read and no
+	// hashing, and a stream's compacted files outgrow a sixteenth soon
+	// (stitched again with the small files after them) while their
+	// bounds still admit the late readings of every batch: over the
+	// bound, such a file was read whole by every batch it was a
+	// candidate of (BenchmarkStreamCompacted).
+	derivedRows int
+	max         int64
+	bytes       int64
+	m           map[string]*keyEntry
 	// lru is the sentinel of a circular list: lru.next is the most
 	// recently used entry, lru.prev the next to go.
 	lru   keyEntry
@@ -64,7 +73,7 @@ func newKeyCache(max int64) *keyCache {
 	if max <= 0 {
 		return nil
 	}
-	c := &keyCache{seed: maphash.MakeSeed(), mask: ^uint64(0), rows: int(max / 16 / 9), max: max, m: map[string]*keyEntry{}}
+	c := &keyCache{seed: maphash.MakeSeed(), mask: ^uint64(0), rows: int(max / 16 / 9), derivedRows: int(max / 4 / 9), max: max, m: map[string]*keyEntry{}}
 	c.lru.next, c.lru.prev = &c.lru, &c.lru
 	return c
 }
@@ -144,7 +153,7 @@ func (c *keyCache) sweep(live []delta.Add) {
 // there: when every file it removes in a partition had an entry, each file
 // it adds there gets the union of their hashes (a superset of its keys
 // when a partition has several new files, which costs reads, never a
-// missed key), unless the union has more than maxRows hashes. A partition
+// missed key), unless the union has more than derivedRows hashes. A partition
 // with a removed file unknown to the cache (never read, evicted) gets no
 // entry: its new files are read on first use.
 func (c *keyCache) follow(acts []delta.Action) (derived int) {
@@ -187,7 +196,7 @@ func (c *keyCache) follow(acts []delta.Action) (derived int) {
 	}
 	var out []derivedKeys
 	for _, g := range groups {
-		if len(g.adds) == 0 || g.n > c.maxRows() {
+		if len(g.adds) == 0 || g.n > c.derivedRows {
 			continue
 		}
 		for _, path := range g.adds {

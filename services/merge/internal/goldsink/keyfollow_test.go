@@ -68,11 +68,11 @@ func TestKeyCacheFollowDerivesOnlyFromCompleteInputs(t *testing.T) {
 
 	// A union beyond the bound of an entry: no entry.
 	c.put("d1/c", hashes(400, 10))
-	c.rows = 29
+	c.derivedRows = 29
 	if n := c.follow([]delta.Action{op("OPTIMIZE"), rm("d1/A", "d1", false), rm("d1/c", "d1", false), add("d1/D", "d1", false)}); n != 0 || c.m["d1/D"] != nil {
 		t.Errorf("a union of 30 hashes over a bound of 29 rows: derived %d, entries %v", n, entries(c))
 	}
-	c.rows = 1 << 20
+	c.derivedRows = 1 << 20
 
 	// Not compactions: another operation, or a change of data (an add or
 	// a remove), or a remove without partition values. Their files lose
@@ -250,6 +250,10 @@ func TestKeyCacheDerivesCompactedFiles(t *testing.T) {
 				batches := cacheScenario(9)
 				plain := newEnvCatalog(t, strategy, 0, mode.args...)
 				full := newEnvCatalog(t, strategy, DefaultKeyCacheBytes, mode.args...)
+				// The batches write files of 40 to 60 rows; the compacted
+				// file has more than a file read may have for its keys to
+				// be kept, and fewer than a derived entry may.
+				full.sink.keys.rows = 100
 				collide := newEnvCatalog(t, strategy, DefaultKeyCacheBytes, mode.args...)
 				collide.sink.keys.mask = 3
 				envs := []*env{plain, full, collide}
@@ -272,6 +276,9 @@ func TestKeyCacheDerivesCompactedFiles(t *testing.T) {
 				out := full.compacted(inputs)
 				if len(out) != 1 || len(full.files()) != 1 {
 					t.Fatalf("the compaction of %d files left %d files, %d of them new; want 1", len(inputs), len(full.files()), len(out))
+				}
+				if n := full.sink.cache.Get(&out[0]).NumRecords; n <= int64(full.sink.keys.rows) {
+					t.Fatalf("the compacted file has %d rows, want more than %d", n, full.sink.keys.rows)
 				}
 				groups, wantGroups := full.rowGroups(out[0]), 1
 				if mode.name == "stitched" {
