@@ -118,3 +118,47 @@ func TestCreateTimestampNTZ(t *testing.T) {
 		}
 	}
 }
+
+func TestCommitsCanonicalInVersionOrder(t *testing.T) {
+	ctx := context.Background()
+	tbl, st := newTestTable(t)
+	mustCommit(t, tbl, appendReq(0, "day=2024-01-01/a.parquet"))
+	mustCommit(t, tbl, CommitRequest{ReadVersion: 1, Operation: "WRITE", BlindAppend: true,
+		Actions: []Action{addAction("day=2024-01-02/c%20d.parquet", "2024-01-02")}})
+	mustCommit(t, tbl, CommitRequest{ReadVersion: 2, Operation: "DELETE", ReadFiles: []string{"day=2024-01-02/c d.parquet"},
+		Actions: []Action{removeAction("day=2024-01-02/c%20d.parquet", "2024-01-02")}})
+	// tbl answers from its cache of recent commits, fresh from the files.
+	for name, table := range map[string]*Table{"cached": tbl, "fresh": Open(st)} {
+		for range 2 { // the second call sees what the first one's caller changed
+			got, err := table.Commits(ctx, 1, 3)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			if len(got) != 3 {
+				t.Fatalf("%s: %d commits, want 3", name, len(got))
+			}
+			var files []string
+			for _, c := range got {
+				for _, a := range c {
+					switch {
+					case a.Add != nil:
+						files = append(files, "+"+a.Add.Path)
+						a.Add.Path = "changed"
+					case a.Remove != nil:
+						files = append(files, "-"+a.Remove.Path)
+						a.Remove.Path = "changed"
+					}
+				}
+			}
+			want := []string{"+day=2024-01-01/a.parquet", "+day=2024-01-02/c d.parquet", "-day=2024-01-02/c d.parquet"}
+			if !equalStrings(files, want) {
+				t.Errorf("%s: files %q, want %q", name, files, want)
+			}
+		}
+	}
+	for _, r := range [][2]int64{{2, 9}, {3, 1}, {-1, 0}} {
+		if _, err := tbl.Commits(ctx, r[0], r[1]); !errors.Is(err, ErrVersionNotFound) {
+			t.Errorf("Commits(%d, %d) = %v, want ErrVersionNotFound", r[0], r[1], err)
+		}
+	}
+}

@@ -227,6 +227,45 @@ func (t *Table) extend(ctx context.Context, l *logListing, base *Snapshot, v int
 	return s, nil
 }
 
+// Commits returns the actions of the commits from to to (both included),
+// one slice a version in version order, each in the order of its commit
+// file: what a reader that keeps state per file (a cache keyed by path)
+// needs to follow the table from one snapshot to a later one without
+// comparing whole file lists. Add and Remove actions are copies whose
+// Path is canonical, as in Snapshot.Files (see CanonicalPath); the other
+// actions and the maps every action holds are shared with the table's
+// cache of recent commits: do not modify them. A version whose commit
+// file is gone (cleaned up after a checkpoint) fails with
+// ErrVersionNotFound.
+func (t *Table) Commits(ctx context.Context, from, to int64) ([][]Action, error) {
+	if from < 0 || to < from {
+		return nil, fmt.Errorf("%w: commits %d to %d", ErrVersionNotFound, from, to)
+	}
+	commits, err := t.commitsRange(ctx, from, to)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]Action, len(commits))
+	for i, c := range commits {
+		acts := make([]Action, len(c))
+		for j, a := range c {
+			switch {
+			case a.Add != nil:
+				add := *a.Add
+				add.Path = CanonicalPath(add.Path, t.root)
+				a.Add = &add
+			case a.Remove != nil:
+				rm := *a.Remove
+				rm.Path = CanonicalPath(rm.Path, t.root)
+				a.Remove = &rm
+			}
+			acts[j] = a
+		}
+		out[i] = acts
+	}
+	return out, nil
+}
+
 // commitsRange reads commits [from, to], using the recent-commit cache.
 func (t *Table) commitsRange(ctx context.Context, from, to int64) ([][]Action, error) {
 	out := make([][]Action, 0, to-from+1)

@@ -30,6 +30,8 @@ func registerMetrics(reg prometheus.Registerer, c *control) {
 			func(n goldsink.Counts) int64 { return n.CandidateFiles - n.CachedFiles }),
 		count("candidate_files_cached_total", "Candidate gold files not read: the key cache held their keys and none was the batch's.",
 			func(n goldsink.Counts) int64 { return n.CachedFiles }),
+		count("key_cache_derived_files_total", "Gold files a compaction wrote whose keys the key cache took from the files they replaced, not read.",
+			func(n goldsink.Counts) int64 { return n.DerivedFiles }),
 		count("files_rewritten_total", "Gold files rewritten by latest_wins merges.",
 			func(n goldsink.Counts) int64 { return n.RewrittenFiles }),
 	)

@@ -2,7 +2,9 @@ package goldsink
 
 import (
 	"hash/maphash"
+	"maps"
 	"slices"
+	"strings"
 
 	"github.com/plantlake/plantlake/delta"
 
@@ -20,7 +22,9 @@ const DefaultKeyCacheBytes = 32 << 20
 // path (a compaction writes new paths), so an entry stays right for as
 // long as the file lives; the cache is filled when merge writes a file (it
 // knows the rows) or first reads one, bounded by bytes (least recently
-// used first out), and emptied of files that left the snapshot. A hash
+// used first out), and emptied of files that left the snapshot. A
+// compaction's new file gets the union of its inputs' entries when every
+// input had one (follow): its rows are theirs, so it is not read. A hash
 // only rules a file out: a batch whose hashes hit a file reads it as
 // before, so a collision costs a read and never a wrong result. After a
 // restart the cache is empty and merge reads as it did without one.
@@ -36,10 +40,19 @@ type keyCache struct {
 	// rows, by default), so that a large compacted file is read as before
 	// (not hashed) and does not push out the small files a stream's
 	// batches probe.
-	rows  int
-	max   int64
-	bytes int64
-	m     map[string]*keyEntry
+	rows int
+	// derivedRows is the most hashes an entry derived from a
+	// compaction's inputs may have (follow): a quarter of the cache
+	// (about 930,000 rows by default). Such an entry costs no read and no
+	// hashing, and a stream's compacted files outgrow a sixteenth soon
+	// (stitched again with the small files after them) while their
+	// bounds still admit the late readings of every batch: over the
+	// bound, such a file was read whole by every batch it was a
+	// candidate of (BenchmarkStreamCompacted).
+	derivedRows int
+	max         int64
+	bytes       int64
+	m           map[string]*keyEntry
 	// lru is the sentinel of a circular list: lru.next is the most
 	// recently used entry, lru.prev the next to go.
 	lru   keyEntry
@@ -60,7 +73,7 @@ func newKeyCache(max int64) *keyCache {
 	if max <= 0 {
 		return nil
 	}
-	c := &keyCache{seed: maphash.MakeSeed(), mask: ^uint64(0), rows: int(max / 16 / 9), max: max, m: map[string]*keyEntry{}}
+	c := &keyCache{seed: maphash.MakeSeed(), mask: ^uint64(0), rows: int(max / 16 / 9), derivedRows: int(max / 4 / 9), max: max, m: map[string]*keyEntry{}}
 	c.lru.next, c.lru.prev = &c.lru, &c.lru
 	return c
 }
@@ -130,6 +143,127 @@ func (c *keyCache) sweep(live []delta.Add) {
 			c.drop(path)
 		}
 	}
+}
+
+// follow applies one commit of another writer to the cache and returns
+// the number of entries it derived. Every file the commit removes or adds
+// loses its entry (an added path is new, but an entry must never describe
+// other rows than the file's). A compaction (see compaction) adds, per
+// partition, files holding exactly the rows of the files it removes
+// there: when every file it removes in a partition had an entry, each file
+// it adds there gets the union of their hashes (a superset of its keys
+// when a partition has several new files, which costs reads, never a
+// missed key), unless the union has more than derivedRows hashes. A partition
+// with a removed file unknown to the cache (never read, evicted) gets no
+// entry: its new files are read on first use.
+func (c *keyCache) follow(acts []delta.Action) (derived int) {
+	type group struct {
+		complete bool
+		n        int
+		sets     []*keySet
+		adds     []string
+	}
+	var groups map[string]*group
+	if compaction(acts) {
+		groups = map[string]*group{}
+		for i := range acts {
+			if r := acts[i].Remove; r != nil {
+				k := partitionKey(r.PartitionValues)
+				g := groups[k]
+				if g == nil {
+					g = &group{complete: true}
+					groups[k] = g
+				}
+				if e := c.m[r.Path]; e == nil {
+					g.complete = false
+				} else if g.complete {
+					g.n += len(e.set.hashes)
+					g.sets = append(g.sets, &e.set)
+				}
+			}
+		}
+		for i := range acts {
+			if a := acts[i].Add; a != nil {
+				if g := groups[partitionKey(a.PartitionValues)]; g != nil && g.complete {
+					g.adds = append(g.adds, a.Path)
+				}
+			}
+		}
+	}
+	type derivedKeys struct {
+		path   string
+		hashes []uint64
+	}
+	var out []derivedKeys
+	for _, g := range groups {
+		if len(g.adds) == 0 || g.n > c.derivedRows {
+			continue
+		}
+		for _, path := range g.adds {
+			hs := make([]uint64, 0, g.n)
+			for _, set := range g.sets {
+				hs = append(hs, set.hashes...)
+			}
+			out = append(out, derivedKeys{path: path, hashes: hs})
+		}
+	}
+	for i := range acts {
+		switch {
+		case acts[i].Remove != nil:
+			c.drop(acts[i].Remove.Path)
+		case acts[i].Add != nil:
+			c.drop(acts[i].Add.Path)
+		}
+	}
+	for _, d := range out {
+		c.put(d.path, d.hashes)
+		if c.m[d.path] != nil {
+			derived++
+		}
+	}
+	return derived
+}
+
+// compaction reports whether acts are a compaction's commit: an OPTIMIZE
+// (by its commitInfo) that removes files and adds files, every one with
+// dataChange=false (the rows are the same, only rearranged), and every
+// removed file with its partition values.
+func compaction(acts []delta.Action) bool {
+	optimize, adds, removes := false, 0, 0
+	for i := range acts {
+		switch a := &acts[i]; {
+		case a.CommitInfo != nil:
+			optimize = a.CommitInfo.Operation == "OPTIMIZE"
+		case a.Add != nil:
+			if a.Add.DataChange {
+				return false
+			}
+			adds++
+		case a.Remove != nil:
+			if a.Remove.DataChange || a.Remove.PartitionValues == nil {
+				return false
+			}
+			removes++
+		}
+	}
+	return optimize && adds > 0 && removes > 0
+}
+
+// partitionKey identifies a file's partition by its partition values.
+func partitionKey(values map[string]string) string {
+	if len(values) == 1 {
+		for k, v := range values {
+			return k + "=" + v
+		}
+	}
+	var b strings.Builder
+	for _, k := range slices.Sorted(maps.Keys(values)) {
+		b.WriteString(k)
+		b.WriteByte('=')
+		b.WriteString(values[k])
+		b.WriteByte(0)
+	}
+	return b.String()
 }
 
 func (c *keyCache) unlink(e *keyEntry) {

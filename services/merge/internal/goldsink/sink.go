@@ -74,6 +74,10 @@ type Counts struct {
 	// candidates passed over without a read: the key cache held their keys
 	// and none was the batch's.
 	CandidateFiles, RewrittenFiles, CachedFiles int64
+	// DerivedFiles are the files another writer's compaction added whose
+	// keys the cache took from the files they replaced, instead of
+	// reading them.
+	DerivedFiles int64
 }
 
 // Sink merges batches into gold.
@@ -85,18 +89,20 @@ type Sink struct {
 	opts   Options
 	log    *slog.Logger
 	cache  *mergeplan.StatsCache
-	// keys caches gold files' key hashes (nil: no cache); keysVersion is
-	// the gold version of this sink's last commit: a snapshot at another
-	// version had other writers (a compaction), and files may have left.
-	keys        *keyCache
-	keysVersion int64
+	// keys caches gold files' key hashes (nil: no cache). It holds the
+	// files of gold's version keysBase (-1: unknown, the next snapshot
+	// sweeps it) and of keysOwn (-1: none), this sink's last commit when
+	// others committed between keysBase and it: a later snapshot follows
+	// the commits after keysBase but keysOwn (see followKeys).
+	keys              *keyCache
+	keysBase, keysOwn int64
 
 	// beforeCommit, when set (by tests), runs between the plan and the
 	// catalog commit: where a concurrent compaction would land.
 	beforeCommit func(ctx context.Context)
 
-	inserted, updated, duplicates atomic.Int64
-	candidates, rewritten, cached atomic.Int64
+	inserted, updated, duplicates          atomic.Int64
+	candidates, rewritten, cached, derived atomic.Int64
 }
 
 // Open creates gold through the catalog if it is missing and opens it.
@@ -135,7 +141,7 @@ func Open(ctx context.Context, client catalogv1.CatalogServiceClient, opts Optio
 		cache:  mergeplan.NewStatsCache(),
 		keys:   newKeyCache(opts.KeyCacheBytes),
 		// No commit of ours yet: the first snapshot is swept.
-		keysVersion: -1,
+		keysBase: -1, keysOwn: -1,
 	}, nil
 }
 
@@ -144,6 +150,7 @@ func (s *Sink) Counts() Counts {
 	return Counts{
 		Inserted: s.inserted.Load(), Updated: s.updated.Load(), Duplicates: s.duplicates.Load(),
 		CandidateFiles: s.candidates.Load(), RewrittenFiles: s.rewritten.Load(), CachedFiles: s.cached.Load(),
+		DerivedFiles: s.derived.Load(),
 	}
 }
 
@@ -196,8 +203,8 @@ func (s *Sink) Commit(ctx context.Context, c pipeline.Commit[*mergeplan.Data]) (
 	}
 	files := snap.Files()
 	s.cache.Trim(files)
-	if s.keys != nil && snap.Version() != s.keysVersion {
-		s.keys.sweep(files)
+	if s.keys != nil && snap.Version() != s.keysBase {
+		s.followKeys(ctx, snap, files)
 	}
 	p := &plan{
 		d:        c.Data,
@@ -284,19 +291,63 @@ func (s *Sink) Commit(ctx context.Context, c pipeline.Commit[*mergeplan.Data]) (
 		for _, w := range p.written {
 			s.keys.put(w.path, w.hashes)
 		}
-		// A commit right after the snapshot: the next snapshot at this
-		// version has the files the cache saw. Another writer's commit in
-		// between (a compaction of another partition) may have removed
-		// some: the next batch sweeps.
-		s.keysVersion = -1
-		if res.Version == snap.Version()+1 {
-			s.keysVersion = res.Version
+		// A commit right after the snapshot: the cache holds the files
+		// of this version. Other writers' commits in between (a
+		// compaction of another partition or of files not read) are
+		// followed by the next batch.
+		s.keysBase, s.keysOwn = res.Version, -1
+		if res.Version != snap.Version()+1 {
+			s.keysBase, s.keysOwn = snap.Version(), res.Version
 		}
 	}
 	s.log.Debug("merged", "version", res.Version, "rows", len(c.Data.Rows), "inserted", inserted, "updated", updated,
 		"duplicates", dups, "gold_files", len(files), "candidates", len(p.candidates), "cached", p.cached, "rewritten", len(p.rewrite),
 		"plan", planned.Sub(started), "match", matched.Sub(planned), "write", written.Sub(matched), "commit", time.Since(written))
 	return res, nil
+}
+
+// maxFollowCommits is the most commits followKeys reads; beyond, the
+// cache is only swept.
+const maxFollowCommits = 100
+
+// followKeys brings the key cache from keysBase to snap: it reads the
+// commits in between but this sink's own (applied when it committed) and
+// applies them in order (keyCache.follow), so that the file a compaction
+// wrote gets its keys from its inputs' entries instead of being read
+// whole; then it sweeps the entries of files not in snap. The sweep is
+// all it does when the base is unknown, the gap longer than
+// maxFollowCommits, or a commit cannot be read (cleaned up, an error):
+// the cache then only loses entries.
+func (s *Sink) followKeys(ctx context.Context, snap *delta.Snapshot, files []delta.Add) {
+	from, to, own := s.keysBase+1, snap.Version(), s.keysOwn
+	defer func() {
+		s.keys.sweep(files)
+		s.keysBase, s.keysOwn = snap.Version(), -1
+	}()
+	if s.keysBase < 0 || to < from || to-from >= maxFollowCommits || (own >= 0 && (own < from || own > to)) {
+		return
+	}
+	ranges := [][2]int64{{from, to}}
+	if own >= 0 {
+		ranges = [][2]int64{{from, own - 1}, {own + 1, to}}
+	}
+	var commits [][]delta.Action
+	for _, r := range ranges {
+		if r[0] > r[1] {
+			continue
+		}
+		cs, err := s.table.Commits(ctx, r[0], r[1])
+		if err != nil {
+			s.log.Debug("key cache: sweeping instead of following gold's log", "from", r[0], "to", r[1], "error", err)
+			return
+		}
+		commits = append(commits, cs...)
+	}
+	derived := 0
+	for _, c := range commits {
+		derived += s.keys.follow(c)
+	}
+	s.derived.Add(int64(derived))
 }
 
 // match reads the key columns of the candidate files and decides each

@@ -41,9 +41,15 @@ func newEnv(t testing.TB, strategy mergeplan.Strategy) *env {
 // newEnvCache is newEnv with a key cache of keyCacheBytes (0: none).
 func newEnvCache(t testing.TB, strategy mergeplan.Strategy, keyCacheBytes int64) *env {
 	t.Helper()
+	return newEnvCatalog(t, strategy, keyCacheBytes)
+}
+
+// newEnvCatalog is newEnvCache with extra flags for the catalog.
+func newEnvCatalog(t testing.TB, strategy mergeplan.Strategy, keyCacheBytes int64, catalogArgs ...string) *env {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
-	cat := devstack.Catalog(t, devstack.CatalogConfig{Args: []string{"--auto-maintenance=false"}})
+	cat := devstack.Catalog(t, devstack.CatalogConfig{Args: append([]string{"--auto-maintenance=false"}, catalogArgs...)})
 	client := catalogv1.NewCatalogServiceClient(cat.Conn(t))
 	bronze, err := bronzetest.Open(ctx, client)
 	if err != nil {
