@@ -67,8 +67,19 @@ type running struct {
 // test ends.
 func runKit(t *testing.T, svc pipelinev1.PipelineServiceServer, args []string, loops ...servicekit.Loop) *running {
 	t.Helper()
+	r, err := startKit(t, config.Shared{GRPCAddr: "127.0.0.1:0", MetricsAddr: "127.0.0.1:0"}, args, svc, "", loops...)
+	if err != nil {
+		t.Fatalf("Run returned before listening: %v", err)
+	}
+	return r
+}
+
+// startKit is runKit with the shared settings' defaults given, and a Unix
+// socket to serve on too (empty: none); it returns Run's error when Run
+// ended before listening.
+func startKit(t *testing.T, shared config.Shared, args []string, svc pipelinev1.PipelineServiceServer, unixSocket string, loops ...servicekit.Loop) (*running, error) {
+	t.Helper()
 	fs := flag.NewFlagSet("test", flag.ContinueOnError)
-	shared := config.Shared{GRPCAddr: "127.0.0.1:0", MetricsAddr: "127.0.0.1:0"}
 	shared.Register(fs)
 	if err := config.Parse(fs, args); err != nil {
 		t.Fatal(err)
@@ -82,17 +93,22 @@ func runKit(t *testing.T, svc pipelinev1.PipelineServiceServer, args []string, l
 	}
 	pipelinev1.RegisterPipelineServiceServer(kit.GRPC, svc)
 	kit.GRPC.SetServing(true)
+	kit.UnixSocket = unixSocket
 	r := &running{kit: kit, logs: logs, stop: stop, done: make(chan error, 1)}
 	listening := make(chan struct{})
 	kit.OnListen = func(grpcAddr, metricsAddr net.Addr) {
-		r.grpcAddr, r.metricsAddr = grpcAddr.String(), metricsAddr.String()
+		r.grpcAddr = grpcAddr.String()
+		if metricsAddr != nil {
+			r.metricsAddr = metricsAddr.String()
+		}
 		close(listening)
 	}
 	go func() { r.done <- kit.Run(ctx, loops...) }()
 	select {
 	case <-listening:
 	case err := <-r.done:
-		t.Fatalf("Run returned before listening: %v", err)
+		stop()
+		return nil, err
 	}
 	t.Cleanup(func() {
 		stop()
@@ -102,7 +118,7 @@ func runKit(t *testing.T, svc pipelinev1.PipelineServiceServer, args []string, l
 			t.Error("Run did not return")
 		}
 	})
-	return r
+	return r, nil
 }
 
 var grpcurl struct {

@@ -3,7 +3,6 @@ package servicekit_test
 import (
 	"context"
 	"errors"
-	"flag"
 	"io/fs"
 	"net"
 	"os"
@@ -26,44 +25,7 @@ import (
 // returns Run's error when Run ended before listening.
 func runOnSocket(t *testing.T, path string) (*running, error) {
 	t.Helper()
-	fs := flag.NewFlagSet("test", flag.ContinueOnError)
-	shared := config.Shared{GRPCAddr: "127.0.0.1:0", MetricsAddr: ""}
-	shared.Register(fs)
-	if err := config.Parse(fs, nil); err != nil {
-		t.Fatal(err)
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	logs := &lockedBuffer{}
-	kit, err := servicekit.New(ctx, servicekit.Options{Name: "test", Config: &shared, LogOutput: logs})
-	if err != nil {
-		stop()
-		t.Fatal(err)
-	}
-	pipelinev1.RegisterPipelineServiceServer(kit.GRPC, newStage(0))
-	kit.GRPC.SetServing(true)
-	kit.UnixSocket = path
-	r := &running{kit: kit, logs: logs, stop: stop, done: make(chan error, 1)}
-	listening := make(chan struct{})
-	kit.OnListen = func(grpcAddr, _ net.Addr) {
-		r.grpcAddr = grpcAddr.String()
-		close(listening)
-	}
-	go func() { r.done <- kit.Run(ctx) }()
-	select {
-	case <-listening:
-	case err := <-r.done:
-		stop()
-		return nil, err
-	}
-	t.Cleanup(func() {
-		stop()
-		select {
-		case <-r.done:
-		case <-time.After(30 * time.Second):
-			t.Error("Run did not return")
-		}
-	})
-	return r, nil
+	return startKit(t, config.Shared{GRPCAddr: "127.0.0.1:0", MetricsAddr: ""}, nil, newStage(0), path)
 }
 
 func dialSocket(t *testing.T, path string) *grpc.ClientConn {
