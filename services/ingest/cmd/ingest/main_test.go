@@ -279,14 +279,7 @@ func TestCommitsThroughCatalogSocket(t *testing.T) {
 	if want := "unix://" + sock; e.catalog.Target() != want {
 		t.Fatalf("catalog target %s, want %s", e.catalog.Target(), want)
 	}
-	select {
-	case <-p.Done():
-		if err := p.Wait(); err != nil {
-			t.Fatalf("run-once exited with %v\n%s", err, p.LogTail(20))
-		}
-	case <-time.After(90 * time.Second):
-		t.Fatalf("run-once still running after 90s\n%s", p.LogTail(20))
-	}
+	waitRunOnce(t, p)
 	e.check(pr.Positions)
 }
 
@@ -311,14 +304,7 @@ func TestRunOnceAndDeltaRS(t *testing.T) {
 	if err := pr.Produce(ctx, 20_000, 25_000, 0); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-p.Done():
-		if err := p.Wait(); err != nil {
-			t.Fatalf("run-once exited with %v\n%s", err, p.LogTail(20))
-		}
-	case <-time.After(90 * time.Second):
-		t.Fatalf("run-once still running after 90s\n%s", p.LogTail(20))
-	}
+	waitRunOnce(t, p)
 	rows := e.check(before)
 
 	// delta-rs agrees row by row.
@@ -345,5 +331,18 @@ func TestRunOnceAndDeltaRS(t *testing.T) {
 		if got[i] != want[i] {
 			t.Fatalf("row %d differs:\ndelta-rs     %s\ndelta/reader %s", i, got[i], want[i])
 		}
+	}
+}
+
+// waitRunOnce waits for a --run-once ingest to exit cleanly, at most 90 s.
+func waitRunOnce(t *testing.T, p *stack.Process) {
+	t.Helper()
+	select {
+	case <-p.Done():
+		if err := p.Wait(); err != nil {
+			t.Fatalf("run-once exited with %v\n%s", err, p.LogTail(20))
+		}
+	case <-time.After(90 * time.Second):
+		t.Fatalf("run-once still running after 90s\n%s", p.LogTail(20))
 	}
 }
