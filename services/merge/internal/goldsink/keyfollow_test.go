@@ -153,25 +153,9 @@ func (e *env) fileHashes(f delta.Add) []uint64 {
 // 1: older than gold's).
 func (e *env) fileReadings(f delta.Add) []bronzetest.Reading {
 	e.t.Helper()
-	snap, err := e.sink.table.Snapshot(e.ctx)
-	if err != nil {
-		e.t.Fatal(err)
-	}
 	var out []bronzetest.Reading
-	err = e.sink.scan(e.ctx, snap, f, []string{"sensor_id", "ts"}, func(rec arrow.RecordBatch) error {
-		rr := gold.NewRowReader()
-		if err := rr.Bind(rec, nil); err != nil {
-			return err
-		}
-		for i := range int(rec.NumRows()) {
-			var r gold.Row
-			rr.Read(i, &r)
-			out = append(out, reading(r.SensorID, int((r.TS-day.UnixMicro())/1e6), 2000, 1, int64(300_000+i)))
-		}
-		return nil
-	})
-	if err != nil {
-		e.t.Fatal(err)
+	for i, r := range e.fileKeyRows(f) {
+		out = append(out, reading(r.SensorID, int((r.TS-day.UnixMicro())/1e6), 2000, 1, int64(300_000+i)))
 	}
 	return out
 }

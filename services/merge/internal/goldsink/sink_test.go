@@ -346,12 +346,25 @@ func TestCompactionOrdersGoldBySensorAndTime(t *testing.T) {
 	if len(files) != 1 {
 		t.Fatalf("%d files after compaction, want 1", len(files))
 	}
+	var got []string
+	for _, r := range e.fileKeyRows(files[0]) {
+		got = append(got, fmt.Sprintf("%s@%d", r.SensorID, (r.TS-day.UnixMicro())/1e6))
+	}
+	want := []string{"s1@10", "s1@30", "s5@10", "s5@30", "s9@10", "s9@30"}
+	if !slices.Equal(got, want) {
+		t.Errorf("compacted rows in order %v, want %v", got, want)
+	}
+}
+
+// fileKeyRows reads the sensor_id and ts of f's rows, in file order.
+func (e *env) fileKeyRows(f delta.Add) []gold.Row {
+	e.t.Helper()
 	snap, err := e.sink.table.Snapshot(e.ctx)
 	if err != nil {
-		t.Fatal(err)
+		e.t.Fatal(err)
 	}
-	var got []string
-	err = e.sink.scan(e.ctx, snap, files[0], []string{"sensor_id", "ts"}, func(rec arrow.RecordBatch) error {
+	var out []gold.Row
+	err = e.sink.scan(e.ctx, snap, f, []string{"sensor_id", "ts"}, func(rec arrow.RecordBatch) error {
 		rr := gold.NewRowReader()
 		if err := rr.Bind(rec, nil); err != nil {
 			return err
@@ -359,15 +372,12 @@ func TestCompactionOrdersGoldBySensorAndTime(t *testing.T) {
 		for i := range int(rec.NumRows()) {
 			var r gold.Row
 			rr.Read(i, &r)
-			got = append(got, fmt.Sprintf("%s@%d", r.SensorID, (r.TS-day.UnixMicro())/1e6))
+			out = append(out, r)
 		}
 		return nil
 	})
 	if err != nil {
-		t.Fatal(err)
+		e.t.Fatal(err)
 	}
-	want := []string{"s1@10", "s1@30", "s5@10", "s5@30", "s9@10", "s9@30"}
-	if !slices.Equal(got, want) {
-		t.Errorf("compacted rows in order %v, want %v", got, want)
-	}
+	return out
 }
