@@ -32,6 +32,8 @@ type CatalogConfig struct {
 	LogPath string
 	// CPUs, when set, pins the process with taskset -c CPUs (e.g. "1").
 	CPUs string
+	// Nice is the process's niceness (see ServiceConfig.Nice).
+	Nice int
 	// ReadyTimeout bounds the wait until it serves; default 60s.
 	ReadyTimeout time.Duration
 	// UnixSocket, when set, is a path where the catalog serves gRPC on a
@@ -84,7 +86,7 @@ func StartCatalog(ctx context.Context, cfg CatalogConfig) (*CatalogProcess, erro
 	}
 	s, err := StartService(ctx, ServiceConfig{
 		Name: "catalog", Bin: cfg.Bin, Args: append(args, cfg.Args...), Env: cfg.Env,
-		LogPath: cfg.LogPath, CPUs: cfg.CPUs, ReadyTimeout: cfg.ReadyTimeout,
+		LogPath: cfg.LogPath, CPUs: cfg.CPUs, Nice: cfg.Nice, ReadyTimeout: cfg.ReadyTimeout,
 	})
 	if err != nil {
 		return nil, err

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -40,6 +41,9 @@ type ServiceConfig struct {
 	LogPath string
 	// CPUs, when set, pins the process with taskset -c CPUs (e.g. "1").
 	CPUs string
+	// Nice, when not 0, starts the process with that niceness (nice -n):
+	// a positive one gives the CPU to the others first when it is short.
+	Nice int
 	// ReadyTimeout bounds the wait until it serves; default 60s.
 	ReadyTimeout time.Duration
 }
@@ -142,6 +146,9 @@ func (s *ServiceProcess) start(ctx context.Context, grpcAddr string) error {
 	argv := append([]string{s.cfg.Bin}, args...)
 	if s.cfg.CPUs != "" {
 		argv = append([]string{"taskset", "-c", s.cfg.CPUs}, argv...)
+	}
+	if s.cfg.Nice != 0 {
+		argv = append([]string{"nice", "-n", strconv.Itoa(s.cfg.Nice)}, argv...)
 	}
 	var logStart int64
 	if fi, err := os.Stat(s.cfg.LogPath); err == nil {

@@ -34,6 +34,9 @@ type StackConfig struct {
 	// Args are a service's extra flags, after the stack's own, so they win
 	// (e.g. Args["merge"] = {"--strategy", "latest_wins"}).
 	Args map[string][]string
+	// Nice is a service's niceness (ServiceConfig.Nice), e.g. Nice["merge"]
+	// = 5 lets the ingress (Mosquitto, bridge, Kafka) have the CPU first.
+	Nice map[string]int
 	// ReadyTimeout bounds each service's start; default 60s.
 	ReadyTimeout time.Duration
 	// CatalogOverTCP has the hops dial the catalog's TCP address. By
@@ -139,7 +142,7 @@ func (s *Stack) start(ctx context.Context, name string) error {
 		}
 		c, err := StartCatalog(ctx, CatalogConfig{
 			Warehouse: s.cfg.Warehouse, Brokers: brokers, Args: extra, Env: s.cfg.Env,
-			LogPath: logPath, ReadyTimeout: s.cfg.ReadyTimeout, UnixSocket: socket,
+			LogPath: logPath, ReadyTimeout: s.cfg.ReadyTimeout, UnixSocket: socket, Nice: s.cfg.Nice[name],
 		})
 		if err != nil {
 			return err
@@ -158,7 +161,7 @@ func (s *Stack) start(ctx context.Context, name string) error {
 	}
 	p, err := StartService(ctx, ServiceConfig{
 		Name: name, Args: append(args, extra...), Env: s.cfg.Env,
-		LogPath: logPath, ReadyTimeout: s.cfg.ReadyTimeout,
+		LogPath: logPath, ReadyTimeout: s.cfg.ReadyTimeout, Nice: s.cfg.Nice[name],
 	})
 	if err != nil {
 		return err

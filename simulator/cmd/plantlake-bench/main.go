@@ -66,6 +66,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	freshRate := fs.Float64("fresh-rate", 10_000, "readings per second of the freshness runs")
 	freshFor := fs.Duration("fresh-for", time.Minute, "how long each freshness run publishes")
 	freshOnly := fs.Bool("fresh-only", false, "run only the two freshness runs (to compare settings)")
+	settings := fs.String("settings", "", "extra flags of the pipeline's default stacks, as --fast (e.g. 'merge --batch-max-age 2s')")
+	holdAt := fs.Float64("hold-at", 0, "hold this rate (readings/s) on the pipeline alone for --hold, nothing else (to compare settings)")
+	nice := fs.String("nice", "", "niceness of services in the pipeline's stacks, e.g. 'ingest=5,deserialize=5' (empty: all 0)")
 	fast := fs.String("fast", "ingest --batch-max-age 100ms; deserialize --batch-max-age 50ms; merge --batch-max-age 100ms",
 		"settings of the second freshness run: service flags..., separated by ';' (empty: no second run)")
 	if err := fs.Parse(args); err != nil {
@@ -102,6 +105,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("--fast: %w", err)
 	}
+	stackArgs, err := parseSettings(*settings)
+	if err != nil {
+		return fmt.Errorf("--settings: %w", err)
+	}
+	niceness, err := parseNice(*nice)
+	if err != nil {
+		return fmt.Errorf("--nice: %w", err)
+	}
 	if *dir == "" {
 		d, err := os.MkdirTemp("", "plantlake-bench-")
 		if err != nil {
@@ -116,7 +127,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	rep, err := e2ebench.Run(ctx, e2ebench.Config{Dir: *dir, SaturationCount: *saturation, Probe: *probe, Probes: *probes,
-		Hold: *hold, Self: self, FreshOnly: *freshOnly, FreshRate: *freshRate, FreshFor: *freshFor, Fast: fastArgs, Log: log})
+		Hold: *hold, Self: self, FreshOnly: *freshOnly, HoldAt: *holdAt, Args: stackArgs, Nice: niceness, FreshRate: *freshRate, FreshFor: *freshFor, Fast: fastArgs, Log: log})
 	if rep == nil {
 		return err
 	}
@@ -152,6 +163,27 @@ func parseSettings(s string) (map[string][]string, error) {
 			return nil, fmt.Errorf("%q: a service without flags", part)
 		}
 		out[f[0]] = append(out[f[0]], f[1:]...)
+	}
+	return out, nil
+}
+
+// parseNice parses --nice: service=niceness pairs separated by commas.
+func parseNice(s string) (map[string]int, error) {
+	out := map[string]int{}
+	for part := range strings.SplitSeq(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		name, v, ok := strings.Cut(part, "=")
+		if !ok {
+			return nil, fmt.Errorf("%q: want service=niceness", part)
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || n < -20 || n > 19 {
+			return nil, fmt.Errorf("%q: niceness must be an integer from -20 to 19", part)
+		}
+		out[strings.TrimSpace(name)] = n
 	}
 	return out, nil
 }

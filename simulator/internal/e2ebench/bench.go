@@ -56,6 +56,16 @@ type Config struct {
 	// FreshOnly runs the freshness runs alone (no ceiling, bridge alone,
 	// probes or hold).
 	FreshOnly bool
+	// HoldAt, when positive, holds this rate for Hold on the pipeline alone
+	// (no ceiling, bridge alone, freshness or search): to compare settings.
+	HoldAt float64
+	// Args are extra service flags of the pipeline's default stacks (the
+	// freshness run with the defaults, the probes and the holds), e.g. to
+	// compare settings with HoldAt.
+	Args map[string][]string
+	// Nice is each service's niceness in the pipeline's stacks (see
+	// devstack.StackConfig.Nice).
+	Nice map[string]int
 	// Log receives progress.
 	Log *slog.Logger
 }
@@ -143,6 +153,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.FreshOnly {
 		return rep, freshOnly(ctx, cfg, rep)
 	}
+	if cfg.HoldAt > 0 {
+		return rep, holdOnly(ctx, cfg, rep)
+	}
 
 	// 1. The bare MQTT ceiling.
 	log.Info("ceiling: paho QoS 1 publisher -> Mosquitto -> ack-only paho subscriber", "readings", cfg.SaturationCount)
@@ -162,7 +175,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 	// 3. The whole pipeline with the defaults: freshness, the rate search,
 	// the hold.
-	p, err := startPipeline(ctx, filepath.Join(cfg.Dir, "defaults"))
+	p, err := startPipeline(ctx, cfg, filepath.Join(cfg.Dir, "defaults"))
 	if err != nil {
 		return nil, err
 	}
@@ -212,7 +225,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		// broker saving it as a database of a gigabyte), which the retry
 		// would inherit: it starts on a new stack.
 		log.Info("hold failed; the retry starts on a new stack", "rate", lo)
-		if p, err = restart(ctx, p, filepath.Join(cfg.Dir, fmt.Sprintf("defaults-retry%d", attempt+1)), rep); err != nil {
+		if p, err = restart(ctx, cfg, p, filepath.Join(cfg.Dir, fmt.Sprintf("defaults-retry%d", attempt+1)), rep); err != nil {
 			return rep, err
 		}
 	}
@@ -230,7 +243,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 // freshOnly measures freshness with the defaults and with cfg.Fast.
 func freshOnly(ctx context.Context, cfg Config, rep *Report) error {
-	p, err := startPipeline(ctx, filepath.Join(cfg.Dir, "defaults"))
+	p, err := startPipeline(ctx, cfg, filepath.Join(cfg.Dir, "defaults"))
 	if err != nil {
 		return err
 	}
@@ -250,12 +263,35 @@ func freshOnly(ctx context.Context, cfg Config, rep *Report) error {
 	return nil
 }
 
+// holdOnly holds cfg.HoldAt for cfg.Hold on a whole stack.
+func holdOnly(ctx context.Context, cfg Config, rep *Report) error {
+	p, err := startPipeline(ctx, cfg, filepath.Join(cfg.Dir, "defaults"))
+	if err != nil {
+		return err
+	}
+	defer p.close()
+	pr, err := p.probe(ctx, cfg.HoldAt, cfg.Hold)
+	if err != nil {
+		return err
+	}
+	rep.Holds = append(rep.Holds, pr)
+	cfg.Log.Info("hold", "rate", cfg.HoldAt, "ok", pr.OK, "why", pr.Why, "achieved", math.Round(pr.Achieved), "drain", pr.Drain, "growth", pr.Growth, "load", pr.Load)
+	if pr.OK {
+		rep.Sustained = cfg.HoldAt
+	}
+	if err := stopInto(p, rep); err != nil {
+		return err
+	}
+	rep.LoadEnd = loadAverage()
+	return nil
+}
+
 // fastFreshness measures freshness with cfg.Fast's settings on a stack of
 // its own.
 func fastFreshness(ctx context.Context, cfg Config, rep *Report) error {
 	log := cfg.Log
 	if len(cfg.Fast) > 0 {
-		fst, err := devstack.StartStack(ctx, devstack.StackConfig{Dir: filepath.Join(cfg.Dir, "fast"), Args: cfg.Fast, MosquittoAutosave: brokerAutosave})
+		fst, err := devstack.StartStack(ctx, devstack.StackConfig{Dir: filepath.Join(cfg.Dir, "fast"), Args: cfg.Fast, MosquittoAutosave: brokerAutosave, Nice: cfg.Nice})
 		if err != nil {
 			return fmt.Errorf("start the fast stack: %w", err)
 		}
@@ -457,9 +493,10 @@ type pipeline struct {
 	pids    map[string]int
 }
 
-// startPipeline starts a whole stack in dir with the defaults.
-func startPipeline(ctx context.Context, dir string) (*pipeline, error) {
-	st, err := devstack.StartStack(ctx, devstack.StackConfig{Dir: dir, MosquittoAutosave: brokerAutosave})
+// startPipeline starts a whole stack in dir with the defaults (and cfg's
+// niceness).
+func startPipeline(ctx context.Context, cfg Config, dir string) (*pipeline, error) {
+	st, err := devstack.StartStack(ctx, devstack.StackConfig{Dir: dir, Args: cfg.Args, MosquittoAutosave: brokerAutosave, Nice: cfg.Nice})
 	if err != nil {
 		return nil, fmt.Errorf("start the stack: %w", err)
 	}
@@ -473,7 +510,7 @@ func startPipeline(ctx context.Context, dir string) (*pipeline, error) {
 
 // restart stops p's stack (keeping its peak RSS in rep) and starts a new
 // one in dir.
-func restart(ctx context.Context, p *pipeline, dir string, rep *Report) (*pipeline, error) {
+func restart(ctx context.Context, cfg Config, p *pipeline, dir string, rep *Report) (*pipeline, error) {
 	if err := stopInto(p, rep); err != nil {
 		return p, err
 	}
@@ -486,7 +523,7 @@ func restart(ctx context.Context, p *pipeline, dir string, rep *Report) (*pipeli
 			return nil, fmt.Errorf("remove the stopped stack's %s: %w", d, err)
 		}
 	}
-	return startPipeline(ctx, dir)
+	return startPipeline(ctx, cfg, dir)
 }
 
 // stopInto stops p's services and keeps, per process, the highest peak RSS

@@ -34,7 +34,8 @@ func (b *Bridge) deliveryLoop(producer *kafka.Producer) {
 // settle decides a reading's fate once its produce attempt is over; err is
 // the delivery error, nil when Kafka stored the record.
 //
-//   - stored, and the reading came on the current MQTT connection: PUBACK.
+//   - stored, and the reading came on the current MQTT connection: PUBACK,
+//     in the order the readings arrived (see ackQueue).
 //   - stored, but the connection changed since: no PUBACK (it would go to the
 //     wrong session, paho #505); the broker redelivers and the record is
 //     written again (a duplicate, which at-least-once allows).
@@ -47,9 +48,14 @@ func (b *Bridge) settle(r *reading, err error) {
 		b.kafkaUp.Store(true)
 		b.counters.produced.Add(1)
 		b.latency.Observe(now.Sub(r.sentAt).Seconds())
-		if r.gen == b.gen.Load() {
-			r.msg.Ack() // THE acknowledgement: Kafka has stored this reading.
-			b.counters.acked.Add(1)
+		if r.gen == b.gen.Load() && r.queued {
+			// THE acknowledgement: Kafka has stored this reading. It goes
+			// out once every reading that arrived before it is stored.
+			if sent, ok := b.acks.done(r.gen, r.seq); ok {
+				b.counters.acked.Add(uint64(sent))
+			} else {
+				b.counters.stale.Add(1)
+			}
 		} else {
 			b.counters.stale.Add(1)
 		}
@@ -93,7 +99,11 @@ func (b *Bridge) settle(r *reading, err error) {
 func (b *Bridge) skipReplay(m mqtt.Message, gen uint64) {
 	b.counters.replays.Add(1)
 	if gen == b.gen.Load() {
-		m.Ack() // nothing to store: an earlier copy is already in Kafka.
+		// Nothing to store (an earlier copy is already in Kafka): in turn.
+		if seq, ok := b.acks.enqueue(gen, m, true); ok {
+			forwarded, _ := b.acks.done(gen, seq)
+			b.counters.acked.Add(uint64(forwarded))
+		}
 	}
 }
 

@@ -82,6 +82,11 @@ type Bridge struct {
 
 	// inbox hands readings from paho's router goroutine to the pump.
 	inbox *inbox
+	// acks sends the current connection's PUBACKs in arrival order.
+	acks ackQueue
+	// readsHeld is true while the connection does not read because the
+	// bridge holds MaxUnacked readings (holdReads).
+	readsHeld atomic.Bool
 	// inFlight counts readings produced and not yet settled; the pump
 	// waits while it is at MaxInFlight.
 	inFlight atomic.Int64
@@ -134,8 +139,13 @@ type Bridge struct {
 // reading is one MQTT message on its way through the bridge. Its Kafka
 // record and the record's headers live in the same allocation.
 type reading struct {
-	msg      mqtt.Message
-	gen      uint64
+	msg mqtt.Message
+	gen uint64
+	// seq is the reading's place in its connection's ack order (acks);
+	// queued is false when it has none (it arrived on a connection older
+	// than the queue's and is never acknowledged).
+	seq      uint64
+	queued   bool
 	kmsg     *kafka.Message
 	record   kafka.Message
 	headers  [maxHeaders]kafka.Header
@@ -245,7 +255,6 @@ func (b *Bridge) Run(ctx context.Context) error {
 	b.shutdown(client, producer)
 	stopLoops()
 	loops.Wait()
-	b.inbox.wait()
 	// Whatever is still queued in librdkafka is not acknowledged; purging
 	// keeps Close from waiting for a Kafka that may be gone.
 	b.producerMu.Lock()
@@ -428,7 +437,10 @@ func (b *Bridge) mqttOptions() *mqtt.ClientOptions {
 // new generation starts before the new connection delivers anything.
 func (b *Bridge) onConnectAttempt(_ *url.URL, cfg *tls.Config) *tls.Config {
 	b.attemptAt.Store(time.Now().UnixNano())
-	b.gen.Add(1)
+	gen := b.gen.Add(1)
+	// Readings of the old connection stored in Kafka but still waiting
+	// for their turn are never acknowledged; the broker redelivers them.
+	b.counters.stale.Add(uint64(b.acks.restart(gen)))
 	return cfg
 }
 
@@ -441,7 +453,20 @@ func (b *Bridge) openConn(uri *url.URL, opts mqtt.ClientOptions) (net.Conn, erro
 		if sessionPresent {
 			b.resumedGen.Store(gen)
 		}
-	}, &b.mqttReadAt)
+	}, &b.mqttReadAt, b.holdReads)
+}
+
+// holdReads reports whether the bridge holds Config.MaxUnacked readings of
+// its MQTT connection; the connection then stops reading (batchedConn).
+func (b *Bridge) holdReads() bool {
+	full := b.acks.len() >= b.cfg.MaxUnacked
+	if full != b.readsHeld.Load() {
+		b.readsHeld.Store(full)
+		if full {
+			b.counters.holds.Add(1)
+		}
+	}
+	return full
 }
 
 // onConnect subscribes (again) on every connection, so that a filter added
@@ -523,8 +548,9 @@ func (b *Bridge) onMessage(_ mqtt.Client, m mqtt.Message) {
 		return // not acknowledged: the broker redelivers it
 	}
 	r := &reading{msg: m, gen: gen}
+	r.seq, r.queued = b.acks.enqueue(gen, m, false)
 	b.counters.received.Add(1)
-	b.inbox.put(r, b.stopping)
+	b.inbox.put(r)
 }
 
 // pump takes readings from the inbox, a batch at a time, and produces them,

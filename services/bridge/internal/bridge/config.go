@@ -19,6 +19,7 @@ const (
 	DefaultTraceSampleRatio = 0.001
 	DefaultQueueSize        = 4096
 	DefaultMaxInFlight      = 50000
+	DefaultMaxUnacked       = 20000
 	DefaultLinger           = 5 * time.Millisecond
 	DefaultDeepLinger       = 45 * time.Millisecond
 	DefaultDeepQueue        = 1000
@@ -107,6 +108,13 @@ type Config struct {
 	// MaxInFlight caps the readings produced but not yet settled by a
 	// delivery report; it is also librdkafka's queue.buffering.max.messages.
 	MaxInFlight int
+	// MaxUnacked is the most readings of its MQTT connection the bridge
+	// holds unacknowledged; at it the bridge stops reading from the broker
+	// until acknowledgements make room. The broker's in-flight window
+	// (max_inflight_messages) should keep it below; this bounds the
+	// bridge's memory when the broker sends more (Mosquitto 2.0.11 does
+	// under bursts of acknowledgements).
+	MaxUnacked int
 	// ShutdownTimeout bounds how long a stop waits for in-flight deliveries.
 	ShutdownTimeout time.Duration
 
@@ -138,6 +146,7 @@ func DefaultConfig() Config {
 		TraceSampleRatio: DefaultTraceSampleRatio,
 		QueueSize:        DefaultQueueSize,
 		MaxInFlight:      DefaultMaxInFlight,
+		MaxUnacked:       DefaultMaxUnacked,
 		ShutdownTimeout:  DefaultShutdownTimeout,
 		Linger:           DefaultLinger,
 		DeepLinger:       DefaultDeepLinger,
@@ -168,8 +177,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: --max-payload-bytes %d is below %d", ErrInvalidConfig, c.MaxPayloadBytes, minPayloadLimit)
 	case c.TraceSampleRatio < 0 || c.TraceSampleRatio > 1:
 		return fmt.Errorf("%w: --trace-sample-ratio %v is outside [0, 1]", ErrInvalidConfig, c.TraceSampleRatio)
-	case c.QueueSize < 1 || c.MaxInFlight < 1:
-		return fmt.Errorf("%w: queue size and max in-flight must be positive", ErrInvalidConfig)
+	case c.QueueSize < 1 || c.MaxInFlight < 1 || c.MaxUnacked < 1:
+		return fmt.Errorf("%w: --queue-size, --max-in-flight and --max-unacked must be positive", ErrInvalidConfig)
 	case c.Linger < 0 || c.DeepLinger < 0 || c.DeepQueue < 1:
 		return fmt.Errorf("%w: --linger and --deep-linger must not be negative, --deep-queue must be positive", ErrInvalidConfig)
 	case c.ShutdownTimeout <= 0 || c.KeepAlive <= 0:

@@ -67,7 +67,13 @@ type batchedConn struct {
 	// readAt, when not nil, is set to the time (unix nanos) of every read
 	// that reached the socket: the bridge's watchdog reads it.
 	readAt *atomic.Int64
+	// hold, when not nil, says the bridge holds as many readings as it may
+	// (Config.MaxUnacked): Read then waits before it reads the socket.
+	hold func() bool
 }
+
+// holdPoll is how often a held Read looks again.
+const holdPoll = 2 * time.Millisecond
 
 // newBatchedConn starts the flusher goroutine, which Close stops.
 func newBatchedConn(c net.Conn) *batchedConn { return newBatchedConnStall(c, writeStall) }
@@ -89,6 +95,9 @@ func newBatchedConnStall(c net.Conn, stall time.Duration) *batchedConn {
 // Read reads through the buffer; paho reads from one goroutine only.
 func (c *batchedConn) Read(p []byte) (int, error) {
 	fromSocket := c.r.Buffered() == 0
+	if fromSocket && c.hold != nil {
+		c.waitWhileHeld()
+	}
 	n, err := c.r.Read(p)
 	if fromSocket && n > 0 && c.readAt != nil {
 		c.readAt.Store(time.Now().UnixNano())
@@ -97,6 +106,27 @@ func (c *batchedConn) Read(p []byte) (int, error) {
 		c.sniffConnack(p[:n])
 	}
 	return n, err
+}
+
+// waitWhileHeld waits while hold says so: the broker's bytes stay in the
+// socket, TCP's window stops the broker, and the readings it would send wait
+// in its persistent session. The wait ends when the connection closes (paho
+// gives up on a ping the wait kept it from reading, and reconnects). It
+// keeps readAt current: the silence is the bridge's choice, not a stuck
+// client's.
+func (c *batchedConn) waitWhileHeld() {
+	for c.hold() {
+		c.mu.Lock()
+		closed := c.closing || c.err != nil
+		c.mu.Unlock()
+		if closed {
+			return
+		}
+		if c.readAt != nil {
+			c.readAt.Store(time.Now().UnixNano())
+		}
+		time.Sleep(holdPoll)
+	}
 }
 
 // sniffConnack passes the session-present flag of the CONNACK, the first
@@ -205,8 +235,9 @@ func (c *batchedConn) Close() error {
 // openBatchedConn is paho's OpenConnectionFunc for the tcp and tls schemes;
 // onConnack, when not nil, is told the session-present flag of the
 // connection's CONNACK before paho sees it; readAt, when not nil, the time
-// of each read from the socket.
-func openBatchedConn(uri *url.URL, opts mqtt.ClientOptions, onConnack func(sessionPresent bool), readAt *atomic.Int64) (net.Conn, error) {
+// of each read from the socket; hold, when not nil, holds reads while it
+// returns true (see batchedConn.hold).
+func openBatchedConn(uri *url.URL, opts mqtt.ClientOptions, onConnack func(sessionPresent bool), readAt *atomic.Int64, hold func() bool) (net.Conn, error) {
 	dialer := opts.Dialer
 	if dialer == nil {
 		dialer = &net.Dialer{Timeout: 30 * time.Second}
@@ -227,6 +258,7 @@ func openBatchedConn(uri *url.URL, opts mqtt.ClientOptions, onConnack func(sessi
 	bc := newBatchedConn(conn)
 	bc.onConnack = onConnack
 	bc.readAt = readAt
+	bc.hold = hold
 	if readAt != nil {
 		readAt.Store(time.Now().UnixNano())
 	}

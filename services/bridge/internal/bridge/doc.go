@@ -17,11 +17,13 @@
 //
 // Backpressure: paho runs the handler on its router goroutine
 // (SetOrderMatters(true)), and the handler never blocks: it appends the
-// reading to the inbox, and when the inbox is full the reading waits in a
-// goroutine of its own, so paho's reader and its keep-alive never stop. The
+// reading to the inbox, so paho's reader and its keep-alive never stop. The
 // number of unacknowledged readings is bounded by the broker's
-// max_inflight_messages for the session; beyond it Mosquitto queues readings
-// in the session until the bridge acknowledges.
+// max_inflight_messages for the session (acknowledgements go out in arrival
+// order, order.go); beyond it Mosquitto queues readings in the session until
+// the bridge acknowledges. Since Mosquitto 2.0.11 does not keep to that
+// window when acknowledgements come in bursts, the bridge also stops reading
+// the connection while it holds Config.MaxUnacked readings (conn.go).
 //
 // Batching adapts to load (gather.go): the producer's linger is short, and
 // while many readings wait the pump gathers them before producing, so that

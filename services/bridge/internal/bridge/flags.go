@@ -37,7 +37,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Float64Var(&c.TraceSampleRatio, "trace-sample-ratio", c.TraceSampleRatio,
 		"fraction of readings that get a span and a W3C traceparent header (0 … 1)")
 	fs.IntVar(&c.QueueSize, "queue-size", c.QueueSize,
-		"readings the handoff queue between the MQTT handler and the producer holds; beyond it each waits in a goroutine of its own")
+		"readings the producing loop takes from the MQTT handler at once; more wait behind them, in order")
 	fs.DurationVar(&c.Linger, "linger", c.Linger,
 		"librdkafka's linger.ms: how long a batch waits to fill in the producer (--kafka-config linger.ms wins)")
 	fs.DurationVar(&c.DeepLinger, "deep-linger", c.DeepLinger,
@@ -46,6 +46,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		"readings waiting in the bridge (not yet produced, or produced and not yet stored) from which it gathers for --deep-linger")
 	fs.IntVar(&c.MaxInFlight, "max-in-flight", c.MaxInFlight,
 		"readings produced to Kafka and not yet acknowledged, at most (also librdkafka's queue.buffering.max.messages)")
+	fs.IntVar(&c.MaxUnacked, "max-unacked", c.MaxUnacked,
+		"readings of the MQTT connection held unacknowledged, at most: at it the bridge stops reading from the broker until acknowledgements make room (the broker's max_inflight_messages should stay below it)")
 }
 
 // filterFlag is a repeatable, comma-separated list flag. The first Set

@@ -25,9 +25,8 @@ func gens(rs []*reading) []uint64 {
 
 func TestInboxTakesInOrderAndSignalsOnce(t *testing.T) {
 	in := newInbox(8)
-	stopping := make(chan struct{})
 	for _, r := range readings(3) {
-		in.put(r, stopping)
+		in.put(r)
 	}
 	if len(in.ready) != 1 {
 		t.Fatalf("ready tokens = %d, want 1 (only the put into an empty inbox signals)", len(in.ready))
@@ -40,54 +39,45 @@ func TestInboxTakesInOrderAndSignalsOnce(t *testing.T) {
 		t.Fatalf("len after take = %d", n)
 	}
 	// A paused pump puts the rest of a batch back in front of newer readings.
-	in.put(&reading{gen: 9}, stopping)
+	in.put(&reading{gen: 9})
 	in.putBack(readings(2))
 	if got, want := gens(in.take()), []uint64{0, 1, 9}; !slices.Equal(got, want) {
 		t.Fatalf("take after putBack = %v, want %v", got, want)
 	}
 }
 
-func TestInboxOverflowWaitsForRoom(t *testing.T) {
+func TestInboxBacklogKeepsOrderBatchByBatch(t *testing.T) {
 	in := newInbox(2)
-	stopping := make(chan struct{})
 	for _, r := range readings(5) {
-		in.put(r, stopping) // never blocks: 3 of them wait in goroutines
+		in.put(r) // never blocks: 3 of them wait in the backlog
 	}
-	if n := in.len(); n != 2 {
-		t.Fatalf("len = %d, want the capacity 2", n)
+	if n := in.len(); n != 5 {
+		t.Fatalf("len = %d, want 5 (batch and backlog)", n)
 	}
-	var got []uint64
-	deadline := time.Now().Add(10 * time.Second)
-	for len(got) < 5 && time.Now().Before(deadline) {
-		got = append(got, gens(in.take())...)
-		time.Sleep(time.Millisecond)
+	var batches [][]uint64
+	for range 3 {
+		select {
+		case <-in.ready:
+		default:
+			t.Fatalf("no ready token with %d readings waiting (took %v)", in.len(), batches)
+		}
+		batches = append(batches, gens(in.take()))
 	}
-	in.wait()
-	seen := make(map[uint64]bool)
-	for _, g := range got {
-		seen[g] = true
+	want := [][]uint64{{0, 1}, {2, 3}, {4}}
+	if !slices.EqualFunc(batches, want, slices.Equal) {
+		t.Fatalf("batches = %v, want %v", batches, want)
 	}
-	if len(got) != 5 || len(seen) != 5 {
-		t.Fatalf("took %v, want each of 0…4 once", got)
+	if n := in.len(); n != 0 || len(in.ready) != 0 {
+		t.Fatalf("after the last batch: len %d, ready tokens %d", n, len(in.ready))
 	}
-}
-
-func TestInboxOverflowEndsWhenStopping(t *testing.T) {
-	in := newInbox(1)
-	stopping := make(chan struct{})
+	// A reading put while the backlog is not empty queues behind it.
 	for _, r := range readings(3) {
-		in.put(r, stopping)
+		in.put(r)
 	}
-	close(stopping)
-	done := make(chan struct{})
-	go func() { in.wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("overflow goroutines still waiting after stopping closed")
-	}
-	if n := in.len(); n != 1 {
-		t.Fatalf("len = %d, want 1 (the overflowed readings are dropped, unacknowledged)", n)
+	in.put(&reading{gen: 7})
+	got := append(gens(in.take()), gens(in.take())...)
+	if want := []uint64{0, 1, 2, 7}; !slices.Equal(got, want) {
+		t.Fatalf("took %v, want %v", got, want)
 	}
 }
 
@@ -112,7 +102,7 @@ func TestGatherWaitsOnlyWhileDeep(t *testing.T) {
 		t.Fatalf("shallow queue: gather waited %v", d)
 	}
 
-	b.inbox.put(&reading{}, b.stopping) // 9 in flight + 1 queued: deep
+	b.inbox.put(&reading{}) // 9 in flight + 1 queued: deep
 	start = time.Now()
 	if err := b.gather(ctx, never); err != nil {
 		t.Fatal(err)

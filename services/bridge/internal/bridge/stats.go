@@ -19,6 +19,7 @@ type counters struct {
 	retried    atomic.Uint64 // records produced again after a failure
 	oversized  atomic.Uint64 // readings diverted to the oversized topic
 	stale      atomic.Uint64 // acks dropped because the connection changed
+	holds      atomic.Uint64 // times reads were held at MaxUnacked
 	reconnects atomic.Uint64 // MQTT connections made after the first
 	replays    atomic.Uint64 // retained copies a resumed session's SUBSCRIBE sent again, acked unforwarded
 }
@@ -118,6 +119,10 @@ func (b *Bridge) registerMetrics(reg prometheus.Registerer) error {
 		counter("deep_queue_gathers_total", "Times the pump gathered readings for --deep-linger because the queue was deep.", &b.gathered),
 		gauge("in_flight", "Readings produced and not yet settled.", func() float64 { return float64(b.inFlight.Load()) }),
 		gauge("queued", "Readings in the handoff queue.", func() float64 { return float64(b.inbox.len()) }),
+		counter("read_holds_total", "Times the bridge stopped reading from the broker because it held --max-unacked readings.", &c.holds),
+		gauge("reads_held", "1 while the bridge does not read from the broker because it holds --max-unacked readings.", boolGauge(&b.readsHeld)),
+		gauge("unacked", "Readings of the current MQTT connection not yet acknowledged (the broker's in-flight window in use).",
+			func() float64 { return float64(b.acks.len()) }),
 		gauge("mqtt_connected", "1 while the MQTT session is up and subscribed.", boolGauge(&b.mqttUp)),
 		gauge("kafka_reachable", "1 while Kafka answers.", boolGauge(&b.kafkaUp)),
 		gauge("paused", "1 while the bridge is paused.", boolGauge(&b.pausedFlag)),
