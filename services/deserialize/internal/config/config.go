@@ -30,7 +30,7 @@ const (
 	DefaultBatchMaxRows  = 100_000
 	DefaultBatchMaxBytes = 64 << 20
 	// DefaultBatchMaxAge is short: a batch is whole raw versions, each
-	// already a quarter second of readings (ingest's default), so waiting
+	// already half a second of readings (ingest's default), so waiting
 	// longer only adds to gold's freshness (docs/decisions.md, the
 	// end-to-end benchmark: the three hops' ages are chosen together).
 	DefaultBatchMaxAge  = 100 * time.Millisecond

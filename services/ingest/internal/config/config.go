@@ -33,8 +33,11 @@ const (
 	// before a collection (Go's default: twice): the live heap is a batch
 	// in flight, and at 100 % the collector took 10–16 % of the CPU; the
 	// memory limit bounds what the trade costs.
-	DefaultGCPercent   = 200
-	DefaultBatchMaxAge = 250 * time.Millisecond
+	DefaultGCPercent = 200
+	// DefaultBatchMaxAge is chosen with deserialize's and merge's for gold's
+	// freshness and the commits' cost (docs/decisions.md, End-to-end
+	// benchmark: batch ages).
+	DefaultBatchMaxAge = 500 * time.Millisecond
 	// MaxBatchAge is the longest a batch may stay open (DESIGN: up to 15 minutes).
 	MaxBatchAge = 15 * time.Minute
 )

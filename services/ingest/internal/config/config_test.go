@@ -21,7 +21,7 @@ func TestLoad(t *testing.T) {
 			name: "defaults",
 			check: func(c Config) bool {
 				return slices.Equal(c.Topics, []string{"plant_sensor_readings_raw", "plant_sensor_readings_oversized"}) &&
-					c.Group == DefaultGroup && c.BatchMaxAge == 250*time.Millisecond && c.Shared.GRPCAddr == ":7003" &&
+					c.Group == DefaultGroup && c.BatchMaxAge == 500*time.Millisecond && c.Shared.GRPCAddr == ":7003" &&
 					c.Shared.MetricsAddr == ":9103" && !c.RunOnce
 			},
 		},

@@ -18,18 +18,25 @@ import (
 
 // Defaults of merge's own settings.
 const (
-	DefaultGRPCAddr     = ":7005"
-	DefaultMetricsAddr  = ":9105"
-	DefaultKey          = "sensor_id,measurement,ts"
-	DefaultStrategy     = string(mergeplan.FirstWins)
-	DefaultBatchMaxRows = 200_000
-	// DefaultBatchMaxBytes bounds the memory a batch holds (about 200 bytes
-	// a buffered row): with a rewrite's chunk and the encoded file, the
-	// process stays under 256 MiB.
+	DefaultGRPCAddr    = ":7005"
+	DefaultMetricsAddr = ":9105"
+	DefaultKey         = "sensor_id,measurement,ts"
+	DefaultStrategy    = string(mergeplan.FirstWins)
+	// DefaultBatchMaxRows bounds a batch in a catch-up (at 28,000
+	// readings/s a half-second batch is 14,000 rows): with 200,000 merge
+	// reached 343–367 MiB after 25 s of backlog in the end-to-end
+	// benchmark, with 50,000 218 MiB, and spent less CPU a reading doing it
+	// (docs/decisions.md, Merge).
+	DefaultBatchMaxRows = 50_000
+	// DefaultBatchMaxBytes is the batch's estimated memory (about 200 bytes a
+	// buffered row) at which it closes: a backstop behind the rows.
 	DefaultBatchMaxBytes = 64 << 20
-	DefaultBatchMaxAge   = 250 * time.Millisecond
-	DefaultPollInterval  = time.Second
-	DefaultMaxFileRows   = 256 << 10
+	// DefaultBatchMaxAge is chosen with ingest's and deserialize's for
+	// gold's freshness and the commits' cost (docs/decisions.md, End-to-end
+	// benchmark: batch ages).
+	DefaultBatchMaxAge  = 500 * time.Millisecond
+	DefaultPollInterval = time.Second
+	DefaultMaxFileRows  = 256 << 10
 	// DefaultMemoryLimit is the Go heap's soft limit (see ingest's).
 	DefaultMemoryLimit = 160 << 20
 	// DefaultGCPercent: see ingest's.
