@@ -130,6 +130,30 @@ type control struct {
 	pipeline pipelinev1.PipelineServiceClient
 }
 
+// lag returns the bridge's GetStatus lag: readings queued or in flight.
+func (c control) lag(t *testing.T) int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := c.pipeline.GetStatus(ctx, &pipelinev1.GetStatusRequest{})
+	if err != nil {
+		t.Fatalf("GetStatus: %v", err)
+	}
+	return st.GetStatus().GetLag()
+}
+
+// publishAsync publishes n readings at rate over 4 connections and sends
+// the outcome on the returned channel.
+func publishAsync(ctx context.Context, mosq *devstack.MosquittoBroker, prefix string, n int, rate float64) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		done <- loadtest.Publish(ctx, loadtest.PublishConfig{
+			Broker: mosq.URL(), ClientPrefix: prefix, Count: n, Workers: 4, Rate: rate, Topic: plantTopic,
+		})
+	}()
+	return done
+}
+
 func dial(t *testing.T, addr string) control {
 	t.Helper()
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -375,15 +399,7 @@ func TestWaitingReadingsBoundedByBrokerWindow(t *testing.T) {
 	mosq := devstack.MosquittoWith(t, devstack.MosquittoConfig{MaxInflight: window})
 	proc, ctl := servingBridge(t, bin, mosq, kafka, "window-bridge")
 	defer proc.stop()
-	lag := func() int64 {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		st, err := ctl.pipeline.GetStatus(ctx, &pipelinev1.GetStatusRequest{})
-		if err != nil {
-			t.Fatalf("GetStatus: %v", err)
-		}
-		return st.GetStatus().GetLag()
-	}
+	lag := func() int64 { return ctl.lag(t) }
 
 	if err := kafka.Stop(); err != nil {
 		t.Fatal(err)
@@ -434,24 +450,10 @@ func TestHeldReadingsBoundedWhenKafkaStallsUnderLoad(t *testing.T) {
 	mosq := devstack.MosquittoWith(t, devstack.MosquittoConfig{MaxInflight: window})
 	proc, ctl := servingBridge(t, bin, mosq, kafka, "stall-bridge", "--max-unacked", strconv.Itoa(maxUnacked))
 	defer proc.stop()
-	lag := func() int64 {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		st, err := ctl.pipeline.GetStatus(ctx, &pipelinev1.GetStatusRequest{})
-		if err != nil {
-			t.Fatalf("GetStatus: %v", err)
-		}
-		return st.GetStatus().GetLag()
-	}
+	lag := func() int64 { return ctl.lag(t) }
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	published := make(chan error, 1)
-	go func() {
-		published <- loadtest.Publish(ctx, loadtest.PublishConfig{
-			Broker: mosq.URL(), ClientPrefix: "stall-pub", Count: n, Workers: 4, Rate: 20_000,
-			Topic: plantTopic,
-		})
-	}()
+	published := publishAsync(ctx, mosq, "stall-pub", n, 20_000)
 	time.Sleep(4 * time.Second)
 	if err := syscall.Kill(kafka.Pid(), syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
@@ -501,13 +503,7 @@ func TestRecoversFromAStalledBroker(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	pubErr := make(chan error, 1)
-	go func() {
-		pubErr <- loadtest.Publish(ctx, loadtest.PublishConfig{
-			Broker: mosq.URL(), ClientPrefix: "stall-pub", Count: n, Workers: 4, Rate: 1500,
-			Topic: plantTopic,
-		})
-	}()
+	pubErr := publishAsync(ctx, mosq, "stall-pub", n, 1500)
 	time.Sleep(5 * time.Second)
 	if err := syscall.Kill(mosq.Pid(), syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
