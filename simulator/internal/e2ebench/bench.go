@@ -147,6 +147,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.Dir == "" {
 		return nil, errors.New("e2ebench: no dir")
 	}
+	// Every binary is built before anything is measured: a compile takes
+	// both cores for tens of seconds and would land inside a run.
+	for _, name := range append([]string{"catalog", "bridge"}, hops...) {
+		if _, err := devstack.ServiceBinary(ctx, name); err != nil {
+			return nil, fmt.Errorf("e2ebench: build %s: %w", name, err)
+		}
+	}
 	rep := &Report{Start: time.Now(), LoadStart: loadAverage(), HoldFor: cfg.Hold}
 	log := cfg.Log
 

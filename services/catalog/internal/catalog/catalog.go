@@ -151,6 +151,13 @@ type table struct {
 	opMu sync.Mutex
 	// lastVacuum is when automatic vacuum last ran (guarded by opMu).
 	lastVacuum time.Time
+	// lastLogCleanup is when automatic log cleanup last ran (guarded by
+	// opMu).
+	lastLogCleanup time.Time
+	// checkpointActions is how many actions the last checkpoint this
+	// catalog wrote held (guarded by opMu; 0 until one is written), for the
+	// adaptive checkpoint interval.
+	checkpointActions int64
 	// decodedPerFileByte is how many bytes the rows of this table's last
 	// compacted file took decoded, per byte of that file (guarded by opMu;
 	// 0 until a compaction ran). With MaxOptimizeMemory it gives the

@@ -48,6 +48,7 @@ func (c *Catalog) Checkpoint(ctx context.Context, name string, cleanupLog bool) 
 	if err != nil {
 		return v, int64(len(deleted)), fmt.Errorf("log cleanup of %s: %w", t.name, err)
 	}
+	t.lastLogCleanup = time.Now()
 	return v, int64(len(deleted)), nil
 }
 
@@ -63,6 +64,7 @@ func (t *table) checkpoint(ctx context.Context) (int64, error) {
 	t.mu.Lock()
 	t.st.lastCheckpoint = max(t.st.lastCheckpoint, res.Version)
 	t.mu.Unlock()
+	t.checkpointActions = res.NumActions
 	t.log.Info("checkpoint written", "version", res.Version, "actions", res.NumActions, "bytes", res.SizeInBytes)
 	return res.Version, nil
 }
@@ -642,6 +644,12 @@ func releaseAll(recs []arrow.RecordBatch) {
 	}
 }
 
+// logCleanupEvery is how often automatic log cleanup runs at most. It lists
+// and stats the whole log (about 1 s for a day of commits every 500 ms), and
+// its cutoff moves a day at a time (Delta's retention counts whole days), so
+// running it after every checkpoint cost much and freed nothing more.
+const logCleanupEvery = time.Hour
+
 // maintain does the maintenance a table's policy says is due. It is the
 // scheduler's job: never run twice at once for one table, off the commit
 // path.
@@ -661,13 +669,14 @@ func (c *Catalog) maintain(ctx context.Context, name string) error {
 	t.mu.RLock()
 	version, lastCP := t.st.version, t.st.lastCheckpoint
 	t.mu.RUnlock()
-	if version-max(lastCP, 0) >= pol.CheckpointInterval {
+	if pol.CheckpointDue(version, lastCP, t.checkpointActions) {
 		if _, err := t.checkpoint(ctx); err != nil {
 			errs = append(errs, err)
-		} else if pol.ExpiredLogCleanup {
+		} else if pol.ExpiredLogCleanup && time.Since(t.lastLogCleanup) >= logCleanupEvery {
 			if _, err := t.dt.CleanupMetadata(ctx); err != nil {
 				errs = append(errs, fmt.Errorf("log cleanup of %s: %w", name, err))
 			}
+			t.lastLogCleanup = time.Now()
 		}
 	}
 	if pol.OptimizeMinFiles > 0 {

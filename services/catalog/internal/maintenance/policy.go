@@ -35,6 +35,9 @@ type Policy struct {
 	// CheckpointInterval: write a checkpoint once the latest version is this
 	// many versions past the last checkpoint (Delta's default 10).
 	CheckpointInterval int64
+	// CheckpointAdaptive stretches the interval as checkpoints grow (see
+	// CheckpointDue); true unless the table sets delta.checkpointInterval.
+	CheckpointAdaptive bool
 	// LogRetention: commits and checkpoints older than this (and older than
 	// the newest checkpoint) are cleaned up (default 30 days).
 	LogRetention time.Duration
@@ -60,6 +63,7 @@ type Policy struct {
 func DefaultPolicy() Policy {
 	return Policy{
 		CheckpointInterval:   10,
+		CheckpointAdaptive:   true,
 		LogRetention:         30 * 24 * time.Hour,
 		ExpiredLogCleanup:    true,
 		DeletedFileRetention: 7 * 24 * time.Hour,
@@ -67,6 +71,36 @@ func DefaultPolicy() Policy {
 		OptimizeTargetSize:   128 << 20,
 		VacuumInterval:       time.Hour,
 	}
+}
+
+// Bounds of the adaptive checkpoint interval.
+const (
+	// TailActionsPerCommit: an adaptive interval lets as many commits
+	// follow a checkpoint as its actions divided by this. A reader replays
+	// a commit file for roughly the price of a hundred checkpoint rows, so
+	// the JSON tail never costs it more than the checkpoint itself, and
+	// the writer pays a constant share of a checkpoint per commit however
+	// large the table's state grows.
+	TailActionsPerCommit = 100
+	// MaxAdaptiveInterval caps the adaptive interval.
+	MaxAdaptiveInterval = 1000
+)
+
+// CheckpointDue reports whether a table at version needs a checkpoint, its
+// newest being at lastCheckpoint (-1: none) with lastActions actions (0:
+// unknown). A checkpoint holds every live file and every tombstone younger
+// than the deleted-file retention: a table committed every 500 ms and
+// compacted has about 170,000 tombstones after a day and 1.2 million after
+// the default week, so a checkpoint every 10 versions would cost the writer
+// more with every hour it runs. The adaptive interval is
+// lastActions/TailActionsPerCommit, at least CheckpointInterval and at most
+// MaxAdaptiveInterval.
+func (p Policy) CheckpointDue(version, lastCheckpoint, lastActions int64) bool {
+	every := p.CheckpointInterval
+	if p.CheckpointAdaptive {
+		every = max(every, min(MaxAdaptiveInterval, lastActions/TailActionsPerCommit))
+	}
+	return version-max(lastCheckpoint, 0) >= every
 }
 
 // PolicyFrom reads a table's properties over the defaults.
@@ -98,6 +132,8 @@ func PolicyFrom(props map[string]string) (Policy, error) {
 		*dst = d
 	}
 	intProp(PropCheckpointInterval, &p.CheckpointInterval, 1)
+	_, set := props[PropCheckpointInterval]
+	p.CheckpointAdaptive = !set
 	durProp(PropLogRetention, &p.LogRetention)
 	durProp(PropDeletedFileRetention, &p.DeletedFileRetention)
 	durProp(PropVacuumInterval, &p.VacuumInterval)

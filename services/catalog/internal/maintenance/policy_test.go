@@ -35,6 +35,7 @@ func TestParseInterval(t *testing.T) {
 func TestPolicyFrom(t *testing.T) {
 	custom := DefaultPolicy()
 	custom.CheckpointInterval = 3
+	custom.CheckpointAdaptive = false
 	custom.LogRetention = time.Hour
 	custom.OptimizeMinFiles = 0
 	custom.ExpiredLogCleanup = false
@@ -57,6 +58,36 @@ func TestPolicyFrom(t *testing.T) {
 			got, err := PolicyFrom(tc.props)
 			if !errors.Is(err, tc.wantErr) || got != tc.want {
 				t.Fatalf("PolicyFrom = %+v, %v; want %+v, %v", got, err, tc.want, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestCheckpointDue(t *testing.T) {
+	adaptive := DefaultPolicy()
+	fixed, err := PolicyFrom(map[string]string{PropCheckpointInterval: "10"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name                         string
+		p                            Policy
+		version, lastCP, lastActions int64
+		want                         bool
+	}{
+		{"no checkpoint yet", adaptive, 10, -1, 0, true},
+		{"small table: Delta's 10", adaptive, 19, 10, 500, false},
+		{"small table: due at 10", adaptive, 20, 10, 500, true},
+		{"50,000 actions: every 500", adaptive, 509, 10, 50_000, false},
+		{"50,000 actions: due", adaptive, 510, 10, 50_000, true},
+		{"capped", adaptive, 1010, 10, 10_000_000, true},
+		{"capped: not yet", adaptive, 1009, 10, 10_000_000, false},
+		{"the table's own interval is kept", fixed, 20, 10, 10_000_000, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.p.CheckpointDue(tc.version, tc.lastCP, tc.lastActions); got != tc.want {
+				t.Fatalf("CheckpointDue(%d, %d, %d) = %v, want %v", tc.version, tc.lastCP, tc.lastActions, got, tc.want)
 			}
 		})
 	}

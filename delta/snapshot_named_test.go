@@ -1,0 +1,132 @@
+package delta
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sync/atomic"
+	"testing"
+
+	"github.com/plantlake/plantlake/delta/storage"
+)
+
+// listCounter is a local store that counts listings of the log.
+type listCounter struct {
+	*storage.Local
+	lists atomic.Int64
+}
+
+func (c *listCounter) List(ctx context.Context, dir string) ([]storage.FileInfo, error) {
+	c.lists.Add(1)
+	return c.Local.List(ctx, dir)
+}
+
+func (c *listCounter) ListNames(ctx context.Context, dir string) ([]string, error) {
+	c.lists.Add(1)
+	return c.Local.ListNames(ctx, dir)
+}
+
+func (c *listCounter) ListNamesUnordered(ctx context.Context, dir string) ([]string, error) {
+	c.lists.Add(1)
+	return c.Local.ListNamesUnordered(ctx, dir)
+}
+
+func sameSnapshot(t *testing.T, got, want *Snapshot) {
+	t.Helper()
+	if got.Version() != want.Version() || !got.Timestamp().Equal(want.Timestamp()) {
+		t.Fatalf("version %d at %v, want %d at %v", got.Version(), got.Timestamp(), want.Version(), want.Timestamp())
+	}
+	if !reflect.DeepEqual(got.Files(), want.Files()) {
+		t.Fatalf("files %v, want %v", filePaths(got), filePaths(want))
+	}
+	if !reflect.DeepEqual(got.Tombstones(), want.Tombstones()) || !reflect.DeepEqual(got.Txns(), want.Txns()) {
+		t.Fatalf("tombstones or txns differ: %v / %v, want %v / %v", got.Tombstones(), got.Txns(), want.Tombstones(), want.Txns())
+	}
+}
+
+// TestSnapshotAtExtendsByName checks that SnapshotAt past the cached
+// snapshot reads the commits after it by name, without listing the log
+// (what a checkpoint every few versions of a long-lived table paid in
+// proportion to the whole log), gives what a listed load gives, and lists
+// when a commit file is gone.
+func TestSnapshotAtExtendsByName(t *testing.T) {
+	ctx := context.Background()
+	local, err := storage.NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &listCounter{Local: local}
+	tbl, err := Create(ctx, st, Metadata{SchemaString: testSchema, PartitionColumns: []string{"day"}}, Protocol{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := int64(0)
+	for i := range 5 {
+		v = mustCommit(t, tbl, appendReq(v, fmt.Sprintf("day=2024-01-01/a%d.parquet", i)))
+	}
+	if _, err := tbl.Snapshot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	listed := st.lists.Load()
+
+	// Appends, a compaction's removes, a txn: read by name.
+	for i := range 3 {
+		req := appendReq(v, fmt.Sprintf("day=2024-01-01/b%d.parquet", i))
+		req.Actions = append(req.Actions, Action{Txn: &Txn{AppID: "ingest/0", Version: int64(i)}})
+		v = mustCommit(t, tbl, req)
+	}
+	v = mustCommit(t, tbl, CommitRequest{ReadVersion: v, Operation: "OPTIMIZE", Actions: []Action{
+		removeAction("day=2024-01-01/a0.parquet", "2024-01-01"), removeAction("day=2024-01-01/a1.parquet", "2024-01-01"),
+		addAction("day=2024-01-01/c0.parquet", "2024-01-01"),
+	}})
+	got, err := tbl.SnapshotAt(ctx, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := st.lists.Load() - listed; n != 0 {
+		t.Fatalf("SnapshotAt listed the log %d times, want 0", n)
+	}
+	want, err := Open(local).SnapshotAt(ctx, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameSnapshot(t, got, want)
+	if len(got.Tombstones()) != 2 {
+		t.Fatalf("%d tombstones, want 2", len(got.Tombstones()))
+	}
+
+	// Beyond the newest commit: not found, as with a listing.
+	if _, err := tbl.SnapshotAt(ctx, v+1); err == nil {
+		t.Fatalf("SnapshotAt(%d) past the newest commit succeeded", v+1)
+	}
+
+	// A commit after the cached snapshot cleaned up (a checkpoint covers
+	// it): the listing decides, and replay starts at the checkpoint.
+	other := Open(local) // commits that tbl's cache does not hold
+	cached := v
+	for i := range 3 {
+		v = mustCommit(t, other, appendReq(v, fmt.Sprintf("day=2024-01-01/d%d.parquet", i)))
+	}
+	if _, err := other.Checkpoint(ctx, v); err != nil {
+		t.Fatal(err)
+	}
+	v = mustCommit(t, other, appendReq(v, "day=2024-01-01/e0.parquet"))
+	if err := os.Remove(filepath.Join(local.Root(), CommitPath(cached+1))); err != nil {
+		t.Fatal(err)
+	}
+	listed = st.lists.Load()
+	got, err = tbl.SnapshotAt(ctx, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.lists.Load() == listed {
+		t.Fatal("SnapshotAt did not list the log with a commit file gone")
+	}
+	want, err = Open(local).SnapshotAt(ctx, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameSnapshot(t, got, want)
+}
