@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/plantlake/plantlake/delta/storage"
 )
@@ -129,4 +130,46 @@ func TestSnapshotAtExtendsByName(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameSnapshot(t, got, want)
+}
+
+// TestExtendLeavesExpiredTombstones checks that a snapshot extended from
+// the cached one drops the tombstones that expired meanwhile (a long-lived
+// writer kept every tombstone since it started), keeps the others, and
+// that a checkpoint of it matches one of a snapshot loaded afresh.
+func TestExtendLeavesExpiredTombstones(t *testing.T) {
+	ctx := context.Background()
+	now := time.Now()
+	clock := func() time.Time { return now }
+	tbl, st := newTestTable(t, WithClock(clock))
+	v := mustCommit(t, tbl, appendReq(0, "day=2024-01-01/a.parquet", "day=2024-01-01/b.parquet"))
+	rm := func(p string, at time.Time) Action {
+		ts := at.UnixMilli()
+		return Action{Remove: &Remove{Path: p, DeletionTimestamp: &ts, DataChange: true, PartitionValues: map[string]string{"day": "2024-01-01"}}}
+	}
+	v = mustCommit(t, tbl, CommitRequest{ReadVersion: v, Operation: "DELETE", Actions: []Action{rm("day=2024-01-01/a.parquet", now)}})
+	if s, err := tbl.SnapshotAt(ctx, v); err != nil || len(s.Tombstones()) != 1 {
+		t.Fatalf("SnapshotAt(%d): %v; want one tombstone", v, err)
+	}
+	// Eight days on: a's tombstone expired (a week's retention), b's is new.
+	now = now.Add(8 * 24 * time.Hour)
+	v = mustCommit(t, tbl, CommitRequest{ReadVersion: v, Operation: "DELETE", Actions: []Action{rm("day=2024-01-01/b.parquet", now)}})
+	s, err := tbl.SnapshotAt(ctx, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Tombstones(); len(got) != 1 || got[0].Path != "day=2024-01-01/b.parquet" {
+		t.Fatalf("tombstones %v, want only b's", got)
+	}
+	cp, err := tbl.Checkpoint(ctx, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := Open(st, WithClock(clock)).SnapshotAt(ctx, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, _ := checkpointRows(fresh, now.Add(-DefaultDeletedFileRetention).UnixMilli())
+	if cp.NumActions != int64(len(rows)) {
+		t.Fatalf("checkpoint of the extended snapshot has %d actions, of a fresh load %d", cp.NumActions, len(rows))
+	}
 }

@@ -172,8 +172,11 @@ func (t *Table) keep(s *Snapshot) {
 }
 
 // maxNamedExtend bounds how many commits past the cached snapshot
-// SnapshotAt reads by name instead of listing the log.
-const maxNamedExtend = 1000
+// SnapshotAt reads by name instead of listing the log: above the longest
+// checkpoint interval a writer uses (the catalog's adaptive one is at most
+// 1,000 versions), with room for the versions committed while maintenance
+// waited its turn.
+const maxNamedExtend = 4096
 
 // extendByName extends the cached snapshot to version v by reading the
 // commit files after it by their names (most are in the cache of recent
@@ -238,7 +241,8 @@ func hasCommits(l *logListing, from, to int64) bool {
 	return true
 }
 
-// extend applies commits after base up to v to a copy of base.
+// extend applies commits after base up to v to a copy of base, without the
+// base's expired tombstones.
 func (t *Table) extend(ctx context.Context, l *logListing, base *Snapshot, v int64) (*Snapshot, error) {
 	commits, err := t.commitsRange(ctx, base.version+1, v)
 	if err != nil {
@@ -251,8 +255,15 @@ func (t *Table) extend(ctx context.Context, l *logListing, base *Snapshot, v int
 	for k, a := range base.files {
 		st.files[k] = a
 	}
+	// The base's tombstones that expired are left behind, as a checkpoint
+	// leaves them out: a writer extends its cached snapshot for as long as
+	// it runs, and kept every tombstone since it started.
+	expired := t.now().Add(-retention(&m, PropDeletedFileRetention, DefaultDeletedFileRetention)).UnixMilli()
 	st.tombs = make(map[string]*Remove, len(base.tombs))
 	for k, r := range base.tombs {
+		if r.DeletionTimestamp != nil && *r.DeletionTimestamp <= expired {
+			continue
+		}
 		st.tombs[k] = r
 	}
 	for k, x := range base.txns {

@@ -73,6 +73,9 @@ func (t *table) checkpoint(ctx context.Context) (int64, error) {
 type VacuumResult struct {
 	Files []string
 	Bytes int64
+	// More is set when candidates were left for the next call (more than
+	// maxVacuumFiles).
+	More bool
 }
 
 // Vacuum deletes data files no version within the retention references.
@@ -91,8 +94,12 @@ func (c *Catalog) Vacuum(ctx context.Context, name string, retention *time.Durat
 	return t.vacuum(ctx, retention, dryRun)
 }
 
-// maxVacuumFiles bounds the files one vacuum deletes; the next run goes on.
-const maxVacuumFiles = 10000
+// maxVacuumFiles bounds the files one vacuum deletes; the next run goes on
+// (automatic vacuum runs again at the table's next maintenance, not an
+// interval later: a table committed every 100 ms removes ~36,000 files an
+// hour, more than one run a vacuum interval would delete). A variable for
+// tests.
+var maxVacuumFiles = 10000
 
 func (t *table) vacuum(ctx context.Context, retention *time.Duration, dryRun bool) (VacuumResult, error) {
 	opts := delta.VacuumOptions{DryRun: true}
@@ -110,10 +117,10 @@ func (t *table) vacuum(ctx context.Context, retention *time.Duration, dryRun boo
 	if err != nil {
 		return VacuumResult{}, fmt.Errorf("vacuum %s: %w", t.name, err)
 	}
-	if len(candidates) > maxVacuumFiles {
-		candidates = candidates[:maxVacuumFiles]
-	}
 	var res VacuumResult
+	if len(candidates) > maxVacuumFiles {
+		candidates, res.More = candidates[:maxVacuumFiles], true
+	}
 	for _, p := range candidates {
 		t.mu.RLock()
 		_, live := t.st.files[p]
@@ -688,10 +695,13 @@ func (c *Catalog) maintain(ctx context.Context, name string) error {
 	}
 	if pol.VacuumInterval > 0 && time.Since(t.lastVacuum) >= pol.VacuumInterval {
 		ret := max(pol.DeletedFileRetention, c.cfg.MinVacuumRetention)
-		if _, err := t.vacuum(ctx, &ret, false); err != nil {
+		res, err := t.vacuum(ctx, &ret, false)
+		if err != nil {
 			errs = append(errs, err)
 		}
-		t.lastVacuum = time.Now()
+		if err != nil || !res.More {
+			t.lastVacuum = time.Now()
+		}
 	}
 	return errors.Join(errs...)
 }
