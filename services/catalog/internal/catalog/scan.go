@@ -75,7 +75,11 @@ func (c *Catalog) Scan(ctx context.Context, req ScanRequest, emit func(version i
 	}
 	var snap *delta.Snapshot
 	if req.At.Version == nil && req.At.Time == nil {
-		snap, err = t.dt.Snapshot(ctx)
+		// The catalog knows the latest version: no listing of the log.
+		t.mu.RLock()
+		latest := t.st.version
+		t.mu.RUnlock()
+		snap, err = t.dt.SnapshotAt(ctx, latest)
 		if err != nil {
 			return fmt.Errorf("read %s: %w", t.name, err)
 		}
