@@ -154,9 +154,9 @@ type table struct {
 	// lastLogCleanup is when automatic log cleanup last ran (guarded by
 	// opMu).
 	lastLogCleanup time.Time
-	// checkpointActions is how many actions the last checkpoint this
-	// catalog wrote held (guarded by opMu; 0 until one is written), for the
-	// adaptive checkpoint interval.
+	// checkpointActions is how many actions the newest checkpoint holds
+	// (guarded by opMu; 0 if unknown), for the adaptive checkpoint
+	// interval.
 	checkpointActions int64
 	// decodedPerFileByte is how many bytes the rows of this table's last
 	// compacted file took decoded, per byte of that file (guarded by opMu;
@@ -319,6 +319,7 @@ func (c *Catalog) load(ctx context.Context, n warehouse.Name) (*table, error) {
 		minVacuumRetention: c.cfg.MinVacuumRetention,
 		wake:               make(chan struct{}, 1),
 		ctx:                c.ctx,
+		checkpointActions:  st.lastCheckpointActions,
 	}
 	t.committed = func(ev CommitEvent) {
 		c.versions.Add(1)

@@ -39,6 +39,9 @@ type tableState struct {
 	ict *int64
 	// lastCheckpoint is the version of the newest checkpoint (-1 if none).
 	lastCheckpoint int64
+	// lastCheckpointActions is how many actions it holds, by
+	// _last_checkpoint when the table was loaded (0 if unknown).
+	lastCheckpointActions int64
 	// sorted caches the live files sorted by path for the current version;
 	// nil after a change.
 	sorted atomic.Pointer[[]delta.Add]
@@ -83,16 +86,16 @@ func stateFromSnapshot(ctx context.Context, store storage.Store, snap *delta.Sna
 		return nil, fmt.Errorf("schema: %w", err)
 	}
 	st := &tableState{
-		version:        snap.Version(),
-		timestamp:      snap.Timestamp(),
-		protocol:       snap.Protocol(),
-		metadata:       md,
-		schema:         schema,
-		files:          map[string]delta.Add{},
-		txns:           map[string]int64{},
-		ict:            snap.Head().InCommitTimestamp,
-		lastCheckpoint: lastCheckpointVersion(ctx, store),
+		version:   snap.Version(),
+		timestamp: snap.Timestamp(),
+		protocol:  snap.Protocol(),
+		metadata:  md,
+		schema:    schema,
+		files:     map[string]delta.Add{},
+		txns:      map[string]int64{},
+		ict:       snap.Head().InCommitTimestamp,
 	}
+	st.lastCheckpoint, st.lastCheckpointActions = lastCheckpoint(ctx, store)
 	for _, x := range snap.Txns() {
 		st.txns[x.AppID] = x.Version
 	}
@@ -102,20 +105,22 @@ func stateFromSnapshot(ctx context.Context, store storage.Store, snap *delta.Sna
 	return st, nil
 }
 
-// lastCheckpointVersion reads _delta_log/_last_checkpoint; -1 if absent or
-// unreadable (then maintenance writes one at the next chance).
-func lastCheckpointVersion(ctx context.Context, store storage.Store) int64 {
+// lastCheckpoint reads _delta_log/_last_checkpoint: the newest
+// checkpoint's version (-1 if absent or unreadable; then maintenance writes
+// one at the next chance) and its number of actions (0 if unknown).
+func lastCheckpoint(ctx context.Context, store storage.Store) (version, actions int64) {
 	b, err := store.ReadFile(ctx, delta.LogDir+"/_last_checkpoint")
 	if err != nil {
-		return -1
+		return -1, 0
 	}
 	var lc struct {
 		Version int64 `json:"version"`
+		Size    int64 `json:"size"`
 	}
 	if json.Unmarshal(b, &lc) != nil {
-		return -1
+		return -1, 0
 	}
-	return lc.Version
+	return lc.Version, max(lc.Size, 0)
 }
 
 // apply advances the state by one committed version.

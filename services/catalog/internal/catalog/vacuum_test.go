@@ -66,3 +66,43 @@ func TestAutoVacuumGoesOnWhenCapped(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckpointIntervalAfterRestart checks that a reloaded table's
+// adaptive checkpoint interval starts from the size _last_checkpoint
+// records: a large table is not checkpointed 10 versions after a restart.
+func TestCheckpointIntervalAfterRestart(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		size int64
+		want bool // a checkpoint at version 12
+	}{{0, true}, {50_000, false}} {
+		t.Run(fmt.Sprint(tc.size), func(t *testing.T) {
+			c := newTestCatalog(t)
+			mustCreate(t, c, "raw.cp")
+			for v := range int64(12) {
+				if _, err := c.Commit(ctx, &CommitRequest{Table: "raw.cp", ReadVersion: v, BlindAppend: true,
+					Adds: []delta.Add{dataFile(t, c, "raw.cp", "2024-01-01", fmt.Sprintf("f%d", v))}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			logDir := filepath.Join(c.Root(), "raw", "cp", "_delta_log")
+			lc := fmt.Sprintf(`{"version":1,"size":%d}`, tc.size)
+			if err := os.WriteFile(filepath.Join(logDir, "_last_checkpoint"), []byte(lc), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			c.Close()
+			c2, err := New(Config{Warehouse: c.Root()}, nil, c.log)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c2.Close()
+			if err := c2.maintain(ctx, "raw.cp"); err != nil {
+				t.Fatal(err)
+			}
+			_, err = os.Stat(filepath.Join(logDir, fmt.Sprintf("%020d.checkpoint.parquet", 12)))
+			if got := err == nil; got != tc.want {
+				t.Fatalf("checkpoint at 12 after a restart with size %d: %v, want %v (%v)", tc.size, got, tc.want, err)
+			}
+		})
+	}
+}
