@@ -1,0 +1,106 @@
+package delta
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/plantlake/plantlake/delta/storage"
+)
+
+// dayOfCommits is how many commits a pipeline table makes in a day (one
+// every 500 ms).
+const dayOfCommits = 172_800
+
+// buildDayLog writes n commits as a pipeline table makes them, directly as
+// files (a fixture, no fsync): one-file appends, and every 51st commit a
+// compaction that removes the 50 files before it and adds one.
+func buildDayLog(tb testing.TB, dir string, n int) {
+	st, err := storage.NewLocal(dir)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := Create(ctx, st, Metadata{SchemaString: testSchema, PartitionColumns: []string{"day"}}, Protocol{}); err != nil {
+		tb.Fatal(err)
+	}
+	now := time.Now().UnixMilli()
+	var pending []string
+	for v := 1; v < n; v++ {
+		rv := int64(v - 1)
+		var acts []Action
+		if len(pending) == 50 {
+			acts = append(acts, Action{CommitInfo: &CommitInfo{Timestamp: now, Operation: "OPTIMIZE", ReadVersion: &rv}})
+			for _, p := range pending {
+				ts, size := now, int64(100_000)
+				acts = append(acts, Action{Remove: &Remove{Path: p, DeletionTimestamp: &ts, PartitionValues: map[string]string{"day": "2024-01-01"}, Size: &size}})
+			}
+			a := addAction(fmt.Sprintf("day=2024-01-01/part-c%07d-7f49f4e3-2c9c-4ea7-b6c3-42c9a6fc6070.parquet", v), "2024-01-01")
+			a.Add.DataChange = false
+			acts, pending = append(acts, a), nil
+		} else {
+			blind := true
+			p := fmt.Sprintf("day=2024-01-01/part-%07d-7f49f4e3-2c9c-4ea7-b6c3-42c9a6fc6070.parquet", v)
+			a := addAction(p, "2024-01-01")
+			a.Add.Stats = `{"numRecords":1000,"minValues":{"id":1},"maxValues":{"id":999},"nullCount":{"id":0}}`
+			acts = []Action{
+				{CommitInfo: &CommitInfo{Timestamp: now, Operation: "WRITE", ReadVersion: &rv, IsBlindAppend: &blind}},
+				a, {Txn: &Txn{AppID: fmt.Sprintf("ingest/topic/%d", v%6), Version: int64(v)}},
+			}
+			pending = append(pending, p)
+		}
+		b, err := MarshalActions(acts)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, filepath.FromSlash(CommitPath(int64(v)))), b, 0o644); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkDayOldTableCheckpoint is a long-lived writer's checkpoint of a
+// table a day old (172,800 commits, ~170,000 tombstones): extending its
+// cached snapshot 10 versions, then writing the checkpoint, then (the
+// _cleanup variant) the log cleanup that used to follow every checkpoint.
+// The log is built once (about 20 s); each op adds 10 commits.
+//
+//	cd delta && go test -run '^$' -bench DayOldTable -benchtime 5x .
+func BenchmarkDayOldTableCheckpoint(b *testing.B) {
+	dir := b.TempDir()
+	buildDayLog(b, dir, dayOfCommits)
+	st, err := storage.NewLocal(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	tbl := Open(st)
+	v := int64(dayOfCommits - 1)
+	if _, err := tbl.SnapshotAt(ctx, v); err != nil {
+		b.Fatal(err)
+	}
+	for _, cleanup := range []bool{false, true} {
+		b.Run(fmt.Sprintf("cleanup=%v", cleanup), func(b *testing.B) {
+			for b.Loop() {
+				b.StopTimer()
+				for range 10 {
+					v = mustCommit(b, tbl, appendReq(v, fmt.Sprintf("day=2024-01-01/part-x%07d.parquet", v)))
+				}
+				b.StartTimer()
+				res, err := tbl.Checkpoint(ctx, v)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if cleanup {
+					if _, err := tbl.CleanupMetadata(ctx); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(res.NumActions), "actions")
+			}
+		})
+	}
+}
