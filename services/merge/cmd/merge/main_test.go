@@ -292,10 +292,13 @@ func (e *env) tryWrite(g *gen, n int) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	if got != v {
-		return 0, fmt.Errorf("bronze version %d, want %d", got, v)
+	// The catalog's compaction of bronze may have committed v meanwhile:
+	// the write lands after it (the rows say v, as raw_version says where
+	// a reading came from, not where it landed).
+	if got < v {
+		return 0, fmt.Errorf("bronze version %d, want at least %d", got, v)
 	}
-	return v, nil
+	return got, nil
 }
 
 // waitMerged waits until gold's bronze position is version.

@@ -237,63 +237,161 @@ func micros(arr arrow.Array, i int) int64 {
 type Builder struct {
 	b *array.RecordBuilder
 	n int
+	// The column builders, typed once: Append runs per row and column.
+	strs   [NumColumns]*array.StringBuilder
+	i32    [NumColumns]*array.Int32Builder
+	i64    [NumColumns]*array.Int64Builder
+	ts     [NumColumns]*array.TimestampBuilder
+	value  *array.Float64Builder
+	date   *array.Date32Builder
+	fields [NumColumns]array.Builder
 }
+
+// stringColumns are gold's string columns, in column order.
+var stringColumns = []int{ColSensorID, ColMeasurement, ColUnit, ColPlant, ColLine, ColDevice, ColMQTTTopic, ColKafkaTopic}
 
 // NewBuilder returns a builder allocating from mem (memory.DefaultAllocator when nil).
 func NewBuilder(mem memory.Allocator) *Builder {
 	if mem == nil {
 		mem = memory.DefaultAllocator
 	}
-	return &Builder{b: array.NewRecordBuilder(mem, ArrowSchema)}
+	b := &Builder{b: array.NewRecordBuilder(mem, ArrowSchema)}
+	for col := range NumColumns {
+		fb := b.b.Field(col)
+		b.fields[col] = fb
+		switch fb := fb.(type) {
+		case *array.StringBuilder:
+			b.strs[col] = fb
+		case *array.Int32Builder:
+			b.i32[col] = fb
+		case *array.Int64Builder:
+			b.i64[col] = fb
+		case *array.TimestampBuilder:
+			b.ts[col] = fb
+		case *array.Float64Builder:
+			b.value = fb
+		case *array.Date32Builder:
+			b.date = fb
+		}
+	}
+	return b
 }
 
 // Len is the number of rows appended since the last NewRecord.
 func (b *Builder) Len() int { return b.n }
 
+// Reserve makes room for rows more rows whose string columns hold about
+// bytesPerRow bytes each, so that the builders do not grow (copying what
+// they hold) row by row.
+func (b *Builder) Reserve(rows int, bytesPerRow *StringBytes) {
+	if rows <= 0 {
+		return
+	}
+	for col := range NumColumns {
+		b.fields[col].Reserve(rows)
+	}
+	if bytesPerRow == nil {
+		return
+	}
+	for i, col := range stringColumns {
+		if n := bytesPerRow[i] * rows; n > 0 {
+			b.strs[col].ReserveData(n)
+		}
+	}
+}
+
+// StringBytes is the bytes a row holds in each of gold's string columns
+// (in column order), as Builder.Reserve takes them.
+type StringBytes [8]int
+
+// AddRow adds r's string bytes to s.
+func (s *StringBytes) AddRow(r *Row) {
+	s[0] += len(r.SensorID)
+	s[1] += len(r.Measurement)
+	s[2] += len(r.Unit)
+	s[3] += len(r.Plant)
+	s[4] += len(r.Line)
+	s[5] += len(r.Device)
+	s[6] += len(r.MQTTTopic)
+	s[7] += len(r.KafkaTopic)
+}
+
+// PerRow returns s over rows rows, rounded up (the bytes a row of a file
+// whose totals s counts holds on average).
+func (s *StringBytes) PerRow(rows int) *StringBytes {
+	var out StringBytes
+	if rows <= 0 {
+		return &out
+	}
+	for i, n := range s {
+		out[i] = (n + rows - 1) / rows
+	}
+	return &out
+}
+
 // Append appends one row.
 func (b *Builder) Append(r *Row) {
 	b.n++
+	if r.Nulls == 0 {
+		b.strs[ColSensorID].Append(r.SensorID)
+		b.strs[ColMeasurement].Append(r.Measurement)
+		b.value.Append(r.Value)
+		b.strs[ColUnit].Append(r.Unit)
+		b.ts[ColTS].Append(arrow.Timestamp(r.TS))
+		b.strs[ColPlant].Append(r.Plant)
+		b.strs[ColLine].Append(r.Line)
+		b.strs[ColDevice].Append(r.Device)
+		b.strs[ColMQTTTopic].Append(r.MQTTTopic)
+		b.strs[ColKafkaTopic].Append(r.KafkaTopic)
+		b.i32[ColKafkaPartition].Append(r.KafkaPartition)
+		b.i64[ColKafkaOffset].Append(r.KafkaOffset)
+		b.i64[ColRawVersion].Append(r.RawVersion)
+		b.ts[ColBridgeTS].Append(arrow.Timestamp(r.BridgeTS))
+		b.date.Append(arrow.Date32(r.EventDate))
+		b.i64[ColBronzeVersion].Append(r.BronzeVersion)
+		b.ts[ColMergedAt].Append(arrow.Timestamp(r.MergedAt))
+		return
+	}
 	for col := range NumColumns {
-		fb := b.b.Field(col)
 		if r.Null(col) {
-			fb.AppendNull()
+			b.fields[col].AppendNull()
 			continue
 		}
 		switch col {
 		case ColSensorID:
-			fb.(*array.StringBuilder).Append(r.SensorID)
+			b.strs[col].Append(r.SensorID)
 		case ColMeasurement:
-			fb.(*array.StringBuilder).Append(r.Measurement)
+			b.strs[col].Append(r.Measurement)
 		case ColValue:
-			fb.(*array.Float64Builder).Append(r.Value)
+			b.value.Append(r.Value)
 		case ColUnit:
-			fb.(*array.StringBuilder).Append(r.Unit)
+			b.strs[col].Append(r.Unit)
 		case ColTS:
-			fb.(*array.TimestampBuilder).Append(arrow.Timestamp(r.TS))
+			b.ts[col].Append(arrow.Timestamp(r.TS))
 		case ColPlant:
-			fb.(*array.StringBuilder).Append(r.Plant)
+			b.strs[col].Append(r.Plant)
 		case ColLine:
-			fb.(*array.StringBuilder).Append(r.Line)
+			b.strs[col].Append(r.Line)
 		case ColDevice:
-			fb.(*array.StringBuilder).Append(r.Device)
+			b.strs[col].Append(r.Device)
 		case ColMQTTTopic:
-			fb.(*array.StringBuilder).Append(r.MQTTTopic)
+			b.strs[col].Append(r.MQTTTopic)
 		case ColKafkaTopic:
-			fb.(*array.StringBuilder).Append(r.KafkaTopic)
+			b.strs[col].Append(r.KafkaTopic)
 		case ColKafkaPartition:
-			fb.(*array.Int32Builder).Append(r.KafkaPartition)
+			b.i32[col].Append(r.KafkaPartition)
 		case ColKafkaOffset:
-			fb.(*array.Int64Builder).Append(r.KafkaOffset)
+			b.i64[col].Append(r.KafkaOffset)
 		case ColRawVersion:
-			fb.(*array.Int64Builder).Append(r.RawVersion)
+			b.i64[col].Append(r.RawVersion)
 		case ColBridgeTS:
-			fb.(*array.TimestampBuilder).Append(arrow.Timestamp(r.BridgeTS))
+			b.ts[col].Append(arrow.Timestamp(r.BridgeTS))
 		case ColEventDate:
-			fb.(*array.Date32Builder).Append(arrow.Date32(r.EventDate))
+			b.date.Append(arrow.Date32(r.EventDate))
 		case ColBronzeVersion:
-			fb.(*array.Int64Builder).Append(r.BronzeVersion)
+			b.i64[col].Append(r.BronzeVersion)
 		case ColMergedAt:
-			fb.(*array.TimestampBuilder).Append(arrow.Timestamp(r.MergedAt))
+			b.ts[col].Append(arrow.Timestamp(r.MergedAt))
 		}
 	}
 }

@@ -485,6 +485,7 @@ func (s *Sink) write(ctx context.Context, p *plan, add func(delta.Add)) (inserte
 	w := fileWriter{s: s, b: b, add: add, p: p}
 	for _, part := range p.parts {
 		w.partition = part.Value
+		w.plan(p, part)
 		for _, ri := range part.Rows {
 			switch p.out[ri] {
 			case outSkip:
@@ -597,6 +598,26 @@ type fileWriter struct {
 	// for the cache, and hashes are no longer collected.
 	hashes   []uint64
 	overflow bool
+	// left is how many rows the partition being written has still to
+	// append and perRow their string bytes a row: each file's builder
+	// reserves room for its rows at once.
+	left   int
+	perRow *gold.StringBytes
+}
+
+// plan counts the rows of part that write appends (those not skipped) and
+// their string bytes, for the builder to reserve.
+func (w *fileWriter) plan(p *plan, part *mergeplan.Partition) {
+	var total gold.StringBytes
+	n := 0
+	for _, ri := range part.Rows {
+		if p.out[ri] == outSkip {
+			continue
+		}
+		n++
+		total.AddRow(&p.d.Rows[ri])
+	}
+	w.left, w.perRow = n, total.PerRow(n)
 }
 
 // hash collects h for the next file's cache entry.
@@ -641,6 +662,10 @@ func (w *fileWriter) flushRecords(ctx context.Context) error {
 }
 
 func (w *fileWriter) append(ctx context.Context, r *gold.Row) error {
+	if w.b.Len() == 0 && w.left > 0 {
+		w.b.Reserve(min(w.left, w.s.opts.MaxFileRows), w.perRow)
+	}
+	w.left--
 	w.b.Append(r)
 	if w.b.Len() >= w.s.opts.MaxFileRows {
 		return w.flush(ctx)

@@ -183,3 +183,51 @@ func TestPartitionsGroupsInterleavedDays(t *testing.T) {
 		}
 	}
 }
+
+// TestPartitionsSortBySensorAndTS checks the rank-based sort against a
+// plain sort of the rows by (sensor_id, ts, row): interleaved sensors,
+// shared ts, an empty and a null sensor id, ids that are prefixes of
+// others.
+func TestPartitionsSortBySensorAndTS(t *testing.T) {
+	spec, err := NewKeySpec(gold.KeyColumns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	day := gold.EventDateOf(t0.UnixMicro())
+	sensors := []string{"s10", "s1", "", "s2", "s1", "a", "s10", "zz", "s", "s1"}
+	var d Data
+	for i := range 200 {
+		r := gold.Row{SensorID: sensors[(i*7)%len(sensors)], TS: t0.UnixMicro() + int64((i*13)%17), EventDate: day}
+		if i%23 == 0 {
+			r.SensorID, r.Nulls = "", 1<<gold.ColSensorID
+		}
+		d.Rows = append(d.Rows, r)
+	}
+	parts := Partitions(&d, spec)
+	if len(parts) != 1 {
+		t.Fatalf("%d partitions, want 1", len(parts))
+	}
+	want := make([]int32, len(d.Rows))
+	for i := range want {
+		want[i] = int32(i)
+	}
+	slices.SortStableFunc(want, func(a, b int32) int {
+		x, y := &d.Rows[a], &d.Rows[b]
+		if x.SensorID != y.SensorID {
+			if x.SensorID < y.SensorID {
+				return -1
+			}
+			return 1
+		}
+		return int(x.TS - y.TS)
+	})
+	p := parts[0]
+	if !slices.Equal(p.Rows, want) {
+		t.Fatalf("rows %v\nwant %v", p.Rows, want)
+	}
+	for i, ri := range p.Rows {
+		if p.sensors[i] != d.Rows[ri].SensorID {
+			t.Fatalf("sensors[%d] = %q, row %d has %q", i, p.sensors[i], ri, d.Rows[ri].SensorID)
+		}
+	}
+}

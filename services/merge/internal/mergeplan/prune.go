@@ -136,18 +136,58 @@ func Partitions(d *Data, spec KeySpec) []*Partition {
 	}
 	out := make([]*Partition, 0, len(by))
 	for _, p := range by {
-		slices.SortFunc(p.Rows, func(a, b int32) int {
-			x, y := &d.Rows[a], &d.Rows[b]
-			return cmp.Or(cmp.Compare(x.SensorID, y.SensorID), cmp.Compare(x.TS, y.TS))
-		})
-		p.sensors = make([]string, len(p.Rows))
-		for i, ri := range p.Rows {
-			p.sensors[i] = d.Rows[ri].SensorID
-		}
+		p.sort(d)
 		out = append(out, p)
 	}
 	slices.SortFunc(out, func(a, b *Partition) int { return cmp.Compare(a.Value, b.Value) })
 	return out
+}
+
+// sort orders p.Rows by sensor_id and ts (ties by row) and fills
+// p.sensors. A batch holds many rows of each of a few hundred sensors:
+// the rows are sorted by each sensor's rank among the distinct sensors,
+// so that no string is compared row against row (a third of merge's
+// sorting time compared sensor ids).
+func (p *Partition) sort(d *Data) {
+	type sortKey struct {
+		sensor int32
+		row    int32
+		ts     int64
+	}
+	rank := map[string]int32{}
+	var names []string
+	keys := make([]sortKey, len(p.Rows))
+	for i, ri := range p.Rows {
+		r := &d.Rows[ri]
+		k, ok := rank[r.SensorID]
+		if !ok {
+			k = int32(len(names))
+			rank[r.SensorID] = k
+			names = append(names, r.SensorID)
+		}
+		keys[i] = sortKey{sensor: k, row: ri, ts: r.TS}
+	}
+	// Ranks in sensor order.
+	order := make([]int32, len(names))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	slices.SortFunc(order, func(a, b int32) int { return cmp.Compare(names[a], names[b]) })
+	sorted := make([]int32, len(names))
+	for pos, k := range order {
+		sorted[k] = int32(pos)
+	}
+	for i := range keys {
+		keys[i].sensor = sorted[keys[i].sensor]
+	}
+	slices.SortFunc(keys, func(a, b sortKey) int {
+		return cmp.Or(cmp.Compare(a.sensor, b.sensor), cmp.Compare(a.ts, b.ts), cmp.Compare(a.row, b.row))
+	})
+	p.sensors = make([]string, len(keys))
+	for i, k := range keys {
+		p.Rows[i] = k.row
+		p.sensors[i] = names[order[k.sensor]]
+	}
 }
 
 // MayHold reports whether a file of the partition with stats st may hold
