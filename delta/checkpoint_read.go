@@ -35,14 +35,16 @@ func skippedLeaf(path []string) bool {
 // maxRowsPerByte bounds the rows a checkpoint of a given size may claim.
 const maxRowsPerByte = 16
 
-// readParquetActions reads the actions in a Parquet checkpoint or sidecar.
-func readParquetActions(ctx context.Context, store storage.Store, p string) ([]Action, error) {
+// readParquetActions reads the actions in a Parquet checkpoint or sidecar;
+// with noRemoves, all but the remove actions (a snapshot's load leaves the
+// checkpoint's tombstones in it, see Snapshot.tombBase).
+func readParquetActions(ctx context.Context, store storage.Store, p string, noRemoves bool) ([]Action, error) {
 	f, err := store.Open(ctx, p)
 	if err != nil {
 		return nil, fmt.Errorf("delta: open %s: %w", p, err)
 	}
 	defer f.Close()
-	acts, err := parquetActions(ctx, io.NewSectionReader(f, 0, f.Size()))
+	acts, err := decodeParquetActions(ctx, io.NewSectionReader(f, 0, f.Size()), true, noRemoves)
 	if err != nil {
 		return nil, fmt.Errorf("delta: read %s: %w", p, err)
 	}
@@ -52,12 +54,13 @@ func readParquetActions(ctx context.Context, store storage.Store, p string) ([]A
 // parquetActions decodes checkpoint rows into actions. A row with more than
 // one action column set yields one action per column.
 func parquetActions(ctx context.Context, r parquet.ReaderAtSeeker) ([]Action, error) {
-	return decodeParquetActions(ctx, r, true)
+	return decodeParquetActions(ctx, r, true, false)
 }
 
 // decodeParquetActions is parquetActions; fast=false decodes every column
-// through Arrow (tests compare the two).
-func decodeParquetActions(ctx context.Context, r parquet.ReaderAtSeeker, fast bool) (acts []Action, err error) {
+// through Arrow (tests compare the two); noRemoves leaves the remove
+// column out.
+func decodeParquetActions(ctx context.Context, r parquet.ReaderAtSeeker, fast, noRemoves bool) (acts []Action, err error) {
 	size, err := r.Seek(0, io.SeekEnd)
 	if err != nil {
 		return nil, err
@@ -93,7 +96,7 @@ func decodeParquetActions(ctx context.Context, r parquet.ReaderAtSeeker, fast bo
 	var fileOrder, order []string
 	for i := 0; i < sch.NumColumns(); i++ {
 		path := sch.Column(i).ColumnPath()
-		if len(path) == 0 || !checkpointColumns[path[0]] || skippedLeaf(path) {
+		if len(path) == 0 || !checkpointColumns[path[0]] || skippedLeaf(path) || (noRemoves && path[0] == "remove") {
 			continue
 		}
 		if path[0] == "add" || path[0] == "remove" {

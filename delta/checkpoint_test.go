@@ -85,12 +85,20 @@ func TestCheckpointReplayEqualsLogReplay(t *testing.T) {
 	if !reflect.DeepEqual(view(got), view(want)) {
 		t.Errorf("snapshot from checkpoint differs:\n got %+v\nwant %+v", view(got), view(want))
 	}
-	at20, err := Open(st).SnapshotAt(ctx, 20)
+	fresh := Open(st)
+	at20, err := fresh.SnapshotAt(ctx, 20)
 	if err != nil {
 		t.Fatal(err)
 	}
+	tombs, err := fresh.Tombstones(ctx, at20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tombs) == 0 {
+		t.Error("no tombstone read from checkpoint 20")
+	}
 	// Only unexpired tombstones are kept in the checkpoint.
-	for _, r := range at20.Tombstones() {
+	for _, r := range tombs {
 		if *r.DeletionTimestamp <= testNow.Add(-DefaultDeletedFileRetention).UnixMilli() {
 			t.Errorf("expired tombstone %s kept", r.Path)
 		}
@@ -189,7 +197,7 @@ func TestCheckpointGolden(t *testing.T) {
 	var buf bytes.Buffer
 	schema.PrintSchema(pf.MetaData().Schema.Root(), &buf, 2)
 	checkGolden(t, "checkpoint_schema.golden", buf.Bytes())
-	acts, err := readParquetActions(ctx, st, CheckpointPath(8))
+	acts, err := readParquetActions(ctx, st, CheckpointPath(8), false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,4 +206,64 @@ func TestCheckpointGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkGolden(t, "checkpoint_actions.golden.jsonl", out)
+}
+
+// TestCheckpointInChunks writes a checkpoint in chunks of 4 rows (one row
+// group each) and loads it: the same files, txns, metadata and unexpired
+// tombstones as replaying the log, and the same actions as the golden file
+// written in one chunk.
+func TestCheckpointInChunks(t *testing.T) {
+	defer func(n int) { checkpointChunkRows = n }(checkpointChunkRows)
+	checkpointChunkRows = 4
+	ctx := context.Background()
+	st := buildHistory(t, 23)
+	want, err := Open(st, WithClock(func() time.Time { return testNow })).Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tbl := Open(st, WithClock(func() time.Time { return testNow }))
+	res, err := tbl.Checkpoint(ctx, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := st.Open(ctx, CheckpointPath(23))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pf, err := file.NewParquetReader(io.NewSectionReader(f, 0, f.Size()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if groups, want := pf.NumRowGroups(), int((res.NumActions+3)/4); groups != want {
+		t.Errorf("%d row groups for %d actions, want %d", groups, res.NumActions, want)
+	}
+	f.Close()
+	reader := Open(st, WithClock(func() time.Time { return testNow }))
+	got, err := reader.Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.checkpointVersion != 23 {
+		t.Fatalf("replay started at %d, want checkpoint 23", got.checkpointVersion)
+	}
+	if !reflect.DeepEqual(view(got), view(want)) {
+		t.Errorf("snapshot from the chunked checkpoint differs:\n got %+v\nwant %+v", view(got), view(want))
+	}
+	cutoff := testNow.Add(-DefaultDeletedFileRetention).UnixMilli()
+	var unexpired []Remove
+	for _, r := range want.Tombstones() {
+		if *r.DeletionTimestamp > cutoff {
+			unexpired = append(unexpired, r)
+		}
+	}
+	if len(unexpired) == 0 {
+		t.Fatal("the history has no unexpired tombstone")
+	}
+	tombs, err := reader.Tombstones(ctx, got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(tombs, unexpired) {
+		t.Errorf("tombstones from the chunked checkpoint:\n got %+v\nwant %+v", tombs, unexpired)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -133,14 +134,9 @@ func (t *Table) Vacuum(ctx context.Context, opts VacuumOptions) ([]string, error
 	}
 	now := t.now()
 	minKeep := now.Add(-ret)
-	keep := make(map[string]bool, len(s.files)+len(s.tombs))
+	keep := make(map[string]bool, len(s.files))
 	for _, a := range s.files {
 		keep[a.Path] = true
-	}
-	for _, r := range s.tombs {
-		if r.DeletionTimestamp != nil && *r.DeletionTimestamp > minKeep.UnixMilli() {
-			keep[r.Path] = true
-		}
 	}
 	var doomed []string
 	var walk func(dir string) error
@@ -172,6 +168,24 @@ func (t *Table) Vacuum(ctx context.Context, opts VacuumOptions) ([]string, error
 	}
 	if err := walk(""); err != nil {
 		return nil, err
+	}
+	// Files a tombstone within the retention names stay (a reader of a
+	// version within it may need them), whatever their age. The
+	// tombstones are streamed (most are in a checkpoint) against the
+	// candidates, fewer than the tombstones.
+	if len(doomed) > 0 {
+		candidates := make(map[string]bool, len(doomed))
+		for _, p := range doomed {
+			candidates[p] = true
+		}
+		err := t.eachTombstone(ctx, s, minKeep.UnixMilli(), func(r *Remove) error {
+			delete(candidates, r.Path)
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("delta: vacuum: %w", err)
+		}
+		doomed = slices.DeleteFunc(doomed, func(p string) bool { return !candidates[p] })
 	}
 	if opts.DryRun {
 		return doomed, nil

@@ -75,11 +75,18 @@ const (
 // files, tombstones and transaction versions. It is immutable and safe for
 // concurrent use.
 type Snapshot struct {
-	version   int64
-	protocol  Protocol
-	metadata  Metadata
-	files     map[string]*Add    // by logical file key
-	tombs     map[string]*Remove // by logical file key
+	version  int64
+	protocol Protocol
+	metadata Metadata
+	files    map[string]*Add    // by logical file key
+	tombs    map[string]*Remove // by logical file key
+	// tombBase, when not nil, is the checkpoint whose tombstones tombs
+	// leaves out: tombs holds the removes after it, and the older ones are
+	// read from it when a checkpoint is written or a vacuum runs (see
+	// Table.eachTombstone). A table that compacts its small files keeps a
+	// week of removes as tombstones, hundreds of thousands a day, and a
+	// long-lived writer held them all and copied them at every commit.
+	tombBase  *checkpointRef
 	txns      map[string]Txn
 	timestamp time.Time
 	// checkpointVersion is the checkpoint replay started from, -1 if none.
@@ -117,23 +124,28 @@ func (s *Snapshot) PartitionColumns() []string { return s.metadata.PartitionColu
 // inside the table, else an absolute path or URI. Do not modify the maps the
 // returned actions hold.
 func (s *Snapshot) Files() []Add {
-	s.sortOnce.Do(func() {
-		s.sorted = make([]Add, 0, len(s.files))
-		for _, a := range s.files {
-			s.sorted = append(s.sorted, *a)
-		}
-		sort.Slice(s.sorted, func(i, j int) bool { return s.sorted[i].Path < s.sorted[j].Path })
-	})
+	s.sortOnce.Do(s.sortFiles)
 	out := make([]Add, len(s.sorted))
 	copy(out, s.sorted)
 	return out
 }
 
+// sortFiles fills s.sorted (run once, through s.sortOnce).
+func (s *Snapshot) sortFiles() {
+	s.sorted = make([]Add, 0, len(s.files))
+	for _, a := range s.files {
+		s.sorted = append(s.sorted, *a)
+	}
+	sort.Slice(s.sorted, func(i, j int) bool { return s.sorted[i].Path < s.sorted[j].Path })
+}
+
 // NumFiles returns the number of live files.
 func (s *Snapshot) NumFiles() int { return len(s.files) }
 
-// Tombstones returns the remove actions still kept as tombstones (for vacuum),
-// with canonical paths, sorted by path.
+// Tombstones returns the remove actions the snapshot holds in memory as
+// tombstones, with canonical paths, sorted by path: all of them when the
+// snapshot was replayed from the log alone, else those removed after the
+// checkpoint it was loaded from (Table.Tombstones lists all).
 func (s *Snapshot) Tombstones() []Remove {
 	out := make([]Remove, 0, len(s.tombs))
 	for _, r := range s.tombs {
@@ -202,6 +214,9 @@ type replayState struct {
 	// parts holds one partition-values map per distinct set of values
 	// for the tombstones to share (see sharedPartition).
 	parts map[string]map[string]string
+	// tombBase is the checkpoint whose removes replay left out (see
+	// Snapshot.tombBase).
+	tombBase *checkpointRef
 }
 
 func newReplayState(root string) *replayState {
@@ -343,6 +358,7 @@ func (r *replayState) snapshot(version int64) (*Snapshot, error) {
 		metadata: *r.metadata,
 		files:    r.files,
 		tombs:    r.tombs,
+		tombBase: r.tombBase,
 		txns:     r.txns,
 	}, nil
 }

@@ -168,8 +168,11 @@ func TestExtendLeavesExpiredTombstones(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rows, _ := checkpointRows(fresh, now.Add(-DefaultDeletedFileRetention).UnixMilli())
-	if cp.NumActions != int64(len(rows)) {
-		t.Fatalf("checkpoint of the extended snapshot has %d actions, of a fresh load %d", cp.NumActions, len(rows))
+	_, actions, _, err := tbl.encodeCheckpoint(ctx, fresh, now.Add(-DefaultDeletedFileRetention).UnixMilli())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cp.NumActions != int64(actions) {
+		t.Fatalf("checkpoint of the extended snapshot has %d actions, of a fresh load %d", cp.NumActions, actions)
 	}
 }

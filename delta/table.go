@@ -97,7 +97,7 @@ func (t *Table) prefetchCheckpoint(ctx context.Context) *checkpointPrefetch {
 	go func() {
 		defer close(p.done)
 		ref := checkpointRef{version: lc.Version, kind: kindCheckpointClassic, files: []storage.FileInfo{{Path: p.path}}}
-		p.acts, p.err = t.readCheckpoint(ctx, ref)
+		p.acts, p.err = t.readCheckpoint(ctx, ref, true)
 	}()
 	return p
 }
@@ -259,6 +259,7 @@ func (t *Table) extend(ctx context.Context, l *logListing, base *Snapshot, v int
 	// leaves them out: a writer extends its cached snapshot for as long as
 	// it runs, and kept every tombstone since it started.
 	expired := t.now().Add(-retention(&m, PropDeletedFileRetention, DefaultDeletedFileRetention)).UnixMilli()
+	st.tombBase = base.tombBase
 	st.tombs = make(map[string]*Remove, len(base.tombs))
 	for k, r := range base.tombs {
 		if r.DeletionTimestamp != nil && *r.DeletionTimestamp <= expired {
@@ -404,14 +405,23 @@ func (t *Table) replay(ctx context.Context, l *logListing, v int64, pre *checkpo
 		acts, ok := pre.take(ctx, c)
 		var err error
 		if !ok {
-			acts, err = t.readCheckpoint(ctx, c)
+			acts, err = t.readCheckpoint(ctx, c, true)
 		}
 		if err != nil {
 			t.logger.Warn("delta: skipping unreadable checkpoint", "version", c.version, "err", err)
 			continue
 		}
 		st := newReplayStateSized(t.root, len(acts))
-		st.applyOwned(acts)
+		// The checkpoint's tombstones stay in it (see Snapshot.tombBase);
+		// its removes never name a file it adds.
+		kept := acts[:0]
+		for _, a := range acts {
+			if a.Remove == nil {
+				kept = append(kept, a)
+			}
+		}
+		st.applyOwned(kept)
+		st.tombBase = &c
 		return t.replayCommits(ctx, st, c.version, v)
 	}
 	if _, ok := l.commits[0]; !ok {
@@ -448,8 +458,9 @@ func (t *Table) replayCommits(ctx context.Context, st *replayState, cpVersion, v
 	return rp, nil
 }
 
-// readCheckpoint reads every action of a checkpoint, following sidecars.
-func (t *Table) readCheckpoint(ctx context.Context, c checkpointRef) ([]Action, error) {
+// readCheckpoint reads every action of a checkpoint, following sidecars;
+// with noRemoves, all but the removes.
+func (t *Table) readCheckpoint(ctx context.Context, c checkpointRef, noRemoves bool) ([]Action, error) {
 	var acts []Action
 	for _, f := range c.files {
 		var part []Action
@@ -461,7 +472,7 @@ func (t *Table) readCheckpoint(ctx context.Context, c checkpointRef) ([]Action, 
 				part, err = ParseActions(b)
 			}
 		} else {
-			part, err = readParquetActions(ctx, t.store, f.Path)
+			part, err = readParquetActions(ctx, t.store, f.Path, noRemoves)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("checkpoint %s: %w", f.Path, err)
@@ -477,7 +488,7 @@ func (t *Table) readCheckpoint(ctx context.Context, c checkpointRef) ([]Action, 
 		if a.Sidecar != nil {
 			name := CanonicalPath(a.Sidecar.Path, "")
 			name = name[strings.LastIndex(name, "/")+1:]
-			sc, err := readParquetActions(ctx, t.store, sidecarDir+"/"+name)
+			sc, err := readParquetActions(ctx, t.store, sidecarDir+"/"+name, noRemoves)
 			if err != nil {
 				return nil, fmt.Errorf("checkpoint %d sidecar %s: %w", c.version, name, err)
 			}
