@@ -18,6 +18,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet/file"
 
 	"github.com/plantlake/plantlake/delta"
 	"github.com/plantlake/plantlake/delta/datafile"
@@ -590,4 +591,92 @@ func TestWeReadDeltaRSTables(t *testing.T) {
 	check(python(t, py, "dr_write.py", root, "vacuum"))
 	root = t.TempDir()
 	check(python(t, py, "dr_write.py", root, "partitions"))
+}
+
+// TestDeltaRSReadsCheckpointOfManyRowGroups writes a checkpoint of 70,000
+// actions, more than one row group of this library's checkpoints (64 Ki
+// rows), with tombstones in the second: delta-rs loads the same files
+// from it, and this library's fresh load lists every tombstone.
+func TestDeltaRSReadsCheckpointOfManyRowGroups(t *testing.T) {
+	py := devstack.Python(t)
+	ctx := context.Background()
+	st, err := storage.NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tbl, err := delta.Create(ctx, st, delta.Metadata{Name: "many", SchemaString: datafiletest.RawSchemaString,
+		PartitionColumns: datafiletest.RawPartitionColumns}, delta.Protocol{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const files, removed = 70_000, 5_000
+	req := delta.CommitRequest{ReadVersion: 0, Operation: "WRITE", BlindAppend: true}
+	name := func(i int) string { return fmt.Sprintf("ingest_date=2024-05-06/part-%05d.parquet", i) }
+	for i := range files {
+		req.Actions = append(req.Actions, delta.Action{Add: &delta.Add{Path: name(i), Size: 100, ModificationTime: 1, DataChange: true,
+			PartitionValues: map[string]string{"ingest_date": "2024-05-06"}}})
+	}
+	v, err := tbl.Commit(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UnixMilli()
+	del := delta.CommitRequest{ReadVersion: v, Operation: "DELETE"}
+	for i := files - removed; i < files; i++ {
+		del.Actions = append(del.Actions, delta.Action{Remove: &delta.Remove{Path: name(i), DeletionTimestamp: &now, DataChange: true,
+			PartitionValues: map[string]string{"ingest_date": "2024-05-06"}}})
+	}
+	if v, err = tbl.Commit(ctx, del); err != nil {
+		t.Fatal(err)
+	}
+	res, err := tbl.Checkpoint(ctx, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.NumActions != files+2 {
+		t.Fatalf("checkpoint of %d actions, want %d", res.NumActions, files+2)
+	}
+	cp, err := os.Open(filepath.Join(st.Root(), res.Path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pf, err := file.NewParquetReader(cp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pf.NumRowGroups() < 2 {
+		t.Errorf("checkpoint of %d actions in %d row group(s), want several", res.NumActions, pf.NumRowGroups())
+	}
+	pf.Close()
+	// Only the checkpoint describes the files now.
+	for c := range v {
+		if err := os.Remove(filepath.Join(st.Root(), delta.CommitPath(c))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got struct {
+		Version int64    `json:"version"`
+		Files   []string `json:"files"`
+	}
+	out := python(t, py, "dr_files.py", st.Root())
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("dr_files.py output: %v\n%.500s", err, out)
+	}
+	if got.Version != v || len(got.Files) != files-removed || got.Files[0] != name(0) || got.Files[len(got.Files)-1] != name(files-removed-1) {
+		t.Errorf("delta-rs read version %d with %d files (%v ... %v), want version %d with %d files", got.Version, len(got.Files),
+			got.Files[:min(1, len(got.Files))], got.Files[max(0, len(got.Files)-1):], v, files-removed)
+	}
+	fresh := delta.Open(st)
+	s, err := fresh.Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tombs, err := fresh.Tombstones(ctx, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.NumFiles() != files-removed || len(tombs) != removed || len(s.Tombstones()) != 0 {
+		t.Errorf("fresh load: %d files, %d tombstones (%d in memory), want %d, %d (none in memory)",
+			s.NumFiles(), len(tombs), len(s.Tombstones()), files-removed, removed)
+	}
 }
