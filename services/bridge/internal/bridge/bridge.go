@@ -827,7 +827,8 @@ const (
 // nothing for longer than keep-alive allows (the wedge of a flusher blocked
 // on a broker that stopped reading, which paho never noticed, before
 // writeStall), or no open connection (connOpen, paho's own view) for
-// reconnectStall after a loss with no connection attempt for as long.
+// reconnectStall after a loss with no connection attempt and no read from
+// the broker for as long.
 // paho starts its first reconnect attempt before it calls the
 // connection-lost handler, so an attempt may come before lostAt: only the
 // open connection and the age of the last attempt tell.
@@ -837,8 +838,13 @@ func (b *Bridge) watchdog(now time.Time, connOpen bool) error {
 		return fmt.Errorf("%w: nothing read from %s for %s on an open connection (keep-alive %s)",
 			ErrMQTTStuck, b.cfg.MQTTBroker, now.Sub(time.Unix(0, readAt)).Round(time.Second), b.cfg.KeepAlive)
 	}
-	lost, attempt := b.lostAt.Load(), b.attemptAt.Load()
-	if lost > 0 && !connOpen && now.Sub(time.Unix(0, lost)) > reconnectStall && now.Sub(time.Unix(0, attempt)) > reconnectStall {
+	// The last read also counts: a connection that came after the last
+	// loss the handler saw was alive until it read nothing more, and paho
+	// may still be closing it (its lost handler runs after the close, which
+	// waits up to writeStall on a broker that stopped reading).
+	lost, attempt, read := b.lostAt.Load(), b.attemptAt.Load(), b.mqttReadAt.Load()
+	if lost > 0 && !connOpen && now.Sub(time.Unix(0, lost)) > reconnectStall && now.Sub(time.Unix(0, attempt)) > reconnectStall &&
+		(read == 0 || now.Sub(time.Unix(0, read)) > reconnectStall) {
 		return fmt.Errorf("%w: connection to %s lost %s ago, none open and no attempt to connect for %s",
 			ErrMQTTStuck, b.cfg.MQTTBroker, now.Sub(time.Unix(0, lost)).Round(time.Second), now.Sub(time.Unix(0, attempt)).Round(time.Second))
 	}

@@ -56,6 +56,19 @@ func TestWatchdog(t *testing.T) {
 	if err := b.watchdog(t0.Add(4*time.Hour+2*time.Second+reconnectStall), false); !errors.Is(err, ErrMQTTStuck) {
 		t.Fatalf("lost without attempts past reconnectStall: got %v, want ErrMQTTStuck", err)
 	}
+	// The connection of an attempt before the last loss the handler saw
+	// read until just now and is being closed (the lost handler runs after
+	// the close, which waits on a broker that stopped reading): not stuck
+	// until reconnectStall has passed since that read too.
+	b.attemptAt.Store(at(5 * time.Hour))
+	b.lostAt.Store(at(5*time.Hour + time.Second))
+	b.mqttReadAt.Store(at(5*time.Hour + 50*time.Second))
+	if err := b.watchdog(t0.Add(5*time.Hour+2*time.Second+reconnectStall), false); err != nil {
+		t.Fatalf("lost and no attempt past reconnectStall, but read %s ago: %v", reconnectStall-48*time.Second, err)
+	}
+	if err := b.watchdog(t0.Add(5*time.Hour+51*time.Second+reconnectStall), false); !errors.Is(err, ErrMQTTStuck) {
+		t.Fatalf("nothing read for reconnectStall either: got %v, want ErrMQTTStuck", err)
+	}
 	// Connected but never through the batching wrapper (websockets): the
 	// read clock is not kept, so silence is not judged.
 	b2, err := New(cfg, Options{})
