@@ -18,11 +18,39 @@ import (
 // commit after it; commit, checkpoint and checksum files before that
 // checkpoint, and compaction files starting at or before it, are deleted.
 // Sidecar files are left alone. It returns the deleted paths.
+//
+// A Table remembers the cutoff of its last cleanup: until the cutoff moves
+// to the next day, another cleanup returns at once, without listing and
+// stat-ing the log (a pipeline table's holds a commit every 500 ms of the
+// retention, millions of files).
 func (t *Table) CleanupMetadata(ctx context.Context) ([]string, error) {
-	s, err := t.Snapshot(ctx)
-	if err != nil {
-		return nil, err
+	t.mu.Lock()
+	s := t.latest
+	t.mu.Unlock()
+	if s == nil {
+		var err error
+		if s, err = t.Snapshot(ctx); err != nil {
+			return nil, err
+		}
 	}
+	ret := retention(&s.metadata, PropLogRetention, DefaultLogRetention)
+	cutoff := t.now().Add(-ret).UTC().Truncate(24 * time.Hour).UnixMilli()
+	t.mu.Lock()
+	done := t.cleanedTo == cutoff
+	t.mu.Unlock()
+	if done {
+		return nil, nil
+	}
+	deleted, err := t.cleanupMetadata(ctx, cutoff)
+	if err == nil {
+		t.mu.Lock()
+		t.cleanedTo = cutoff
+		t.mu.Unlock()
+	}
+	return deleted, err
+}
+
+func (t *Table) cleanupMetadata(ctx context.Context, cutoff int64) ([]string, error) {
 	l, err := listLog(ctx, t.store)
 	if err != nil {
 		return nil, err
@@ -30,8 +58,6 @@ func (t *Table) CleanupMetadata(ctx context.Context) ([]string, error) {
 	if err := l.statAll(ctx); err != nil {
 		return nil, err
 	}
-	ret := retention(&s.metadata, PropLogRetention, DefaultLogRetention)
-	cutoff := t.now().Add(-ret).UTC().Truncate(24 * time.Hour).UnixMilli()
 	cutoffCommit := int64(-1)
 	if l.maxCommit >= 0 {
 		lo := l.maxCommit
@@ -115,6 +141,10 @@ type VacuumOptions struct {
 	Retention time.Duration
 	// DryRun lists what would be deleted without deleting it.
 	DryRun bool
+	// Version, when > 0, is the version to vacuum against instead of the
+	// latest one the log lists: a writer that knows its latest version
+	// (the catalog) saves listing a log of hundreds of thousands of commits.
+	Version int64
 }
 
 // Vacuum deletes data files that the latest snapshot does not reference and
@@ -124,7 +154,13 @@ type VacuumOptions struct {
 // flight). It returns the paths deleted (or, with DryRun, to delete),
 // relative to the table root.
 func (t *Table) Vacuum(ctx context.Context, opts VacuumOptions) ([]string, error) {
-	s, err := t.Snapshot(ctx)
+	var s *Snapshot
+	var err error
+	if opts.Version > 0 {
+		s, err = t.SnapshotAt(ctx, opts.Version)
+	} else {
+		s, err = t.Snapshot(ctx)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,25 +14,50 @@ import (
 	"github.com/plantlake/plantlake/delta/storage"
 )
 
-// listCounter is a local store that counts listings of the log.
+// listCounter is a local store that counts listings: of any folder
+// (lists) and of the log (logLists).
 type listCounter struct {
 	*storage.Local
-	lists atomic.Int64
+	lists, logLists atomic.Int64
+}
+
+func (c *listCounter) count(dir string) {
+	c.lists.Add(1)
+	if strings.TrimSuffix(dir, "/") == LogDir {
+		c.logLists.Add(1)
+	}
 }
 
 func (c *listCounter) List(ctx context.Context, dir string) ([]storage.FileInfo, error) {
-	c.lists.Add(1)
+	c.count(dir)
 	return c.Local.List(ctx, dir)
 }
 
 func (c *listCounter) ListNames(ctx context.Context, dir string) ([]string, error) {
-	c.lists.Add(1)
+	c.count(dir)
 	return c.Local.ListNames(ctx, dir)
 }
 
 func (c *listCounter) ListNamesUnordered(ctx context.Context, dir string) ([]string, error) {
-	c.lists.Add(1)
+	c.count(dir)
 	return c.Local.ListNamesUnordered(ctx, dir)
+}
+
+// newCountedTable creates a table of testSchema with configuration conf on
+// a listCounter, with the clock now.
+func newCountedTable(t *testing.T, conf map[string]string, now func() time.Time) (*Table, *listCounter) {
+	t.Helper()
+	local, err := storage.NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &listCounter{Local: local}
+	tbl, err := Create(context.Background(), st, Metadata{SchemaString: testSchema, PartitionColumns: []string{"day"}, Configuration: conf},
+		Protocol{}, WithClock(now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tbl, st
 }
 
 func sameSnapshot(t *testing.T, got, want *Snapshot) {

@@ -27,6 +27,9 @@ type Table struct {
 	head    *Head
 	recent  map[int64][]Action // commits parsed recently, for conflict checks
 	maxKeep int
+	// cleanedTo is the cutoff (ms) of the last metadata cleanup that ran
+	// to its end: until the cutoff moves (once a day) another finds nothing.
+	cleanedTo int64
 }
 
 // Option configures a Table.

@@ -242,3 +242,80 @@ func TestCheckpointWithBaseGone(t *testing.T) {
 		t.Errorf("tombstones %v, want a's", tombs)
 	}
 }
+
+// TestVacuumAtVersionSkipsTheLogListing vacuums a long-lived writer's
+// table at the version it knows: the cached snapshot is extended by name
+// (no listing of the log, which holds a commit every 500 ms of a month's
+// retention on a pipeline table), and the same files are deleted as by a
+// vacuum of the listed latest version.
+func TestVacuumAtVersionSkipsTheLogListing(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2024, 6, 1, 12, 0, 0, 0, time.UTC)
+	tbl, st := newCountedTable(t, nil, func() time.Time { return now })
+	local := st.Local
+	for _, p := range []string{"day=2024-01-01/a.parquet", "day=2024-01-01/b.parquet", "day=2024-01-01/orphan.parquet"} {
+		touchData(t, local, p, now.Add(-10*24*time.Hour))
+	}
+	v := mustCommit(t, tbl, appendReq(0, "day=2024-01-01/a.parquet", "day=2024-01-01/b.parquet"))
+	if _, err := tbl.SnapshotAt(ctx, v); err != nil {
+		t.Fatal(err)
+	}
+	v = mustCommit(t, tbl, CommitRequest{ReadVersion: v, Operation: "DELETE", Actions: []Action{removeAt("day=2024-01-01/b.parquet", now.Add(-8*24*time.Hour))}})
+	listed := st.logLists.Load()
+	dry, err := tbl.Vacuum(ctx, VacuumOptions{DryRun: true, Version: v})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.logLists.Load() != listed {
+		t.Errorf("vacuum at version %d listed the log %d times", v, st.logLists.Load()-listed)
+	}
+	want, err := Open(local, WithClock(func() time.Time { return now })).Vacuum(ctx, VacuumOptions{DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !equalStrings(dry, want) || len(want) != 2 {
+		t.Errorf("vacuum at version %d would delete %q, of the listed latest %q (want b and the orphan)", v, dry, want)
+	}
+}
+
+// TestCleanupMetadataOncePerCutoff runs the metadata cleanup twice on one
+// day: the second returns without listing the log. The next day's cutoff
+// lists it again and deletes what became old.
+func TestCleanupMetadataOncePerCutoff(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2024, 6, 1, 12, 0, 0, 0, time.UTC)
+	tbl, st := newCountedTable(t, map[string]string{PropLogRetention: "interval 1 day"}, func() time.Time { return now })
+	local := st.Local
+	v := int64(0)
+	for i := range 5 {
+		v = mustCommit(t, tbl, appendReq(v, fmt.Sprintf("day=2024-01-01/f%d.parquet", i)))
+	}
+	if _, err := tbl.Checkpoint(ctx, v); err != nil {
+		t.Fatal(err)
+	}
+	age := func(d time.Duration) {
+		for c := range v + 1 {
+			p := filepath.Join(local.Root(), filepath.FromSlash(CommitPath(c)))
+			if err := os.Chtimes(p, now.Add(-d), now.Add(-d)); err != nil && !os.IsNotExist(err) {
+				t.Fatal(err)
+			}
+		}
+	}
+	age(time.Hour) // within the retention: nothing to delete
+	if deleted, err := tbl.CleanupMetadata(ctx); err != nil || len(deleted) != 0 {
+		t.Fatalf("first cleanup: %q, %v; want nothing deleted", deleted, err)
+	}
+	listed := st.logLists.Load()
+	age(3 * 24 * time.Hour) // old now, but the cutoff has not moved
+	if deleted, err := tbl.CleanupMetadata(ctx); err != nil || len(deleted) != 0 || st.logLists.Load() != listed {
+		t.Fatalf("second cleanup the same day: %q, %v, %d listings; want none", deleted, err, st.logLists.Load()-listed)
+	}
+	now = now.Add(24 * time.Hour)
+	deleted, err := tbl.CleanupMetadata(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(deleted) != int(v) || st.logLists.Load() == listed {
+		t.Errorf("next day's cleanup deleted %d files (%q) after %d listings, want the %d commits before checkpoint %d", len(deleted), deleted, st.logLists.Load()-listed, v, v)
+	}
+}

@@ -102,7 +102,10 @@ func (c *Catalog) Vacuum(ctx context.Context, name string, retention *time.Durat
 var maxVacuumFiles = 10000
 
 func (t *table) vacuum(ctx context.Context, retention *time.Duration, dryRun bool) (VacuumResult, error) {
-	opts := delta.VacuumOptions{DryRun: true}
+	t.mu.RLock()
+	// The table's version, extended to by name: no listing of the log.
+	opts := delta.VacuumOptions{DryRun: true, Version: t.st.version}
+	t.mu.RUnlock()
 	if retention != nil {
 		opts.Retention = *retention
 		if *retention == 0 {
