@@ -18,8 +18,14 @@ case "$warehouse" in *://*) ;; *) mkdir -p "$warehouse" ;; esac
 
 go run ./devstack/cmd/plantlake-dev up --dir "$dir"
 
-# alive <pidfile>: the pid file names a live process.
-alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# alive <pidfile>: the pid file names a live process. A process killed a moment ago stays a zombie
+# (state Z) until its parent reaps it, and kill -0 still finds it: `kill -9` then `make up` at once
+# would have left the service down.
+alive() {
+  local pid
+  [ -f "$1" ] && pid=$(cat "$1") && kill -0 "$pid" 2>/dev/null || return 1
+  ! grep -qE '^State:[[:space:]]+[ZX]' "/proc/$pid/status" 2>/dev/null
+}
 
 # Jaeger, built from its Go module on first use (a cold build takes minutes; cached after).
 if alive "$dir/jaeger/jaeger.pid"; then
