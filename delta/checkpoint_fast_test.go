@@ -282,74 +282,30 @@ func TestMapInterner(t *testing.T) {
 	}
 }
 
-// prefetchWatch is a real local store that counts the opens of each path
-// and holds its listing of the log until watched has been opened (or a
-// timeout passes): a load that reads ahead opens it during the listing.
-type prefetchWatch struct {
-	*storage.Local
-	watched string
-	opened  chan struct{}
-	once    sync.Once
-
-	mu       sync.Mutex
-	opens    map[string]int
-	timedOut bool
+// openCounter is a real local store that counts the opens of each path
+// and the listings of the log.
+type openCounter struct {
+	listCounter
+	mu    sync.Mutex
+	opens map[string]int
 }
 
-func (w *prefetchWatch) Open(ctx context.Context, p string) (storage.File, error) {
+func (w *openCounter) Open(ctx context.Context, p string) (storage.File, error) {
 	w.mu.Lock()
 	w.opens[p]++
 	w.mu.Unlock()
-	if p == w.watched {
-		w.once.Do(func() { close(w.opened) })
-	}
 	return w.Local.Open(ctx, p)
 }
 
-func (w *prefetchWatch) wait(dir string) {
-	if dir != LogDir {
-		return
-	}
-	select {
-	case <-w.opened:
-	case <-time.After(10 * time.Second):
-		w.mu.Lock()
-		w.timedOut = true
-		w.mu.Unlock()
-	}
-}
-
-func (w *prefetchWatch) List(ctx context.Context, dir string) ([]storage.FileInfo, error) {
-	w.wait(dir)
-	return w.Local.List(ctx, dir)
-}
-
-func (w *prefetchWatch) ListNames(ctx context.Context, dir string) ([]string, error) {
-	w.wait(dir)
-	return w.Local.ListNames(ctx, dir)
-}
-
-func (w *prefetchWatch) ListNamesUnordered(ctx context.Context, dir string) ([]string, error) {
-	w.wait(dir)
-	return w.Local.ListNamesUnordered(ctx, dir)
-}
-
-// TestCheckpointPrefetch checks the checkpoint read while the log is
-// listed: used, and read once, when the listing agrees with
-// _last_checkpoint; not used when the listing finds a newer checkpoint.
-func TestCheckpointPrefetch(t *testing.T) {
+// TestSnapshotLoadsTheHintedCheckpoint checks a first load: the checkpoint
+// _last_checkpoint names is read once and the commits after it found by
+// name, without listing the log, whether it is the newest checkpoint or an
+// older one (a writer that stopped between a checkpoint and its hint), and
+// the snapshot is the one log replay gives.
+func TestSnapshotLoadsTheHintedCheckpoint(t *testing.T) {
 	ctx := context.Background()
-	cases := []struct {
-		name   string
-		hint   int64 // version _last_checkpoint names
-		wantCP int64
-		opens  map[int64]int // checkpoint version → opens
-	}{
-		{"hint is the newest checkpoint", 10, 10, map[int64]int{10: 1, 5: 0}},
-		{"hint is an older checkpoint", 5, 10, map[int64]int{10: 1, 5: 1}},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
+	for _, hint := range []int64{10, 5} {
+		t.Run(fmt.Sprintf("hint %d of checkpoints 5 and 10", hint), func(t *testing.T) {
 			st := buildHistory(t, 12)
 			want, err := Open(st).Snapshot(ctx)
 			if err != nil {
@@ -360,26 +316,29 @@ func TestCheckpointPrefetch(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			hint := fmt.Sprintf(`{"version":%d,"size":1}`, tc.hint)
-			if err := st.WriteFile(ctx, LogDir+"/_last_checkpoint", []byte(hint)); err != nil {
+			if err := st.WriteFile(ctx, LogDir+"/_last_checkpoint", []byte(fmt.Sprintf(`{"version":%d,"size":1}`, hint))); err != nil {
 				t.Fatal(err)
 			}
-			w := &prefetchWatch{Local: st, watched: CheckpointPath(tc.hint), opened: make(chan struct{}), opens: map[string]int{}}
+			w := &openCounter{listCounter: listCounter{Local: st}, opens: map[string]int{}}
 			got, err := Open(w).Snapshot(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got.checkpointVersion != tc.wantCP || !reflect.DeepEqual(view(got), view(want)) {
-				t.Errorf("snapshot from checkpoint %d, want %d, same as log replay", got.checkpointVersion, tc.wantCP)
+			if got.checkpointVersion != hint || !reflect.DeepEqual(view(got), view(want)) {
+				t.Errorf("snapshot from checkpoint %d, want %d, same as log replay", got.checkpointVersion, hint)
+			}
+			if n := w.logLists.Load(); n != 0 {
+				t.Errorf("listed the log %d times, want 0", n)
 			}
 			w.mu.Lock()
 			defer w.mu.Unlock()
-			if w.timedOut {
-				t.Errorf("checkpoint %d was not read while the log was listed", tc.hint)
-			}
-			for v, n := range tc.opens {
-				if got := w.opens[CheckpointPath(v)]; got != n {
-					t.Errorf("checkpoint %d opened %d times, want %d", v, got, n)
+			for _, v := range []int64{5, 10} {
+				want := 0
+				if v == hint {
+					want = 1
+				}
+				if got := w.opens[CheckpointPath(v)]; got != want {
+					t.Errorf("checkpoint %d opened %d times, want %d", v, got, want)
 				}
 			}
 		})

@@ -9,9 +9,17 @@
 // Open a table and load a Snapshot (latest, SnapshotAt a version, or
 // SnapshotAsOf a time). Replay starts at the newest complete checkpoint at or
 // before the version (classic, multi-part, or V2 with sidecars) and applies
-// the JSON commits after it. The log directory is listed once; the
-// _last_checkpoint file is only a hint, so a missing, empty or wrong one
-// changes nothing. Files are keyed by their canonical path (CanonicalPath):
+// the JSON commits after it. The latest snapshot is found by name where it
+// can be: a Table extends its cached snapshot by stat-ing the commit files
+// after it (commits are contiguous, so the first missing name ends the log),
+// and a first load reads the classic checkpoint _last_checkpoint names and
+// the commits after it. The log directory is listed only when that fails
+// (no usable hint, an unreadable checkpoint, a missing commit), and the
+// listing then decides: a missing, empty or wrong hint changes nothing but
+// the cost. A listing costs time and memory in proportion to the whole log,
+// millions of files for a table committed every 500 ms for the 30 days of
+// log retention; History with a limit and CleanupMetadata of a long log
+// work by name too. Files are keyed by their canonical path (CanonicalPath):
 // "file:/p", "file:///p", "/p" and percent-encoded spellings of one file are
 // one file. The library reads reader versions 1 to 3 with the reader
 // features timestampNtz, v2Checkpoint and vacuumProtocolCheck; deletion

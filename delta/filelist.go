@@ -61,7 +61,7 @@ func (t *Table) FileListAt(ctx context.Context, version int64) (*FileList, error
 }
 
 func (t *Table) fileList(ctx context.Context, l *logListing, v int64) (*FileList, error) {
-	rp, err := t.replay(ctx, l, v, nil)
+	rp, err := t.replay(ctx, l, v)
 	if err != nil {
 		return nil, err
 	}

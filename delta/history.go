@@ -2,10 +2,13 @@ package delta
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
 	"time"
+
+	"github.com/plantlake/plantlake/delta/storage"
 )
 
 // CommitRecord is one entry of a table's history.
@@ -94,7 +97,7 @@ func (t *Table) SnapshotAsOf(ctx context.Context, ts time.Time) (*Snapshot, erro
 	if err := l.statAll(ctx); err != nil {
 		return nil, err
 	}
-	latestSnap, err := t.snapshotFrom(ctx, l, l.latestVersion(), nil)
+	latestSnap, err := t.snapshotFrom(ctx, l, l.latestVersion())
 	if err != nil {
 		return nil, err
 	}
@@ -155,12 +158,26 @@ func (t *Table) SnapshotAsOf(ctx context.Context, ts time.Time) (*Snapshot, erro
 		return nil, searchErr
 	}
 	v := lo + int64(idx) - 1
-	return t.snapshotFrom(ctx, l, v, nil)
+	return t.snapshotFrom(ctx, l, v)
 }
 
 // History returns up to limit commits, newest first (limit <= 0: all
 // available commit files).
+//
+// With a limit, the latest version comes from Snapshot and the commits
+// before it are found by name, so that the history of a long log (millions
+// of commit files) costs what the commits asked for do.
 func (t *Table) History(ctx context.Context, limit int) ([]CommitRecord, error) {
+	if limit > 0 {
+		if recs, ok, err := t.historyByName(ctx, limit); ok {
+			return recs, err
+		}
+	}
+	return t.historyListed(ctx, limit)
+}
+
+// historyListed is History from a listing of the log.
+func (t *Table) historyListed(ctx context.Context, limit int) ([]CommitRecord, error) {
 	l, err := listLog(ctx, t.store)
 	if err != nil {
 		return nil, err
@@ -182,6 +199,42 @@ func (t *Table) History(ctx context.Context, limit int) ([]CommitRecord, error) 
 	if limit > 0 && latest-int64(limit)+1 > lowest {
 		lowest = latest - int64(limit) + 1
 	}
+	return t.history(ctx, l, lowest, latest)
+}
+
+// historyByName is History of the limit commits up to the latest version
+// (fewer where the log was cleaned), stat-ing them by name. ok is false
+// when the latest snapshot cannot be loaded or its commit file is missing:
+// the caller lists the log.
+func (t *Table) historyByName(ctx context.Context, limit int) (recs []CommitRecord, ok bool, err error) {
+	s, err := t.Snapshot(ctx)
+	if err != nil {
+		return nil, false, nil
+	}
+	latest := s.Version()
+	l := &logListing{commits: map[int64]storage.FileInfo{}, store: t.store}
+	lowest := latest + 1
+	for v := latest; v >= 0 && v > latest-int64(limit); v-- {
+		fi, err := t.store.Stat(ctx, CommitPath(v))
+		if errors.Is(err, storage.ErrNotExist) {
+			break
+		}
+		if err != nil {
+			return nil, true, fmt.Errorf("delta: history: %w", err)
+		}
+		l.commits[v], lowest = fi, v
+	}
+	if lowest > latest {
+		return nil, false, nil
+	}
+	l.minCommit, l.maxCommit = lowest, latest
+	recs, err = t.history(ctx, l, lowest, latest)
+	return recs, true, err
+}
+
+// history reads the records of the commits lowest..latest of l, newest
+// first.
+func (t *Table) history(ctx context.Context, l *logListing, lowest, latest int64) ([]CommitRecord, error) {
 	times := l.modTimes(lowest, latest)
 	commits, err := readCommits(ctx, t.store, lowest, latest)
 	if err != nil {

@@ -30,6 +30,9 @@ func CommitPath(v int64) string { return fmt.Sprintf("%s/%020d.json", LogDir, v)
 // version v, relative to the table root.
 func CheckpointPath(v int64) string { return fmt.Sprintf("%s/%020d.checkpoint.parquet", LogDir, v) }
 
+// checksumPath is the log path of version v's checksum (.crc) file.
+func checksumPath(v int64) string { return fmt.Sprintf("%s/%020d.crc", LogDir, v) }
+
 // logFileKind is what a file in _delta_log is.
 type logFileKind int
 

@@ -1,6 +1,7 @@
 package delta
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -41,13 +42,121 @@ func (t *Table) CleanupMetadata(ctx context.Context) ([]string, error) {
 	if done {
 		return nil, nil
 	}
-	deleted, err := t.cleanupMetadata(ctx, cutoff)
+	deleted, ok, err := t.cleanupByName(ctx, s.version, cutoff)
+	if err == nil && !ok {
+		deleted, err = t.cleanupMetadata(ctx, cutoff)
+	}
 	if err == nil {
 		t.mu.Lock()
 		t.cleanedTo = cutoff
 		t.mu.Unlock()
 	}
 	return deleted, err
+}
+
+// cleanupByNameFrom is how many versions a log holds before CleanupMetadata
+// finds what to delete by name instead of listing the log. A listing that
+// stats every file holds the whole log, millions of entries for a pipeline
+// table (a commit every 500 ms for the 30 days of log retention); by name a
+// cleanup stats a few dozen files and deletes the day that expired. A
+// variable so that tests can lower it.
+var cleanupByNameFrom int64 = 100_000
+
+// cleanupByName is the metadata cleanup of a long log, done by name: the
+// oldest commit and the newest commit at or before the cutoff are found by
+// binary search (stat-ing commit files: the log is contiguous from its
+// oldest commit, and a writer's file times increase), the newest classic
+// checkpoint at or before that commit by stat-ing its name down from it
+// (within maxNamedExtend versions), and the commit, checksum and classic
+// checkpoint files of every version before that checkpoint are deleted by
+// name. It leaves files of other kinds (multi-part and V2 checkpoints, log
+// compactions) that only other writers make, and deletes nothing when it
+// finds no classic checkpoint. ok is false when the log is shorter than
+// cleanupByNameFrom or its latest commit is not where latest says: the
+// caller lists it.
+func (t *Table) cleanupByName(ctx context.Context, latest, cutoff int64) (deleted []string, ok bool, err error) {
+	exists := func(v int64) (storage.FileInfo, bool, error) {
+		fi, err := t.store.Stat(ctx, CommitPath(v))
+		if errors.Is(err, storage.ErrNotExist) {
+			return fi, false, nil
+		}
+		return fi, err == nil, err
+	}
+	if _, found, err := exists(latest); err != nil || !found {
+		return nil, false, nil // the listing decides
+	}
+	// The oldest commit: the first version in [0, latest] whose file exists.
+	lo, hi := int64(0), latest
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		_, found, err := exists(mid)
+		if err != nil {
+			return nil, true, fmt.Errorf("delta: cleanup: %w", err)
+		}
+		if found {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	oldest := lo
+	if latest-oldest < cleanupByNameFrom {
+		return nil, false, nil
+	}
+	// The newest commit at or before the cutoff: the last version in
+	// [oldest, latest] whose file time is not after it.
+	expired := func(v int64) (bool, error) {
+		fi, found, err := exists(v)
+		if err != nil || !found {
+			return false, fmt.Errorf("delta: cleanup: commit %d: %w", v, cmp.Or(err, storage.ErrNotExist))
+		}
+		return fi.ModTime.UnixMilli() <= cutoff, nil
+	}
+	if ok, err := expired(oldest); err != nil || !ok {
+		return nil, true, err
+	}
+	lo, hi = oldest, latest
+	for lo < hi {
+		mid := lo + (hi-lo+1)/2
+		ok, err := expired(mid)
+		if err != nil {
+			return nil, true, err
+		}
+		if ok {
+			lo = mid
+		} else {
+			hi = mid - 1
+		}
+	}
+	cp := int64(-1)
+	for v := lo; v > oldest && lo-v <= maxNamedExtend; v-- {
+		_, err := t.store.Stat(ctx, CheckpointPath(v))
+		if err == nil {
+			cp = v
+			break
+		}
+		if !errors.Is(err, storage.ErrNotExist) {
+			return nil, true, fmt.Errorf("delta: cleanup: stat checkpoint %d: %w", v, err)
+		}
+	}
+	if cp < 0 {
+		return nil, true, nil
+	}
+	for v := oldest; v < cp; v++ {
+		for _, p := range []string{CommitPath(v), checksumPath(v), CheckpointPath(v)} {
+			err := t.store.Delete(ctx, p)
+			if errors.Is(err, storage.ErrNotExist) {
+				continue
+			}
+			if err != nil {
+				return deleted, true, fmt.Errorf("delta: cleanup delete %s: %w", p, err)
+			}
+			deleted = append(deleted, p)
+		}
+	}
+	sortStrings(deleted)
+	t.logger.Info("delta: metadata cleanup by name", "deleted", len(deleted), "oldestCheckpoint", cp)
+	return deleted, true, nil
 }
 
 func (t *Table) cleanupMetadata(ctx context.Context, cutoff int64) ([]string, error) {

@@ -3,9 +3,12 @@ package delta
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/plantlake/plantlake/delta/storage"
 )
 
 func TestCleanupMetadata(t *testing.T) {
@@ -137,5 +140,89 @@ func TestVacuum(t *testing.T) {
 	}
 	if !equalStrings(deleted, []string{"day=2024-01-01/removed-new.parquet"}) {
 		t.Errorf("short retention deleted %q", deleted)
+	}
+}
+
+// TestCleanupByNameAsListed checks the metadata cleanup by name against the
+// listed one on two copies of a log 50 days long (a commit every 3 hours, a
+// checkpoint every 7 versions, checksum files at some versions), day after
+// day as the clock moves: both delete the same files, and every version
+// from the oldest checkpoint kept on still loads.
+func TestCleanupByNameAsListed(t *testing.T) {
+	defer func(n int64) { cleanupByNameFrom = n }(cleanupByNameFrom)
+	ctx := context.Background()
+	base := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	now := base
+	clock := func() time.Time { return now }
+	build := func() (*Table, *storage.Local) {
+		tbl, st := newTestTable(t, WithClock(clock))
+		v := int64(0)
+		for i := 1; i <= 400; i++ {
+			v = mustCommit(t, tbl, appendReq(v, fmt.Sprintf("day=2024-01-01/f%03d.parquet", i)))
+			if v%7 == 0 {
+				if _, err := tbl.Checkpoint(ctx, v); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if v%5 == 0 {
+				if err := st.WriteFile(ctx, checksumPath(v), []byte("{}")); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		for v := int64(0); v <= 400; v++ {
+			setCommitTime(t, st, v, base.Add(time.Duration(v)*3*time.Hour))
+		}
+		return tbl, st
+	}
+	listed, listedSt := build()
+	named, namedSt := build()
+	names := func(st *storage.Local) []string {
+		infos, err := st.List(ctx, LogDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, fi := range infos {
+			out = append(out, fi.Name())
+		}
+		return out
+	}
+	total := 0
+	for day := 28; day <= 52; day += 3 {
+		now = base.Add(time.Duration(day) * 24 * time.Hour)
+		cleanupByNameFrom = 1 << 62
+		want, err := listed.CleanupMetadata(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cleanupByNameFrom = 0
+		got, err := named.CleanupMetadata(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !equalStrings(got, want) {
+			t.Fatalf("day %d: by name deleted %q\nlisted deleted %q", day, got, want)
+		}
+		if g, w := names(namedSt), names(listedSt); !equalStrings(g, w) {
+			t.Fatalf("day %d: the logs differ after cleanup: %q\n%q", day, g, w)
+		}
+		total += len(got)
+		s, err := Open(namedSt).Snapshot(ctx)
+		if err != nil || s.Version() != 400 {
+			t.Fatalf("day %d: latest after cleanup: %v", day, err)
+		}
+	}
+	// On day 52 the cutoff is day 22, the last commit at or before it 176
+	// (a commit every 3 hours) and the newest checkpoint before it 175:
+	// commits 0..174 are gone, with their checkpoints and checksums.
+	if _, err := namedSt.Stat(ctx, CommitPath(174)); !errors.Is(err, storage.ErrNotExist) {
+		t.Fatalf("commit 174 after the last cleanup: %v, want it deleted", err)
+	}
+	if _, err := namedSt.Stat(ctx, CommitPath(175)); err != nil {
+		t.Fatalf("commit 175 after the last cleanup: %v", err)
+	}
+	if want := 175 + 168/7 + 170/5; total != want { // commits 0..174, checkpoints 7..168, checksums 5..170
+		t.Fatalf("the cleanups deleted %d files in all, want %d", total, want)
 	}
 }

@@ -60,63 +60,17 @@ func Open(store storage.Store, opts ...Option) *Table {
 // Store returns the table's store.
 func (t *Table) Store() storage.Store { return t.store }
 
-// Snapshot loads the latest snapshot.
+// Snapshot loads the latest snapshot: by name when it can (see
+// latestByName), else by listing the log.
 func (t *Table) Snapshot(ctx context.Context) (*Snapshot, error) {
-	// The checkpoint _last_checkpoint names is read while the log is
-	// listed; the listing still decides which checkpoint replay uses.
-	pre := t.prefetchCheckpoint(ctx)
+	if s, ok, err := t.latestByName(ctx); ok {
+		return s, err
+	}
 	l, err := listLog(ctx, t.store)
 	if err != nil {
 		return nil, err
 	}
-	return t.snapshotFrom(ctx, l, l.latestVersion(), pre)
-}
-
-// checkpointPrefetch is a classic checkpoint being read ahead of the
-// listing of the log.
-type checkpointPrefetch struct {
-	version int64
-	path    string
-	done    chan struct{} // closed when acts and err are set
-	acts    []Action
-	err     error
-}
-
-// prefetchCheckpoint starts reading the classic checkpoint _last_checkpoint
-// names, when a snapshot load will likely replay from it (no cached
-// snapshot at or after it). It returns nil when there is nothing to read.
-func (t *Table) prefetchCheckpoint(ctx context.Context) *checkpointPrefetch {
-	lc, ok := readLastCheckpoint(ctx, t.store)
-	if !ok || lc.Parts != nil {
-		return nil
-	}
-	t.mu.Lock()
-	cached := t.latest
-	t.mu.Unlock()
-	if cached != nil && cached.version >= lc.Version {
-		return nil
-	}
-	p := &checkpointPrefetch{version: lc.Version, path: CheckpointPath(lc.Version), done: make(chan struct{})}
-	go func() {
-		defer close(p.done)
-		ref := checkpointRef{version: lc.Version, kind: kindCheckpointClassic, files: []storage.FileInfo{{Path: p.path}}}
-		p.acts, p.err = t.readCheckpoint(ctx, ref, true)
-	}()
-	return p
-}
-
-// take returns the prefetched actions when c is the prefetched checkpoint
-// and it was read without error.
-func (p *checkpointPrefetch) take(ctx context.Context, c checkpointRef) ([]Action, bool) {
-	if p == nil || c.version != p.version || len(c.files) != 1 || c.files[0].Path != p.path {
-		return nil, false
-	}
-	select {
-	case <-p.done:
-	case <-ctx.Done():
-		return nil, false
-	}
-	return p.acts, p.err == nil
+	return t.snapshotFrom(ctx, l, l.latestVersion())
 }
 
 // SnapshotAt loads the snapshot at version.
@@ -134,13 +88,12 @@ func (t *Table) SnapshotAt(ctx context.Context, version int64) (*Snapshot, error
 	if err := l.stat(ctx, version); err != nil {
 		return nil, err
 	}
-	return t.snapshotFrom(ctx, l, version, nil)
+	return t.snapshotFrom(ctx, l, version)
 }
 
 // snapshotFrom loads version v, reusing the cached snapshot when it is the
-// same version or an older one that the listing can extend. pre, if not
-// nil, is a checkpoint read ahead.
-func (t *Table) snapshotFrom(ctx context.Context, l *logListing, v int64, pre *checkpointPrefetch) (*Snapshot, error) {
+// same version or an older one that the listing can extend.
+func (t *Table) snapshotFrom(ctx context.Context, l *logListing, v int64) (*Snapshot, error) {
 	t.mu.Lock()
 	cached := t.latest
 	t.mu.Unlock()
@@ -152,7 +105,7 @@ func (t *Table) snapshotFrom(ctx context.Context, l *logListing, v int64, pre *c
 	if cached != nil && cached.version < v && !newerCheckpoint(l, cached.version, v) && hasCommits(l, cached.version+1, v) {
 		s, err = t.extend(ctx, l, cached, v)
 	} else {
-		s, err = t.load(ctx, l, v, pre)
+		s, err = t.load(ctx, l, v)
 	}
 	if err != nil {
 		return nil, err
@@ -204,6 +157,13 @@ func (t *Table) extendByName(ctx context.Context, v int64) (s *Snapshot, ok bool
 		return nil, false, nil
 	}
 	l := &logListing{commits: map[int64]storage.FileInfo{v: fi}, minCommit: v, maxCommit: v, store: t.store}
+	return t.extendNamed(ctx, l, cached, v)
+}
+
+// extendNamed extends cached to v with the commits l found by name and
+// caches the result. ok is false when a commit file between them is
+// missing: the caller lists the log.
+func (t *Table) extendNamed(ctx context.Context, l *logListing, cached *Snapshot, v int64) (s *Snapshot, ok bool, err error) {
 	s, err = t.extend(ctx, l, cached, v)
 	if errors.Is(err, ErrVersionNotFound) {
 		return nil, false, nil
@@ -365,8 +325,8 @@ func (t *Table) remember(v int64, acts []Action) {
 
 // load reconstructs version v from the newest usable checkpoint at or
 // before v and the commits after it.
-func (t *Table) load(ctx context.Context, l *logListing, v int64, pre *checkpointPrefetch) (*Snapshot, error) {
-	rp, err := t.replay(ctx, l, v, pre)
+func (t *Table) load(ctx context.Context, l *logListing, v int64) (*Snapshot, error) {
+	rp, err := t.replay(ctx, l, v)
 	if err != nil {
 		return nil, err
 	}
@@ -391,12 +351,11 @@ type replayed struct {
 }
 
 // replay applies the newest usable checkpoint at or before v and the
-// commits after it, up to v. It does not require protocol or metadata. pre,
-// if not nil, is a checkpoint read ahead.
-func (t *Table) replay(ctx context.Context, l *logListing, v int64, pre *checkpointPrefetch) (*replayed, error) {
+// commits after it, up to v. It does not require protocol or metadata.
+func (t *Table) replay(ctx context.Context, l *logListing, v int64) (*replayed, error) {
 	// The listing is authoritative: the newest complete checkpoint at or
-	// before v wins, so a missing, empty or wrong _last_checkpoint changes
-	// nothing. An unreadable checkpoint falls back to the next older one.
+	// before v in it wins. An unreadable checkpoint falls back to the next
+	// older one.
 	var cands []checkpointRef
 	for i := len(l.checkpoints) - 1; i >= 0; i-- {
 		c := l.checkpoints[i]
@@ -405,11 +364,7 @@ func (t *Table) replay(ctx context.Context, l *logListing, v int64, pre *checkpo
 		}
 	}
 	for _, c := range cands {
-		acts, ok := pre.take(ctx, c)
-		var err error
-		if !ok {
-			acts, err = t.readCheckpoint(ctx, c, true)
-		}
+		acts, err := t.readCheckpoint(ctx, c, true)
 		if err != nil {
 			t.logger.Warn("delta: skipping unreadable checkpoint", "version", c.version, "err", err)
 			continue
