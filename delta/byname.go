@@ -3,6 +3,7 @@ package delta
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/plantlake/plantlake/delta/storage"
 )
@@ -122,6 +123,84 @@ func (t *Table) loadFromLastCheckpoint(ctx context.Context, cached *Snapshot) (*
 		t.latest = s
 	}
 	t.mu.Unlock()
+	t.keep(s)
+	return s, true
+}
+
+// oldestCommit finds the log's oldest commit by binary search over
+// [0, latest], stat-ing commit files: the log is contiguous from its oldest
+// commit to its latest. ok is false when latest's own commit is missing.
+func (t *Table) oldestCommit(ctx context.Context, latest int64) (oldest int64, ok bool, err error) {
+	exists := func(v int64) (bool, error) {
+		_, err := t.store.Stat(ctx, CommitPath(v))
+		if errors.Is(err, storage.ErrNotExist) {
+			return false, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("delta: stat commit %d: %w", v, err)
+		}
+		return true, nil
+	}
+	if found, err := exists(latest); err != nil || !found {
+		return 0, false, err
+	}
+	lo, hi := int64(0), latest
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		found, err := exists(mid)
+		if err != nil {
+			return 0, false, err
+		}
+		if found {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	return lo, true, nil
+}
+
+// snapshotAtByName loads version v without listing the log: from the
+// newest classic checkpoint at or before v, found by stat-ing its name down
+// from v (within maxNamedExtend versions), or from commit 0 when v is
+// within that many versions of it, and the commits after it up to v. The
+// snapshot is cached when it is the newest loaded. ok is false when a file
+// is missing or a checkpoint unreadable: the caller lists the log.
+func (t *Table) snapshotAtByName(ctx context.Context, v int64) (*Snapshot, bool) {
+	if v < 0 {
+		return nil, false
+	}
+	if _, err := t.store.Stat(ctx, CommitPath(v)); err != nil {
+		return nil, false // past the latest, cleaned up, or a store error
+	}
+	l := &logListing{commits: map[int64]storage.FileInfo{}, minCommit: 0, maxCommit: v, store: t.store}
+	from := int64(-1)
+	for u := v; u > 0 && v-u <= maxNamedExtend; u-- {
+		fi, err := t.store.Stat(ctx, CheckpointPath(u))
+		if err == nil {
+			l.checkpoints = []checkpointRef{{version: u, kind: kindCheckpointClassic, files: []storage.FileInfo{fi}}}
+			from = u
+			break
+		}
+		if !errors.Is(err, storage.ErrNotExist) {
+			return nil, false
+		}
+	}
+	if from < 0 && v > maxNamedExtend {
+		return nil, false
+	}
+	l.minCommit = max(from, 0)
+	for u := l.minCommit; u <= v; u++ {
+		fi, err := t.store.Stat(ctx, CommitPath(u))
+		if err != nil {
+			return nil, false
+		}
+		l.commits[u] = fi
+	}
+	s, err := t.load(ctx, l, v)
+	if err != nil || s.checkpointVersion != from {
+		return nil, false
+	}
 	t.keep(s)
 	return s, true
 }

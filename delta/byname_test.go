@@ -269,3 +269,87 @@ func TestHistoryByName(t *testing.T) {
 		}
 	}
 }
+
+// TestTimeTravelByName checks SnapshotAt and SnapshotAsOf on a log whose
+// oldest commits were cleaned up, against loads from a listing: the same
+// snapshots, the same errors, and the log not listed.
+func TestTimeTravelByName(t *testing.T) {
+	defer func(n int64) { cleanupByNameFrom = n }(cleanupByNameFrom)
+	ctx := context.Background()
+	writer, st := newTestTable(t)
+	v := int64(0)
+	for i := range 60 {
+		v = mustCommit(t, writer, appendReq(v, fmt.Sprintf("day=2024-01-01/a%02d.parquet", i)))
+		if v%7 == 0 {
+			if _, err := writer.Checkpoint(ctx, v); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	base := time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)
+	for u := int64(0); u <= v; u++ {
+		setCommitTime(t, st, u, base.Add(time.Duration(u)*time.Minute))
+	}
+	// A cleanup left commits 14.. and checkpoints 14.. (checkpoint 7 gone).
+	for u := range int64(14) {
+		if err := st.Delete(ctx, CommitPath(u)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.Delete(ctx, CheckpointPath(7)); err != nil {
+		t.Fatal(err)
+	}
+	listedAt := func(u int64) (*Snapshot, error) {
+		l, err := listLog(ctx, st)
+		if err != nil {
+			return nil, err
+		}
+		if u > l.latestVersion() {
+			return nil, ErrVersionNotFound
+		}
+		if err := l.stat(ctx, u); err != nil {
+			return nil, err
+		}
+		return Open(st).snapshotFrom(ctx, l, u)
+	}
+	for u := int64(0); u <= v+1; u++ {
+		counted := &listCounter{Local: st}
+		got, err := Open(counted).SnapshotAt(ctx, u)
+		want, werr := listedAt(u)
+		if (err == nil) != (werr == nil) {
+			t.Fatalf("SnapshotAt(%d): %v, listed: %v", u, err, werr)
+		}
+		if err != nil {
+			continue
+		}
+		if n := counted.logLists.Load(); n != 0 {
+			t.Errorf("SnapshotAt(%d) listed the log %d times", u, n)
+		}
+		if got.Version() != want.Version() || !reflect.DeepEqual(filePaths(got), filePaths(want)) || !got.Timestamp().Equal(want.Timestamp()) {
+			t.Fatalf("SnapshotAt(%d) by name: version %d, %d files at %v; listed: %d, %d files at %v",
+				u, got.Version(), len(got.Files()), got.Timestamp(), want.Version(), len(want.Files()), want.Timestamp())
+		}
+	}
+	for m := -2; m <= 62; m++ {
+		for _, off := range []time.Duration{0, 30 * time.Second} {
+			ts := base.Add(time.Duration(m)*time.Minute + off)
+			cleanupByNameFrom = 1 << 62
+			want, werr := Open(st).SnapshotAsOf(ctx, ts)
+			cleanupByNameFrom = 0
+			counted := &listCounter{Local: st}
+			got, err := Open(counted).SnapshotAsOf(ctx, ts)
+			if werr != nil {
+				if err == nil || err.Error() != werr.Error() {
+					t.Fatalf("SnapshotAsOf(%v): %v, listed: %v", ts, err, werr)
+				}
+				continue
+			}
+			if err != nil || got.Version() != want.Version() {
+				t.Fatalf("SnapshotAsOf(%v) by name: %v %v, listed: version %d", ts, got, err, want.Version())
+			}
+			if n := counted.logLists.Load(); n != 0 {
+				t.Errorf("SnapshotAsOf(%v) listed the log %d times", ts, n)
+			}
+		}
+	}
+}

@@ -18,8 +18,9 @@
 // listing then decides: a missing, empty or wrong hint changes nothing but
 // the cost. A listing costs time and memory in proportion to the whole log,
 // millions of files for a table committed every 500 ms for the 30 days of
-// log retention; History with a limit and CleanupMetadata of a long log
-// work by name too. Files are keyed by their canonical path (CanonicalPath):
+// log retention; SnapshotAt an older version, History with a limit, and
+// SnapshotAsOf and CleanupMetadata of a long log work by name too. Files
+// are keyed by their canonical path (CanonicalPath):
 // "file:/p", "file:///p", "/p" and percent-encoded spellings of one file are
 // one file. The library reads reader versions 1 to 3 with the reader
 // features timestampNtz, v2Checkpoint and vacuumProtocolCheck; deletion

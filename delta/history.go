@@ -90,6 +90,9 @@ func (t *Table) inCommitTimestamp(ctx context.Context, v int64) (int64, error) {
 // after the latest commit is ErrTimestampAfterLatest (use Snapshot for the
 // latest state).
 func (t *Table) SnapshotAsOf(ctx context.Context, ts time.Time) (*Snapshot, error) {
+	if s, ok, err := t.snapshotAsOfByName(ctx, ts); ok {
+		return s, err
+	}
 	l, err := listLog(ctx, t.store)
 	if err != nil {
 		return nil, err
@@ -101,7 +104,82 @@ func (t *Table) SnapshotAsOf(ctx context.Context, ts time.Time) (*Snapshot, erro
 	if err != nil {
 		return nil, err
 	}
-	earliest, latest := l.earliestVersion(), l.latestVersion()
+	fileTimes := func(lo, hi int64) func(int64) (int64, error) {
+		times := l.modTimes(lo, hi)
+		return func(v int64) (int64, error) { return times[v-lo], nil }
+	}
+	v, err := t.versionAsOf(ctx, latestSnap, l.earliestVersion(), ts, fileTimes)
+	if err != nil {
+		return nil, err
+	}
+	return t.snapshotFrom(ctx, l, v)
+}
+
+// snapshotAsOfByName is SnapshotAsOf of a log longer than cleanupByNameFrom
+// versions, without listing it: the latest version from Snapshot, the
+// oldest commit by binary search (oldestCommit), the earliest version the
+// oldest classic checkpoint at or after it (by name), and the commit times
+// stat-ed as the binary search needs them. A file time is the file's own,
+// not made monotonic from the oldest version (that takes every one of
+// them): on a log whose file times go back, the answer can differ from a
+// listed one by the versions around the step. ok is false for a shorter
+// log or when a file is missing: the caller lists.
+func (t *Table) snapshotAsOfByName(ctx context.Context, ts time.Time) (*Snapshot, bool, error) {
+	latestSnap, err := t.Snapshot(ctx)
+	if err != nil {
+		return nil, false, nil
+	}
+	latest := latestSnap.Version()
+	oldest, ok, err := t.oldestCommit(ctx, latest)
+	if err != nil || !ok || latest-oldest < cleanupByNameFrom {
+		return nil, false, nil
+	}
+	earliest := int64(0)
+	if oldest > 0 {
+		earliest = -1
+		for u := oldest - 1; u <= latest && u-oldest < maxNamedExtend; u++ {
+			_, err := t.store.Stat(ctx, CheckpointPath(u))
+			if err == nil {
+				earliest = u
+				break
+			}
+			if !errors.Is(err, storage.ErrNotExist) {
+				return nil, false, nil
+			}
+		}
+		if earliest < 0 {
+			return nil, false, nil
+		}
+	}
+	fileTimes := func(int64, int64) func(int64) (int64, error) {
+		return func(v int64) (int64, error) {
+			fi, err := t.store.Stat(ctx, CommitPath(v))
+			if errors.Is(err, storage.ErrNotExist) && v == earliest {
+				// A checkpoint whose commit was cleaned up.
+				fi, err = t.store.Stat(ctx, CheckpointPath(v))
+			}
+			if err != nil {
+				return 0, fmt.Errorf("delta: time of version %d: %w", v, err)
+			}
+			return fileMillis(fi), nil
+		}
+	}
+	v, err := t.versionAsOf(ctx, latestSnap, earliest, ts, fileTimes)
+	if err != nil {
+		return nil, true, err
+	}
+	s, err := t.SnapshotAt(ctx, v)
+	return s, true, err
+}
+
+// versionAsOf is the latest version in [earliest, latestSnap's] whose
+// commit time is at or before ts: in-commit timestamps from the version
+// that enabled them, else the file times fileTimes(lo, hi) gives for
+// versions lo..hi. A timestamp before earliest's time is
+// ErrTimestampBeforeFirst, one after the latest commit's
+// ErrTimestampAfterLatest.
+func (t *Table) versionAsOf(ctx context.Context, latestSnap *Snapshot, earliest int64, ts time.Time, fileTimes func(lo, hi int64) func(int64) (int64, error)) (int64, error) {
+	latest := latestSnap.Version()
 	target := ts.UnixMilli()
 	m := latestSnap.Metadata()
 
@@ -112,8 +190,7 @@ func (t *Table) SnapshotAsOf(ctx context.Context, ts time.Time) (*Snapshot, erro
 		et, perr := strconv.ParseInt(m.Configuration[PropICTEnablementTimeStmp], 10, 64)
 		if ev > earliest && perr == nil && target < et {
 			hi = ev - 1
-			times := l.modTimes(lo, hi)
-			timeOf = func(v int64) (int64, error) { return times[v-lo], nil }
+			timeOf = fileTimes(lo, hi)
 		} else {
 			if ev > lo {
 				lo = ev
@@ -121,23 +198,22 @@ func (t *Table) SnapshotAsOf(ctx context.Context, ts time.Time) (*Snapshot, erro
 			timeOf = func(v int64) (int64, error) { return t.inCommitTimestamp(ctx, v) }
 		}
 	} else {
-		times := l.modTimes(lo, hi)
-		timeOf = func(v int64) (int64, error) { return times[v-lo], nil }
+		timeOf = fileTimes(lo, hi)
 	}
 	first, err := timeOf(lo)
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
 	if target < first {
-		return nil, fmt.Errorf("%w: %s is before version %d at %s", ErrTimestampBeforeFirst,
+		return 0, fmt.Errorf("%w: %s is before version %d at %s", ErrTimestampBeforeFirst,
 			ts.UTC().Format(time.RFC3339Nano), lo, millisTime(first).Format(time.RFC3339Nano))
 	}
 	last, err := timeOf(hi)
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
 	if hi == latest && target > last {
-		return nil, fmt.Errorf("%w: %s is after version %d at %s", ErrTimestampAfterLatest,
+		return 0, fmt.Errorf("%w: %s is after version %d at %s", ErrTimestampAfterLatest,
 			ts.UTC().Format(time.RFC3339Nano), hi, millisTime(last).Format(time.RFC3339Nano))
 	}
 	// Binary search for the last version with time <= target.
@@ -155,10 +231,9 @@ func (t *Table) SnapshotAsOf(ctx context.Context, ts time.Time) (*Snapshot, erro
 		return tv > target
 	})
 	if searchErr != nil {
-		return nil, searchErr
+		return 0, searchErr
 	}
-	v := lo + int64(idx) - 1
-	return t.snapshotFrom(ctx, l, v)
+	return lo + int64(idx) - 1, nil
 }
 
 // History returns up to limit commits, newest first (limit <= 0: all

@@ -1,7 +1,6 @@
 package delta
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -75,47 +74,26 @@ var cleanupByNameFrom int64 = 100_000
 // cleanupByNameFrom or its latest commit is not where latest says: the
 // caller lists it.
 func (t *Table) cleanupByName(ctx context.Context, latest, cutoff int64) (deleted []string, ok bool, err error) {
-	exists := func(v int64) (storage.FileInfo, bool, error) {
-		fi, err := t.store.Stat(ctx, CommitPath(v))
-		if errors.Is(err, storage.ErrNotExist) {
-			return fi, false, nil
-		}
-		return fi, err == nil, err
-	}
-	if _, found, err := exists(latest); err != nil || !found {
+	oldest, found, err := t.oldestCommit(ctx, latest)
+	if err != nil || !found {
 		return nil, false, nil // the listing decides
 	}
-	// The oldest commit: the first version in [0, latest] whose file exists.
-	lo, hi := int64(0), latest
-	for lo < hi {
-		mid := lo + (hi-lo)/2
-		_, found, err := exists(mid)
-		if err != nil {
-			return nil, true, fmt.Errorf("delta: cleanup: %w", err)
-		}
-		if found {
-			hi = mid
-		} else {
-			lo = mid + 1
-		}
-	}
-	oldest := lo
 	if latest-oldest < cleanupByNameFrom {
 		return nil, false, nil
 	}
 	// The newest commit at or before the cutoff: the last version in
 	// [oldest, latest] whose file time is not after it.
 	expired := func(v int64) (bool, error) {
-		fi, found, err := exists(v)
-		if err != nil || !found {
-			return false, fmt.Errorf("delta: cleanup: commit %d: %w", v, cmp.Or(err, storage.ErrNotExist))
+		fi, err := t.store.Stat(ctx, CommitPath(v))
+		if err != nil {
+			return false, fmt.Errorf("delta: cleanup: commit %d: %w", v, err)
 		}
 		return fi.ModTime.UnixMilli() <= cutoff, nil
 	}
 	if ok, err := expired(oldest); err != nil || !ok {
 		return nil, true, err
 	}
-	lo, hi = oldest, latest
+	lo, hi := oldest, latest
 	for lo < hi {
 		mid := lo + (hi-lo+1)/2
 		ok, err := expired(mid)

@@ -76,8 +76,9 @@ func sameSnapshot(t *testing.T, got, want *Snapshot) {
 // TestSnapshotAtExtendsByName checks that SnapshotAt past the cached
 // snapshot reads the commits after it by name, without listing the log
 // (what a checkpoint every few versions of a long-lived table paid in
-// proportion to the whole log), gives what a listed load gives, and lists
-// when a commit file is gone.
+// proportion to the whole log), gives what a listed load gives, and with
+// a commit file gone loads from the checkpoint that covers it, still by
+// name.
 func TestSnapshotAtExtendsByName(t *testing.T) {
 	ctx := context.Background()
 	local, err := storage.NewLocal(t.TempDir())
@@ -130,7 +131,7 @@ func TestSnapshotAtExtendsByName(t *testing.T) {
 	}
 
 	// A commit after the cached snapshot cleaned up (a checkpoint covers
-	// it): the listing decides, and replay starts at the checkpoint.
+	// it): replay starts at the checkpoint, found by name.
 	other := Open(local) // commits that tbl's cache does not hold
 	cached := v
 	for i := range 3 {
@@ -139,6 +140,7 @@ func TestSnapshotAtExtendsByName(t *testing.T) {
 	if _, err := other.Checkpoint(ctx, v); err != nil {
 		t.Fatal(err)
 	}
+	cp := v
 	v = mustCommit(t, other, appendReq(v, "day=2024-01-01/e0.parquet"))
 	if err := os.Remove(filepath.Join(local.Root(), CommitPath(cached+1))); err != nil {
 		t.Fatal(err)
@@ -148,8 +150,8 @@ func TestSnapshotAtExtendsByName(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.lists.Load() == listed {
-		t.Fatal("SnapshotAt did not list the log with a commit file gone")
+	if st.lists.Load() != listed || got.checkpointVersion != cp {
+		t.Fatalf("SnapshotAt with a commit file gone: from checkpoint %d (want %d), %d listings (want 0)", got.checkpointVersion, cp, st.lists.Load()-listed)
 	}
 	want, err = Open(local).SnapshotAt(ctx, v)
 	if err != nil {

@@ -78,6 +78,9 @@ func (t *Table) SnapshotAt(ctx context.Context, version int64) (*Snapshot, error
 	if s, ok, err := t.extendByName(ctx, version); ok {
 		return s, err
 	}
+	if s, ok := t.snapshotAtByName(ctx, version); ok {
+		return s, nil
+	}
 	l, err := listLog(ctx, t.store)
 	if err != nil {
 		return nil, err
