@@ -30,25 +30,36 @@ var maxHeldTombstones = 20_000
 
 // latestByName returns the latest snapshot without listing the log: from
 // the cached snapshot, by stat-ing the commit files after it one by one;
-// without one, or when the cached snapshot holds more than
-// maxHeldTombstones tombstones and a newer checkpoint exists, by loading the
-// classic checkpoint _last_checkpoint names and the commits after it. ok is
-// false when the caller has to list the log.
+// without one, when the cached snapshot holds more than maxHeldTombstones
+// tombstones, or when it is more than farBehind commits behind, by loading
+// the classic checkpoint _last_checkpoint names (if it is newer) and the
+// commits after it. ok is false when the caller has to list the log.
 func (t *Table) latestByName(ctx context.Context) (*Snapshot, bool, error) {
 	t.mu.Lock()
 	cached := t.latest
 	t.mu.Unlock()
 	if cached == nil || len(cached.tombs) > maxHeldTombstones {
-		if s, ok := t.loadFromLastCheckpoint(ctx, cached); ok {
+		after := int64(-1)
+		if cached != nil {
+			after = cached.checkpointVersion
+		}
+		if s, ok := t.loadFromLastCheckpoint(ctx, after); ok {
 			return s, true, nil
 		}
 		if cached == nil {
 			return nil, false, nil
 		}
 	}
-	last, infos, ok := t.probeCommits(ctx, cached.version)
+	last, infos, ok := t.probeCommits(ctx, cached.version, farBehind)
 	if !ok {
-		return nil, false, nil
+		// Far behind: a checkpoint after the cached version saves reading
+		// every commit (and on an object store a request for each name).
+		if s, ok := t.loadFromLastCheckpoint(ctx, cached.version); ok {
+			return s, true, nil
+		}
+		if last, infos, ok = t.probeCommits(ctx, cached.version, maxNamedExtend); !ok {
+			return nil, false, nil
+		}
 	}
 	if last == cached.version {
 		// The cached version's own commit must still be there: a table
@@ -62,18 +73,22 @@ func (t *Table) latestByName(ctx context.Context) (*Snapshot, bool, error) {
 	return t.extendNamed(ctx, l, cached, last)
 }
 
+// farBehind is how many commits past its cached snapshot a reader stats one
+// by one before it looks for a newer checkpoint to load from instead.
+const farBehind = 64
+
 // probeCommits stats the commit files after version from until one is
 // missing and returns the last version found with the files after from. ok
-// is false on an error other than a missing file, or when more than
-// maxNamedExtend commits follow (a listing finds a checkpoint among them).
-func (t *Table) probeCommits(ctx context.Context, from int64) (last int64, infos map[int64]storage.FileInfo, ok bool) {
+// is false on an error other than a missing file, or when more than limit
+// commits follow.
+func (t *Table) probeCommits(ctx context.Context, from, limit int64) (last int64, infos map[int64]storage.FileInfo, ok bool) {
 	infos = map[int64]storage.FileInfo{}
 	for v := from + 1; ; v++ {
 		fi, err := t.store.Stat(ctx, CommitPath(v))
 		if errors.Is(err, storage.ErrNotExist) {
 			return v - 1, infos, true
 		}
-		if err != nil || v-from > maxNamedExtend {
+		if err != nil || v-from > limit {
 			return 0, nil, false
 		}
 		infos[v] = fi
@@ -82,13 +97,13 @@ func (t *Table) probeCommits(ctx context.Context, from int64) (last int64, infos
 
 // loadFromLastCheckpoint loads the latest snapshot from the classic
 // checkpoint _last_checkpoint names and the commits after it, found by
-// name, when that checkpoint is newer than the one cached was loaded from
-// (any, without a cached snapshot). ok is false when there is no such
-// checkpoint or it cannot be read: the caller extends the cached snapshot
-// or lists the log. A multi-part or V2 checkpoint is left to the listing.
-func (t *Table) loadFromLastCheckpoint(ctx context.Context, cached *Snapshot) (*Snapshot, bool) {
+// name, when that checkpoint's version is after after. ok is false when
+// there is no such checkpoint or it cannot be read: the caller extends its
+// cached snapshot or lists the log. A multi-part or V2 checkpoint is left
+// to the listing.
+func (t *Table) loadFromLastCheckpoint(ctx context.Context, after int64) (*Snapshot, bool) {
 	lc, ok := readLastCheckpoint(ctx, t.store)
-	if !ok || lc.Parts != nil || (cached != nil && lc.Version <= cached.checkpointVersion) {
+	if !ok || lc.Parts != nil || lc.Version <= after {
 		return nil, false
 	}
 	cp, err := t.store.Stat(ctx, CheckpointPath(lc.Version))
@@ -101,7 +116,7 @@ func (t *Table) loadFromLastCheckpoint(ctx context.Context, cached *Snapshot) (*
 	if err != nil {
 		return nil, false
 	}
-	last, infos, ok := t.probeCommits(ctx, lc.Version)
+	last, infos, ok := t.probeCommits(ctx, lc.Version, maxNamedExtend)
 	if !ok {
 		return nil, false
 	}

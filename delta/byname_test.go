@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -351,5 +352,67 @@ func TestTimeTravelByName(t *testing.T) {
 				t.Errorf("SnapshotAsOf(%v) listed the log %d times", ts, n)
 			}
 		}
+	}
+}
+
+// statCounter is a listCounter that also counts Stat calls.
+type statCounter struct {
+	listCounter
+	stats atomic.Int64
+}
+
+func (c *statCounter) Stat(ctx context.Context, p string) (storage.FileInfo, error) {
+	c.stats.Add(1)
+	return c.Local.Stat(ctx, p)
+}
+
+// TestSnapshotFarBehindLoadsTheNewerCheckpoint: a reader 300 commits
+// behind a writer that checkpointed 10 commits before its latest loads
+// that checkpoint instead of stat-ing and reading all 300 commits (on an
+// object store, a request each), and a reader far behind with no newer
+// checkpoint still extends by name.
+func TestSnapshotFarBehindLoadsTheNewerCheckpoint(t *testing.T) {
+	ctx := context.Background()
+	for _, checkpoint := range []bool{true, false} {
+		t.Run(fmt.Sprintf("checkpoint=%v", checkpoint), func(t *testing.T) {
+			writer, st := newTestTable(t)
+			counted := &statCounter{listCounter: listCounter{Local: st}}
+			reader := Open(counted)
+			if _, err := reader.Snapshot(ctx); err != nil {
+				t.Fatal(err)
+			}
+			v := int64(0)
+			for i := range 300 {
+				v = mustCommit(t, writer, appendReq(v, fmt.Sprintf("day=2024-01-01/a%03d.parquet", i)))
+				if checkpoint && i == 289 {
+					if _, err := writer.Checkpoint(ctx, v); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			counted.stats.Store(0)
+			counted.logLists.Store(0)
+			got, err := reader.Snapshot(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fresh := Open(st)
+			want, err := fresh.Snapshot(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sameTable(t, reader, got, fresh, want)
+			stats, lists := counted.stats.Load(), counted.logLists.Load()
+			t.Logf("%d stats, %d listings of the log", stats, lists)
+			if lists != 0 {
+				t.Errorf("listed the log %d times", lists)
+			}
+			switch {
+			case checkpoint && (got.checkpointVersion != v-10 || stats > farBehind+20):
+				t.Errorf("from checkpoint %d with %d stats, want checkpoint %d and at most %d", got.checkpointVersion, stats, v-10, farBehind+20)
+			case !checkpoint && got.checkpointVersion != -1:
+				t.Errorf("from checkpoint %d, want extended by name", got.checkpointVersion)
+			}
+		})
 	}
 }
