@@ -121,16 +121,25 @@ func (t *Table) loadFromLastCheckpoint(ctx context.Context, after int64) (*Snaps
 		return nil, false
 	}
 	infos[lc.Version] = at
-	l := &logListing{
-		commits:     infos,
-		checkpoints: []checkpointRef{{version: lc.Version, kind: kindCheckpointClassic, files: []storage.FileInfo{cp}}},
-		minCommit:   lc.Version,
-		maxCommit:   last,
-		store:       t.store,
+	cpRef := checkpointRef{version: lc.Version, kind: kindCheckpointClassic, files: []storage.FileInfo{cp}}
+	return t.loadNamed(ctx, &cpRef, infos, last)
+}
+
+// loadNamed loads version v from the classic checkpoint cp (nil: from
+// commit 0) and the commit files infos holds from cp's version (or 0) to v,
+// found by name, and caches it unless a newer snapshot is cached: one at
+// the same version is replaced, so that a reader reloading to shed
+// tombstones keeps the reload. ok is false when the load fails or fell
+// back from cp (an unreadable checkpoint): the caller lists the log.
+func (t *Table) loadNamed(ctx context.Context, cp *checkpointRef, infos map[int64]storage.FileInfo, v int64) (*Snapshot, bool) {
+	l := &logListing{commits: infos, minCommit: 0, maxCommit: v, store: t.store}
+	from := int64(-1)
+	if cp != nil {
+		l.checkpoints = []checkpointRef{*cp}
+		l.minCommit, from = cp.version, cp.version
 	}
-	s, err := t.load(ctx, l, last)
-	if err != nil || s.checkpointVersion != lc.Version {
-		// An unreadable checkpoint: the listing finds an older one.
+	s, err := t.load(ctx, l, v)
+	if err != nil || s.checkpointVersion != from {
 		return nil, false
 	}
 	t.mu.Lock()
@@ -188,34 +197,30 @@ func (t *Table) snapshotAtByName(ctx context.Context, v int64) (*Snapshot, bool)
 	if _, err := t.store.Stat(ctx, CommitPath(v)); err != nil {
 		return nil, false // past the latest, cleaned up, or a store error
 	}
-	l := &logListing{commits: map[int64]storage.FileInfo{}, minCommit: 0, maxCommit: v, store: t.store}
-	from := int64(-1)
+	var cp *checkpointRef
 	for u := v; u > 0 && v-u <= maxNamedExtend; u-- {
 		fi, err := t.store.Stat(ctx, CheckpointPath(u))
 		if err == nil {
-			l.checkpoints = []checkpointRef{{version: u, kind: kindCheckpointClassic, files: []storage.FileInfo{fi}}}
-			from = u
+			cp = &checkpointRef{version: u, kind: kindCheckpointClassic, files: []storage.FileInfo{fi}}
 			break
 		}
 		if !errors.Is(err, storage.ErrNotExist) {
 			return nil, false
 		}
 	}
-	if from < 0 && v > maxNamedExtend {
+	from := int64(0)
+	if cp != nil {
+		from = cp.version
+	} else if v > maxNamedExtend {
 		return nil, false
 	}
-	l.minCommit = max(from, 0)
-	for u := l.minCommit; u <= v; u++ {
+	infos := map[int64]storage.FileInfo{}
+	for u := from; u <= v; u++ {
 		fi, err := t.store.Stat(ctx, CommitPath(u))
 		if err != nil {
 			return nil, false
 		}
-		l.commits[u] = fi
+		infos[u] = fi
 	}
-	s, err := t.load(ctx, l, v)
-	if err != nil || s.checkpointVersion != from {
-		return nil, false
-	}
-	t.keep(s)
-	return s, true
+	return t.loadNamed(ctx, cp, infos, v)
 }
