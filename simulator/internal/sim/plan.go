@@ -371,6 +371,9 @@ var BrokenKinds = []Broken{
 	{"missing_ts", "parse.missing_field", func(m *Message, _ *rand.Rand) (string, []byte) {
 		return m.Topic, []byte(strings.Replace(good(m), `,"ts":`+FormatTS(m.TSMicros), "", 1))
 	}},
+	{"empty_sensor_id", "parse.empty_field", func(m *Message, _ *rand.Rand) (string, []byte) {
+		return m.Topic, []byte(strings.Replace(good(m), `"sensor_id":`+strconv.Quote(m.SensorID), `"sensor_id":""`, 1))
+	}},
 	{"value_as_string", "parse.wrong_type", func(m *Message, _ *rand.Rand) (string, []byte) {
 		return m.Topic, []byte(strings.Replace(good(m), `"value":`+FormatValue(m.Value), `"value":"`+FormatValue(m.Value)+`"`, 1))
 	}},

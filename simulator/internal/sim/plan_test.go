@@ -154,6 +154,8 @@ func checkBroken(t *testing.T, m *Message) {
 		ok = valid && strings.Count(string(m.Payload), `"value":`) == 2
 	case "parse.missing_field":
 		ok = err == nil && len(obj) == 4
+	case "parse.empty_field":
+		ok = err == nil && len(obj) == 5 && obj["sensor_id"] == ""
 	case "parse.wrong_type":
 		_, isNum := obj["value"].(float64)
 		_, tsNum := obj["ts"].(float64)

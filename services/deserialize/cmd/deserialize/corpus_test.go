@@ -68,6 +68,7 @@ func corpus(e *env) []*expect {
 			"parse.duplicate_key", "parse"),
 		bad("missing unit", topic, fmt.Appendf(nil, `{"sensor_id":"press01","measurement":"temperature","value":1,"ts":%d}`, now),
 			"parse.missing_field", "parse"),
+		bad("empty sensor_id, empty device level", "plant/l1//temperature", payload("", "temperature", 1, "C", now), "parse.empty_field", "parse"),
 		bad("value a string", topic, payload("press01", "temperature", `"87.3"`, "C", now), "parse.wrong_type", "parse"),
 		bad("value NaN string", topic, payload("press01", "temperature", `"NaN"`, "C", now), "parse.wrong_type", "parse"),
 		bad("value Infinity string", topic, payload("press01", "temperature", `"Infinity"`, "C", now), "parse.wrong_type", "parse"),

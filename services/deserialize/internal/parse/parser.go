@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -190,6 +191,11 @@ func (p *Parser) missing(seen int) *Error {
 	return nil
 }
 
+// blank reports whether s is empty or only white space.
+func blank(s string) bool {
+	return strings.TrimSpace(s) == ""
+}
+
 func fieldName(field int) string {
 	for i, name := range fieldNames {
 		if field == 1<<i {
@@ -223,6 +229,10 @@ func (p *Parser) known(field int, r *Reading) *Error {
 			r.Measurement = v
 		default:
 			r.Unit = v
+			return nil
+		}
+		if blank(v) {
+			p.fail(CodeEmptyField, fieldName(field), fmt.Sprintf("field %s is empty (%q)", fieldName(field), v))
 		}
 		return nil
 	case fieldValue, fieldTS:

@@ -85,6 +85,11 @@ func TestParseErrors(t *testing.T) {
 		{"missing value", `{"sensor_id":"a","measurement":"m","unit":"u","ts":0}`, CodeMissingField, "value", "field value is missing"},
 		{"missing several", `{"value":1}`, CodeMissingField, "sensor_id", "[sensor_id measurement unit ts]"},
 		{"empty object", `{}`, CodeMissingField, "sensor_id", "missing"},
+		{"empty sensor_id", `{"sensor_id":"","measurement":"m","value":1,"unit":"u","ts":0}`, CodeEmptyField, "sensor_id", `field sensor_id is empty ("")`},
+		{"blank measurement", `{"sensor_id":"a","measurement":" \t","value":1,"unit":"u","ts":0}`, CodeEmptyField, "measurement", "is empty"},
+		{"escaped blank sensor_id", `{"sensor_id":"\u0020","measurement":"m","value":1,"unit":"u","ts":0}`, CodeEmptyField, "sensor_id", "is empty"},
+		{"empty sensor_id, then a syntax error", `{"sensor_id":"","measurement":"m",}`, CodeInvalidJSON, "", "expected a key"},
+		{"empty sensor_id, missing ts", `{"sensor_id":"","measurement":"m","value":1,"unit":"u"}`, CodeEmptyField, "sensor_id", "is empty"},
 		{"value as string", `{"sensor_id":"a","measurement":"m","value":"87.3","unit":"u","ts":0}`, CodeWrongType, "value", `must be a number, got string "87.3"`},
 		{"NaN string", `{"sensor_id":"a","measurement":"m","value":"NaN","unit":"u","ts":0}`, CodeWrongType, "value", `got string "NaN"`},
 		{"Infinity string", `{"sensor_id":"a","measurement":"m","value":"Infinity","unit":"u","ts":0}`, CodeWrongType, "value", "Infinity"},
@@ -272,6 +277,9 @@ func FuzzParse(f *testing.F) {
 		}
 		if std.SensorID != r.SensorID || std.Measurement != r.Measurement || std.Unit != r.Unit || std.Value != r.Value {
 			t.Fatalf("Parse(%q) = %+v, encoding/json decodes %+v", payload, r, std)
+		}
+		if blank(r.SensorID) || blank(r.Measurement) {
+			t.Fatalf("Parse(%q) = %+v: a blank sensor_id or measurement accepted", payload, r)
 		}
 		if math.IsInf(r.Value, 0) || math.IsNaN(r.Value) || r.TS < MinMicros || r.TS > MaxMicros {
 			t.Fatalf("Parse(%q) = %+v: out of range", payload, r)

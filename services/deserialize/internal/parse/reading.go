@@ -46,6 +46,9 @@ const (
 	CodeTooDeep = "parse.too_deep"
 	// CodeMissingField is a required field that is absent.
 	CodeMissingField = "parse.missing_field"
+	// CodeEmptyField is a sensor_id or measurement that is an empty string
+	// (or only white space): it cannot name a sensor in gold's key.
+	CodeEmptyField = "parse.empty_field"
 	// CodeWrongType is a required field of the wrong JSON type.
 	CodeWrongType = "parse.wrong_type"
 	// CodeValueNotFinite is a value that does not fit a finite float64 (1e400).

@@ -364,7 +364,7 @@ func (e *Evaluator) CheckSize(n int, oversized bool, original string) Verdict {
 func (e *Evaluator) ParseFailed(perr *parse.Error) Verdict {
 	slot := slotJSONParses
 	switch perr.Code {
-	case parse.CodeMissingField, parse.CodeWrongType, parse.CodeTSOutOfRange:
+	case parse.CodeMissingField, parse.CodeEmptyField, parse.CodeWrongType, parse.CodeTSOutOfRange:
 		slot = slotRequiredFields
 	case parse.CodeValueNotFinite:
 		slot = slotValueFinite
