@@ -24,7 +24,8 @@ import (
 const usage = `plantlake-bench runs the whole plantlake stack on this machine (Mosquitto, Kafka, the catalog,
 bridge, ingest, deserialize, merge, and the simulator publishing at QoS 1) and measures:
   - the bare MQTT ceiling (publisher -> Mosquitto -> ack-only subscriber) and the bridge alone
-    (MQTT -> bridge -> Kafka), each publishing --saturation readings as fast as they go;
+    (MQTT -> bridge -> Kafka), each publishing --saturation readings as fast as they go,
+    --saturation-rounds times in alternating order (the medians count);
   - the highest rate the whole pipeline keeps up with (short probes, then held for --hold);
   - freshness at --fresh-rate: publish -> visible in gold, p50/p99/max and each hop's share, with
     the defaults and with --fast's settings;
@@ -58,11 +59,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.Usage = func() { fmt.Fprint(fs.Output(), usage); fs.PrintDefaults() }
 	out := fs.String("out", "", "file to write the Markdown report to (empty: stdout only)")
 	dir := fs.String("dir", "", "folder for the stacks' data and logs (empty: a temporary one, removed at the end)")
-	quick := fs.Bool("quick", false, "a short run: 30s hold, 10s probes, 20s freshness runs, 200,000 readings at saturation")
+	quick := fs.Bool("quick", false, "a short run: 30s hold, 10s probes, 20s freshness runs, one run of 200,000 readings at saturation")
 	hold := fs.Duration("hold", 5*time.Minute, "how long the found rate is held")
 	probe := fs.Duration("probe", 20*time.Second, "how long each probe of the rate search publishes")
 	probes := fs.Int("probes", 5, "at most this many probes")
 	saturation := fs.Int64("saturation", 600_000, "readings the ceiling and the bridge-alone runs publish")
+	satRounds := fs.Int("saturation-rounds", e2ebench.DefaultSaturationRounds, "runs of the ceiling and of the bridge alone, alternating (their medians count)")
 	freshRate := fs.Float64("fresh-rate", 10_000, "readings per second of the freshness runs")
 	freshFor := fs.Duration("fresh-for", time.Minute, "how long each freshness run publishes")
 	freshOnly := fs.Bool("fresh-only", false, "run only the two freshness runs (to compare settings)")
@@ -80,6 +82,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if *quick {
+		if !set["saturation-rounds"] {
+			*satRounds = 1
+		}
 		for name, v := range map[string]any{"hold": 30 * time.Second, "probe": 10 * time.Second, "probes": 4,
 			"saturation": int64(200_000), "fresh-for": 20 * time.Second} {
 			if set[name] {
@@ -126,7 +131,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("find this program: %w", err)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
-	rep, err := e2ebench.Run(ctx, e2ebench.Config{Dir: *dir, SaturationCount: *saturation, Probe: *probe, Probes: *probes,
+	rep, err := e2ebench.Run(ctx, e2ebench.Config{Dir: *dir, SaturationCount: *saturation, SaturationRounds: *satRounds, Probe: *probe, Probes: *probes,
 		Hold: *hold, Self: self, FreshOnly: *freshOnly, HoldAt: *holdAt, Args: stackArgs, Nice: niceness, FreshRate: *freshRate, FreshFor: *freshFor, Fast: fastArgs, Log: log})
 	if rep == nil {
 		return err

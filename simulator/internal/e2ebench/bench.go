@@ -7,6 +7,7 @@ package e2ebench
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -38,6 +39,9 @@ type Config struct {
 	// SaturationCount is how many readings the ceiling and the bridge-alone
 	// runs publish as fast as they can.
 	SaturationCount int64
+	// SaturationRounds is how many times each of those two runs, in
+	// alternating order; the medians count (DefaultSaturationRounds when 0).
+	SaturationRounds int
 	// Probe is how long each probe of the rate search publishes; Probes
 	// bounds their number.
 	Probe  time.Duration
@@ -123,11 +127,14 @@ type Report struct {
 	CeilingLoad          string
 	BridgeLoad           string
 	BridgeCosts          []Cost
-	Probes               []Probe
-	Sustained            float64
-	Holds                []Probe
-	HoldFor              time.Duration
-	Fresh, Fast          FreshRun
+	// CeilingRounds and BridgeRounds are every saturation run's rate, in
+	// the order run; Ceiling and BridgeAlone are their medians.
+	CeilingRounds, BridgeRounds []float64
+	Probes                      []Probe
+	Sustained                   float64
+	Holds                       []Probe
+	HoldFor                     time.Duration
+	Fresh, Fast                 FreshRun
 	// PeakRSS is each process's peak RSS over the life of the default
 	// stacks (the highest of the first and, after a failed hold, the retry's).
 	PeakRSS []Cost
@@ -164,21 +171,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return rep, holdOnly(ctx, cfg, rep)
 	}
 
-	// 1. The bare MQTT ceiling.
-	log.Info("ceiling: paho QoS 1 publisher -> Mosquitto -> ack-only paho subscriber", "readings", cfg.SaturationCount)
-	var err error
-	if rep.Ceiling, err = ceiling(ctx, cfg.Self, filepath.Join(cfg.Dir, "ceiling"), cfg.SaturationCount); err != nil {
+	// 1 and 2. The bare MQTT ceiling and the bridge alone, in alternating
+	// order: the medians count (one saturated run of each swung by a tenth
+	// or more between runs of the benchmark).
+	if err := saturationRounds(ctx, cfg, rep); err != nil {
 		return nil, err
 	}
-	rep.CeilingLoad = loadAverage()
-	log.Info("ceiling", "readings/s", math.Round(rep.Ceiling), "load", rep.CeilingLoad)
-
-	// 2. The bridge alone.
-	if rep.BridgeAlone, rep.BridgeCosts, err = bridgeAlone(ctx, filepath.Join(cfg.Dir, "bridge"), cfg.SaturationCount); err != nil {
-		return nil, err
-	}
-	rep.BridgeLoad = loadAverage()
-	log.Info("bridge alone", "readings/s", math.Round(rep.BridgeAlone), "load", rep.BridgeLoad)
 
 	// 3. The whole pipeline with the defaults: freshness, the rate search,
 	// the hold.
@@ -377,6 +375,66 @@ const (
 // sat unread and the backlog never drained. The benchmark measures
 // throughput; a broker crash's window is make up's and the tests' concern.
 const brokerAutosave = time.Minute
+
+// DefaultSaturationRounds is how many times the ceiling and the bridge
+// alone run by default.
+const DefaultSaturationRounds = 3
+
+// saturationRounds runs the ceiling and the bridge alone cfg.SaturationRounds
+// times each, alternating which goes first, and sets rep's medians; the
+// bridge's CPU costs are those of its median run.
+func saturationRounds(ctx context.Context, cfg Config, rep *Report) error {
+	rounds := cfg.SaturationRounds
+	if rounds <= 0 {
+		rounds = DefaultSaturationRounds
+	}
+	type bridgeRun struct {
+		rate  float64
+		costs []Cost
+		load  string
+	}
+	var bridges []bridgeRun
+	var ceilingLoads []string
+	for round := range rounds {
+		for _, which := range [][2]string{{"ceiling", "bridge"}, {"bridge", "ceiling"}}[round%2] {
+			dir := filepath.Join(cfg.Dir, fmt.Sprintf("%s-%d", which, round+1))
+			if which == "ceiling" {
+				cfg.Log.Info("ceiling: paho QoS 1 publisher -> Mosquitto -> ack-only paho subscriber", "round", round+1, "readings", cfg.SaturationCount)
+				rate, err := ceiling(ctx, cfg.Self, dir, cfg.SaturationCount)
+				if err != nil {
+					return err
+				}
+				rep.CeilingRounds = append(rep.CeilingRounds, rate)
+				ceilingLoads = append(ceilingLoads, loadAverage())
+				cfg.Log.Info("ceiling", "round", round+1, "readings/s", math.Round(rate), "load", ceilingLoads[len(ceilingLoads)-1])
+				continue
+			}
+			rate, costs, err := bridgeAlone(ctx, dir, cfg.SaturationCount)
+			if err != nil {
+				return err
+			}
+			rep.BridgeRounds = append(rep.BridgeRounds, rate)
+			bridges = append(bridges, bridgeRun{rate, costs, loadAverage()})
+			cfg.Log.Info("bridge alone", "round", round+1, "readings/s", math.Round(rate), "load", bridges[len(bridges)-1].load)
+		}
+	}
+	mid := medianIndex(rep.CeilingRounds)
+	rep.Ceiling, rep.CeilingLoad = rep.CeilingRounds[mid], ceilingLoads[mid]
+	mid = medianIndex(rep.BridgeRounds)
+	rep.BridgeAlone, rep.BridgeCosts, rep.BridgeLoad = bridges[mid].rate, bridges[mid].costs, bridges[mid].load
+	return nil
+}
+
+// medianIndex is the index of the median of xs (the lower middle one for an
+// even count); xs must not be empty.
+func medianIndex(xs []float64) int {
+	idx := make([]int, len(xs))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortFunc(idx, func(a, b int) int { return cmp.Compare(xs[a], xs[b]) })
+	return idx[(len(xs)-1)/2]
+}
 
 // ceiling publishes count readings as fast as possible to a Mosquitto of its
 // own and returns the rate at which a QoS 1 subscriber that only

@@ -161,3 +161,20 @@ func TestCPUTimeCounts(t *testing.T) {
 		t.Fatalf("peak RSS = %d KiB, %v", kib, err)
 	}
 }
+
+func TestMedianIndex(t *testing.T) {
+	for _, c := range []struct {
+		xs   []float64
+		want int
+	}{
+		{[]float64{5}, 0},
+		{[]float64{3, 1, 2}, 2},
+		{[]float64{22707, 26319, 24000}, 2},
+		{[]float64{4, 1}, 1}, // the lower middle of an even count
+		{[]float64{2, 9, 1, 5}, 0},
+	} {
+		if got := medianIndex(c.xs); got != c.want {
+			t.Errorf("medianIndex(%v) = %d, want %d", c.xs, got, c.want)
+		}
+	}
+}

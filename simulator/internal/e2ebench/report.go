@@ -42,6 +42,10 @@ func (r *Report) writeThroughput(b *strings.Builder) {
 	}
 	fmt.Fprintf(b, "| whole pipeline, held %v (MQTT → … → gold, every hop keeping up) | %.0f | %s | %s | %s |\n\n",
 		r.HoldFor, r.Sustained, ratio(r.Sustained, r.BridgeAlone), ratio(r.Sustained, r.Ceiling), holdLoad)
+	if len(r.CeilingRounds) > 1 || len(r.BridgeRounds) > 1 {
+		fmt.Fprintf(b, "The ceiling and the bridge alone are the medians of %d runs each, alternating which went first: ceiling %s; bridge alone %s readings/s.\n\n",
+			max(len(r.CeilingRounds), len(r.BridgeRounds)), rates(r.CeilingRounds), rates(r.BridgeRounds))
+	}
 	fmt.Fprintf(b, "A rate is kept up with when the publishers reach %.0f %% of it, gold holds every reading within %v of the last publish "+
 		"and gold's data age (merge's newest_data_age) grows by at most %v from the first to the last third of the run.\n\n",
 		minAchieved*100, maxDrain, maxGrowth)
@@ -155,4 +159,13 @@ func ratio(a, b float64) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.2f", a/b)
+}
+
+// rates lists readings/s figures, rounded, in the order given.
+func rates(xs []float64) string {
+	parts := make([]string, len(xs))
+	for i, x := range xs {
+		parts[i] = fmt.Sprintf("%.0f", x)
+	}
+	return strings.Join(parts, ", ")
 }
