@@ -180,7 +180,7 @@ func (r Report) Write(w io.Writer) error {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%.1f\t%.1f\t%s\t%s\n", h.Hop, h.Addr, stateName(s.GetState()),
 			orDash(cut(s.GetPosition(), 64)), s.GetLag(), s.GetRates().GetReceivedPerSecond(), s.GetRates().GetWrittenPerSecond(),
-			age, orDash(oneLine(s.GetLastError())))
+			age, lastError(s, r.At))
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("write status: %w", err)
@@ -206,6 +206,20 @@ func (r Report) Write(w io.Writer) error {
 		return fmt.Errorf("write status: %w", err)
 	}
 	return nil
+}
+
+// lastError is a hop's last error on one line with how long before at it
+// happened ("-" if none): a RUNNING hop's error is history, and its age says
+// how old.
+func lastError(s *pipelinev1.Status, at time.Time) string {
+	msg := s.GetLastError()
+	if msg == "" {
+		return "-"
+	}
+	if t := s.GetLastErrorTime(); t != nil && !at.IsZero() {
+		return fmt.Sprintf("%s ago: %s", at.Sub(t.AsTime()).Round(time.Second), oneLine(msg))
+	}
+	return oneLine(msg)
 }
 
 // Down counts the hops that did not answer (and the catalog, if it failed).

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/plantlake/plantlake/devstack"
 	catalogv1 "github.com/plantlake/plantlake/proto/plantlake/catalog/v1"
@@ -85,7 +86,7 @@ func TestOverview(t *testing.T) {
 		Rates:         &pipelinev1.Rates{ReceivedPerSecond: 812.5, WrittenPerSecond: 800.25},
 		NewestDataAge: durationpb.New(1500 * time.Millisecond)})
 	mergeAddr := serveHop(t, &pipelinev1.Status{Service: "merge", State: pipelinev1.State_STATE_FAILED,
-		Position: "bronze@v12", Lag: 3, LastError: "catalog: unavailable\nretrying"})
+		Position: "bronze@v12", Lag: 3, LastError: "catalog: unavailable\nretrying", LastErrorTime: timestamppb.New(time.Now().Add(-90 * time.Second))})
 	downAddr := closedAddr(t)
 	hops := []Hop{
 		{Name: "bridge", Addr: downAddr, Conn: dial(t, downAddr)},
@@ -114,7 +115,7 @@ func TestOverview(t *testing.T) {
 		{"HOP", []string{"STATE", "POSITION", "LAG", "NEWEST DATA AGE"}},
 		{"bridge", []string{downAddr, "DOWN", "connection refused"}},
 		{"ingest", []string{ingestAddr, "RUNNING", "plant_sensor_readings_raw[0]=41", " 7 ", "812.5", "800.2", "1.5s"}},
-		{"merge", []string{mergeAddr, "FAILED", "bronze@v12", " 3 ", "catalog: unavailable retrying"}},
+		{"merge", []string{mergeAddr, "FAILED", "bronze@v12", " 3 ", "1m3", "s ago: catalog: unavailable retrying"}},
 		{"gold:", []string{"gold.plant_sensor_readings does not exist yet"}},
 	}
 	if len(lines) != len(wantLines) {
