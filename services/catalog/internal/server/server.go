@@ -97,6 +97,9 @@ func (s *Server) ListTables(ctx context.Context, req *catalogv1.ListTablesReques
 func at(version *int64, ts *timestamppb.Timestamp) (catalog.At, error) {
 	var a catalog.At
 	if version != nil {
+		if *version < 0 {
+			return a, &catalog.FieldError{Field: "version", Reason: strconv.FormatInt(*version, 10) + ": must be >= 0"}
+		}
 		a.Version = version
 	}
 	if ts != nil {

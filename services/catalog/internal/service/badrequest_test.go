@@ -124,6 +124,13 @@ func TestBadRequests(t *testing.T) {
 			_, err := c.GetSnapshot(ctx, &catalogv1.GetSnapshotRequest{Table: table, At: &catalogv1.GetSnapshotRequest_Version{Version: 42}})
 			return err
 		}, codes.NotFound, "42"},
+		{"snapshot of a negative version", func(ctx context.Context) error {
+			_, err := c.GetSnapshot(ctx, &catalogv1.GetSnapshotRequest{Table: table, At: &catalogv1.GetSnapshotRequest_Version{Version: -3}})
+			return err
+		}, codes.InvalidArgument, "version: -3: must be >= 0"},
+		{"scan of a negative version", func(ctx context.Context) error {
+			return drainScan(ctx, c, &catalogv1.ScanRequest{Table: table, At: &catalogv1.ScanRequest_Version{Version: -1}})
+		}, codes.InvalidArgument, "version"},
 		{"txn version without app id", func(ctx context.Context) error {
 			_, err := c.GetTransactionVersion(ctx, &catalogv1.GetTransactionVersionRequest{Table: table})
 			return err
