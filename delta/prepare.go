@@ -111,6 +111,8 @@ type PreparedCommit struct {
 //     column's type (ParsePartitionValue; "" or absent is null, and Actions
 //     writes "" for an absent one);
 //   - delta.appendOnly: no remove with dataChange=true;
+//   - row rules (CHECK constraints, column invariants; see rowrules.go):
+//     no add with dataChange=true to a table with one, and no new one;
 //   - blind appends only add and write txns.
 //
 // Errors wrap ErrInvalidCommit (a *CommitError naming the action and field),
@@ -309,6 +311,16 @@ func validate(req *CommitRequest, head *Head) error {
 			return err
 		}
 	}
+	rules := rowRules(meta.Configuration, schema)
+	if nMeta == 1 && len(rules) > 0 {
+		var before []rowRule
+		if old, err := parseSchemaCached(head.Metadata.SchemaString); err == nil {
+			before = rowRules(head.Metadata.Configuration, old)
+		}
+		if r, ok := newRowRule(before, rules); ok {
+			return rowRuleError(r, "a new rule needs the rows already in the table checked")
+		}
+	}
 	if nMeta == 1 {
 		if err := checkNewMetadata(meta, proto, schema); err != nil {
 			if ce, ok := err.(*CommitError); ok {
@@ -340,6 +352,9 @@ func validate(req *CommitRequest, head *Head) error {
 			}
 			if len(a.Add.DeletionVector) > 0 {
 				return badAction(i, "add.deletionVector", "deletion vectors are not supported")
+			}
+			if a.Add.DataChange && len(rules) > 0 {
+				return rowRuleError(rules[0], "new data needs its rows checked (only rewrites, dataChange=false, may commit)")
 			}
 			k := CanonicalPath(a.Add.Path, "")
 			if seenAdd[k] {
@@ -520,6 +535,9 @@ func PrepareCreate(meta *Metadata, proto Protocol) (Protocol, error) {
 			ce.Action = -1
 		}
 		return proto, err
+	}
+	if rules := rowRules(meta.Configuration, schema); len(rules) > 0 {
+		return proto, rowRuleError(rules[0], "a table with it could take no data from this library")
 	}
 	if meta.Format.Provider == "" {
 		meta.Format.Provider = "parquet"
