@@ -92,7 +92,7 @@ func run(ctx context.Context, args []string) error {
 	fs.StringVar(&s.out, "out", "", "write the Markdown result here too")
 	fs.StringVar(&s.bridgeArgs, "bridge-args", "", "extra flags for the bridge, space-separated (e.g. --kafka-config=linger.ms=10)")
 	fs.StringVar(&s.variants, "variants", "", "more bridge paths, each with its own extra flags (leading NAME=value words: environment), interleaved with the others: name=flags;name=flags (e.g. procs4=GOMAXPROCS=4 --linger=10ms)")
-	fs.StringVar(&s.only, "only", "", "run only these throughput paths, comma-separated (ceiling,pipe,bridge)")
+	fs.StringVar(&s.only, "only", "", "run only these throughput paths, comma-separated (ceiling,pipe,bridge; the -variants paths always run)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -158,7 +158,7 @@ func run(ctx context.Context, args []string) error {
 	// path warms it up.
 	if s.warmup > 0 {
 		for _, name := range order[1:] {
-			if s.only != "" && !slices.Contains(strings.Split(s.only, ","), name) {
+			if !b.selected(name) {
 				continue
 			}
 			r, err := b.throughput(ctx, name, "warmup-"+name, s.warmup, starters[name])
@@ -174,7 +174,7 @@ func run(ctx context.Context, args []string) error {
 			if round%2 == 1 {
 				name = order[(len(order)-1-i+round)%len(order)]
 			}
-			if s.only != "" && !slices.Contains(strings.Split(s.only, ","), name) {
+			if !b.selected(name) {
 				continue
 			}
 			r, err := b.throughput(ctx, name, fmt.Sprintf("%s-%d", name, round), s.n, starters[name])
@@ -658,6 +658,13 @@ func (b *bench) report(ceiling, pipe, bridge throughputResult, bridgeLat, pipeLa
 	}
 	fmt.Fprintf(&sb, "\nTarget: bridge p99 ≤ 20 ms at 10,000 readings/s (%s).\n", verdict(bridgeLat.p99 <= 20*time.Millisecond))
 	return sb.String()
+}
+
+// selected reports whether the throughput path name runs: every path
+// without -only; with it, the paths it lists and every variant (a variant is
+// asked for by name already).
+func (b *bench) selected(name string) bool {
+	return b.s.only == "" || slices.Contains(b.variants, name) || slices.Contains(strings.Split(b.s.only, ","), name)
 }
 
 // variantArgs returns the flags of the variant path name.
