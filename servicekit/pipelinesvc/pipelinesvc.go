@@ -9,11 +9,14 @@ package pipelinesvc
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pipelinev1 "github.com/plantlake/plantlake/proto/plantlake/pipeline/v1"
 )
@@ -61,23 +64,58 @@ type Server struct {
 	pipelinev1.UnimplementedPipelineServiceServer
 	c   Controller
 	log *slog.Logger
+
+	// mu guards the pause the API asked for: its reason and time, shown in
+	// the status while the hop is paused.
+	mu          sync.Mutex
+	paused      bool
+	pauseReason string
+	pausedSince time.Time
 }
+
+// MaxPauseReason is the most bytes a Pause reason may have: it is kept for
+// the status and written to the log.
+const MaxPauseReason = 1024
 
 // New returns the control API of c.
 func New(c Controller, log *slog.Logger) *Server { return &Server{c: c, log: log} }
 
 // GetStatus reports the hop's state, position, lag and counters.
 func (s *Server) GetStatus(context.Context, *pipelinev1.GetStatusRequest) (*pipelinev1.GetStatusResponse, error) {
-	return &pipelinev1.GetStatusResponse{Status: s.c.Status()}, nil
+	return &pipelinev1.GetStatusResponse{Status: s.status()}, nil
 }
 
-// Pause stops taking input.
+// status is the controller's status with the reason and time of the pause
+// while the hop is paused.
+func (s *Server) status() *pipelinev1.Status {
+	st := s.c.Status()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.paused && st.GetState() == pipelinev1.State_STATE_PAUSED {
+		st.PauseReason = s.pauseReason
+		st.PausedSince = timestamppb.New(s.pausedSince)
+	}
+	return st
+}
+
+// Pause stops taking input. A second Pause keeps the time of the first and
+// takes the new reason.
 func (s *Server) Pause(ctx context.Context, req *pipelinev1.PauseRequest) (*pipelinev1.PauseResponse, error) {
-	s.log.Info("pause requested", "reason", req.GetReason())
+	reason := req.GetReason()
+	if len(reason) > MaxPauseReason {
+		return nil, Status("pause", fmt.Errorf("%w: reason: %d bytes, at most %d", ErrInvalid, len(reason), MaxPauseReason))
+	}
+	s.log.Info("pause requested", "reason", reason)
 	if err := s.c.Pause(ctx); err != nil {
 		return nil, Status("pause", err)
 	}
-	return &pipelinev1.PauseResponse{Status: s.c.Status()}, nil
+	s.mu.Lock()
+	if !s.paused {
+		s.paused, s.pausedSince = true, time.Now()
+	}
+	s.pauseReason = reason
+	s.mu.Unlock()
+	return &pipelinev1.PauseResponse{Status: s.status()}, nil
 }
 
 // Resume starts taking input again.
@@ -86,7 +124,10 @@ func (s *Server) Resume(ctx context.Context, _ *pipelinev1.ResumeRequest) (*pipe
 	if err := s.c.Resume(ctx); err != nil {
 		return nil, Status("resume", err)
 	}
-	return &pipelinev1.ResumeResponse{Status: s.c.Status()}, nil
+	s.mu.Lock()
+	s.paused, s.pauseReason, s.pausedSince = false, "", time.Time{}
+	s.mu.Unlock()
+	return &pipelinev1.ResumeResponse{Status: s.status()}, nil
 }
 
 // TriggerCommit commits the batch being built now and says what it wrote.

@@ -167,7 +167,7 @@ func fileStats(stats string) (rows int64, newest time.Time, err error) {
 // Write prints the report as a table: one line per hop, then gold.
 func (r Report) Write(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "HOP\tADDRESS\tSTATE\tPOSITION\tLAG\tIN/s\tOUT/s\tNEWEST DATA AGE\tLAST ERROR")
+	fmt.Fprintln(tw, "HOP\tADDRESS\tSTATE\tPOSITION\tLAG\tIN/s\tOUT/s\tNEWEST DATA AGE\tNOTE")
 	for _, h := range r.Hops {
 		if h.Err != nil {
 			fmt.Fprintf(tw, "%s\t%s\tDOWN\t-\t-\t-\t-\t-\t%s\n", h.Hop, h.Addr, oneLine(status.Convert(h.Err).Message()))
@@ -180,7 +180,7 @@ func (r Report) Write(w io.Writer) error {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%.1f\t%.1f\t%s\t%s\n", h.Hop, h.Addr, stateName(s.GetState()),
 			orDash(cut(s.GetPosition(), 64)), s.GetLag(), s.GetRates().GetReceivedPerSecond(), s.GetRates().GetWrittenPerSecond(),
-			age, lastError(s, r.At))
+			age, note(s, r.At))
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("write status: %w", err)
@@ -208,18 +208,39 @@ func (r Report) Write(w io.Writer) error {
 	return nil
 }
 
-// lastError is a hop's last error on one line with how long before at it
-// happened ("-" if none): a RUNNING hop's error is history, and its age says
-// how old.
-func lastError(s *pipelinev1.Status, at time.Time) string {
-	msg := s.GetLastError()
-	if msg == "" {
+// note is what a hop's line ends with ("-" if nothing): why and since when
+// it is paused, and its last error with how long before at it happened (a
+// RUNNING hop's error is history, and its age says how old).
+func note(s *pipelinev1.Status, at time.Time) string {
+	var parts []string
+	if t := s.GetPausedSince(); t != nil {
+		p := "paused"
+		if a := ago(t.AsTime(), at); a != "" {
+			p += " " + a
+		}
+		if r := s.GetPauseReason(); r != "" {
+			p += ": " + oneLine(r)
+		}
+		parts = append(parts, p)
+	}
+	if msg := s.GetLastError(); msg != "" {
+		if t := s.GetLastErrorTime(); t != nil && !at.IsZero() {
+			msg = ago(t.AsTime(), at) + ": " + oneLine(msg)
+		}
+		parts = append(parts, oneLine(msg))
+	}
+	if len(parts) == 0 {
 		return "-"
 	}
-	if t := s.GetLastErrorTime(); t != nil && !at.IsZero() {
-		return fmt.Sprintf("%s ago: %s", at.Sub(t.AsTime()).Round(time.Second), oneLine(msg))
+	return strings.Join(parts, "; ")
+}
+
+// ago says how long before at t was ("1m5s ago"), or nothing without at.
+func ago(t, at time.Time) string {
+	if at.IsZero() {
+		return ""
 	}
-	return oneLine(msg)
+	return at.Sub(t).Round(time.Second).String() + " ago"
 }
 
 // Down counts the hops that did not answer (and the catalog, if it failed).

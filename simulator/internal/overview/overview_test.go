@@ -87,10 +87,14 @@ func TestOverview(t *testing.T) {
 		NewestDataAge: durationpb.New(1500 * time.Millisecond)})
 	mergeAddr := serveHop(t, &pipelinev1.Status{Service: "merge", State: pipelinev1.State_STATE_FAILED,
 		Position: "bronze@v12", Lag: 3, LastError: "catalog: unavailable\nretrying", LastErrorTime: timestamppb.New(time.Now().Add(-90 * time.Second))})
+	deserializeAddr := serveHop(t, &pipelinev1.Status{Service: "deserialize", State: pipelinev1.State_STATE_PAUSED,
+		Position: "bronze@v9", PauseReason: "rules change\non line 3", PausedSince: timestamppb.New(time.Now().Add(-125 * time.Second)),
+		LastError: "catalog: unavailable", LastErrorTime: timestamppb.New(time.Now().Add(-10 * time.Minute))})
 	downAddr := closedAddr(t)
 	hops := []Hop{
 		{Name: "bridge", Addr: downAddr, Conn: dial(t, downAddr)},
 		{Name: "ingest", Addr: ingestAddr, Conn: dial(t, ingestAddr)},
+		{Name: "deserialize", Addr: deserializeAddr, Conn: dial(t, deserializeAddr)},
 		{Name: "merge", Addr: mergeAddr, Conn: dial(t, mergeAddr)},
 	}
 
@@ -115,6 +119,7 @@ func TestOverview(t *testing.T) {
 		{"HOP", []string{"STATE", "POSITION", "LAG", "NEWEST DATA AGE"}},
 		{"bridge", []string{downAddr, "DOWN", "connection refused"}},
 		{"ingest", []string{ingestAddr, "RUNNING", "plant_sensor_readings_raw[0]=41", " 7 ", "812.5", "800.2", "1.5s"}},
+		{"deserialize", []string{deserializeAddr, "PAUSED", "bronze@v9", "paused 2m", "s ago: rules change on line 3; 10m0s ago: catalog: unavailable"}},
 		{"merge", []string{mergeAddr, "FAILED", "bronze@v12", " 3 ", "1m3", "s ago: catalog: unavailable retrying"}},
 		{"gold:", []string{"gold.plant_sensor_readings does not exist yet"}},
 	}

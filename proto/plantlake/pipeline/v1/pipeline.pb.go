@@ -270,6 +270,11 @@ type Status struct {
 	NewestDataAge *durationpb.Duration `protobuf:"bytes,9,opt,name=newest_data_age,json=newestDataAge,proto3" json:"newest_data_age,omitempty"`
 	// When the process started.
 	StartTime *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	// While the stage is paused by a Pause call: the reason it gave (may be
+	// empty). Empty otherwise.
+	PauseReason string `protobuf:"bytes,11,opt,name=pause_reason,json=pauseReason,proto3" json:"pause_reason,omitempty"`
+	// While the stage is paused by a Pause call: when that call came.
+	PausedSince *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=paused_since,json=pausedSince,proto3" json:"paused_since,omitempty"`
 	// Service-specific detail.
 	//
 	// Types that are valid to be assigned to Detail:
@@ -379,6 +384,20 @@ func (x *Status) GetNewestDataAge() *durationpb.Duration {
 func (x *Status) GetStartTime() *timestamppb.Timestamp {
 	if x != nil {
 		return x.StartTime
+	}
+	return nil
+}
+
+func (x *Status) GetPauseReason() string {
+	if x != nil {
+		return x.PauseReason
+	}
+	return ""
+}
+
+func (x *Status) GetPausedSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PausedSince
 	}
 	return nil
 }
@@ -1433,7 +1452,7 @@ func (x *GetStatusResponse) GetStatus() *Status {
 // PauseRequest asks the stage to pause.
 type PauseRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Why, for the log.
+	// Why, for the log and the status (pause_reason); at most 1,024 bytes.
 	Reason        string `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1720,7 +1739,7 @@ const file_plantlake_pipeline_v1_pipeline_proto_rawDesc = "" +
 	"\x05Rates\x12.\n" +
 	"\x13received_per_second\x18\x01 \x01(\x01R\x11receivedPerSecond\x12,\n" +
 	"\x12written_per_second\x18\x02 \x01(\x01R\x10writtenPerSecond\x12*\n" +
-	"\x11failed_per_second\x18\x03 \x01(\x01R\x0ffailedPerSecond\"\xe2\x05\n" +
+	"\x11failed_per_second\x18\x03 \x01(\x01R\x0ffailedPerSecond\"\xc4\x06\n" +
 	"\x06Status\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\tR\aservice\x122\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x1c.plantlake.pipeline.v1.StateR\x05state\x12\x1a\n" +
@@ -1734,7 +1753,9 @@ const file_plantlake_pipeline_v1_pipeline_proto_rawDesc = "" +
 	"\x0fnewest_data_age\x18\t \x01(\v2\x19.google.protobuf.DurationR\rnewestDataAge\x129\n" +
 	"\n" +
 	"start_time\x18\n" +
-	" \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x12=\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x12!\n" +
+	"\fpause_reason\x18\v \x01(\tR\vpauseReason\x12=\n" +
+	"\fpaused_since\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\vpausedSince\x12=\n" +
 	"\x06bridge\x18\x14 \x01(\v2#.plantlake.pipeline.v1.BridgeStatusH\x00R\x06bridge\x12=\n" +
 	"\x06ingest\x18\x15 \x01(\v2#.plantlake.pipeline.v1.IngestStatusH\x00R\x06ingest\x12L\n" +
 	"\vdeserialize\x18\x16 \x01(\v2(.plantlake.pipeline.v1.DeserializeStatusH\x00R\vdeserialize\x12:\n" +
@@ -1896,35 +1917,36 @@ var file_plantlake_pipeline_v1_pipeline_proto_depIdxs = []int32{
 	23, // 3: plantlake.pipeline.v1.Status.last_error_time:type_name -> google.protobuf.Timestamp
 	24, // 4: plantlake.pipeline.v1.Status.newest_data_age:type_name -> google.protobuf.Duration
 	23, // 5: plantlake.pipeline.v1.Status.start_time:type_name -> google.protobuf.Timestamp
-	4,  // 6: plantlake.pipeline.v1.Status.bridge:type_name -> plantlake.pipeline.v1.BridgeStatus
-	6,  // 7: plantlake.pipeline.v1.Status.ingest:type_name -> plantlake.pipeline.v1.IngestStatus
-	7,  // 8: plantlake.pipeline.v1.Status.deserialize:type_name -> plantlake.pipeline.v1.DeserializeStatus
-	10, // 9: plantlake.pipeline.v1.Status.merge:type_name -> plantlake.pipeline.v1.MergeStatus
-	5,  // 10: plantlake.pipeline.v1.IngestStatus.partitions:type_name -> plantlake.pipeline.v1.PartitionStatus
-	23, // 11: plantlake.pipeline.v1.IngestStatus.last_commit_time:type_name -> google.protobuf.Timestamp
-	8,  // 12: plantlake.pipeline.v1.DeserializeStatus.rules:type_name -> plantlake.pipeline.v1.RuleCount
-	9,  // 13: plantlake.pipeline.v1.DeserializeStatus.reprocess:type_name -> plantlake.pipeline.v1.ReprocessProgress
-	23, // 14: plantlake.pipeline.v1.ReprocessProgress.start_time:type_name -> google.protobuf.Timestamp
-	3,  // 15: plantlake.pipeline.v1.GetStatusResponse.status:type_name -> plantlake.pipeline.v1.Status
-	3,  // 16: plantlake.pipeline.v1.PauseResponse.status:type_name -> plantlake.pipeline.v1.Status
-	3,  // 17: plantlake.pipeline.v1.ResumeResponse.status:type_name -> plantlake.pipeline.v1.Status
-	15, // 18: plantlake.pipeline.v1.PipelineService.GetStatus:input_type -> plantlake.pipeline.v1.GetStatusRequest
-	17, // 19: plantlake.pipeline.v1.PipelineService.Pause:input_type -> plantlake.pipeline.v1.PauseRequest
-	19, // 20: plantlake.pipeline.v1.PipelineService.Resume:input_type -> plantlake.pipeline.v1.ResumeRequest
-	21, // 21: plantlake.pipeline.v1.PipelineService.TriggerCommit:input_type -> plantlake.pipeline.v1.TriggerCommitRequest
-	11, // 22: plantlake.pipeline.v1.PipelineService.Reprocess:input_type -> plantlake.pipeline.v1.ReprocessRequest
-	13, // 23: plantlake.pipeline.v1.PipelineService.ReloadRules:input_type -> plantlake.pipeline.v1.ReloadRulesRequest
-	16, // 24: plantlake.pipeline.v1.PipelineService.GetStatus:output_type -> plantlake.pipeline.v1.GetStatusResponse
-	18, // 25: plantlake.pipeline.v1.PipelineService.Pause:output_type -> plantlake.pipeline.v1.PauseResponse
-	20, // 26: plantlake.pipeline.v1.PipelineService.Resume:output_type -> plantlake.pipeline.v1.ResumeResponse
-	22, // 27: plantlake.pipeline.v1.PipelineService.TriggerCommit:output_type -> plantlake.pipeline.v1.TriggerCommitResponse
-	12, // 28: plantlake.pipeline.v1.PipelineService.Reprocess:output_type -> plantlake.pipeline.v1.ReprocessResponse
-	14, // 29: plantlake.pipeline.v1.PipelineService.ReloadRules:output_type -> plantlake.pipeline.v1.ReloadRulesResponse
-	24, // [24:30] is the sub-list for method output_type
-	18, // [18:24] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	23, // 6: plantlake.pipeline.v1.Status.paused_since:type_name -> google.protobuf.Timestamp
+	4,  // 7: plantlake.pipeline.v1.Status.bridge:type_name -> plantlake.pipeline.v1.BridgeStatus
+	6,  // 8: plantlake.pipeline.v1.Status.ingest:type_name -> plantlake.pipeline.v1.IngestStatus
+	7,  // 9: plantlake.pipeline.v1.Status.deserialize:type_name -> plantlake.pipeline.v1.DeserializeStatus
+	10, // 10: plantlake.pipeline.v1.Status.merge:type_name -> plantlake.pipeline.v1.MergeStatus
+	5,  // 11: plantlake.pipeline.v1.IngestStatus.partitions:type_name -> plantlake.pipeline.v1.PartitionStatus
+	23, // 12: plantlake.pipeline.v1.IngestStatus.last_commit_time:type_name -> google.protobuf.Timestamp
+	8,  // 13: plantlake.pipeline.v1.DeserializeStatus.rules:type_name -> plantlake.pipeline.v1.RuleCount
+	9,  // 14: plantlake.pipeline.v1.DeserializeStatus.reprocess:type_name -> plantlake.pipeline.v1.ReprocessProgress
+	23, // 15: plantlake.pipeline.v1.ReprocessProgress.start_time:type_name -> google.protobuf.Timestamp
+	3,  // 16: plantlake.pipeline.v1.GetStatusResponse.status:type_name -> plantlake.pipeline.v1.Status
+	3,  // 17: plantlake.pipeline.v1.PauseResponse.status:type_name -> plantlake.pipeline.v1.Status
+	3,  // 18: plantlake.pipeline.v1.ResumeResponse.status:type_name -> plantlake.pipeline.v1.Status
+	15, // 19: plantlake.pipeline.v1.PipelineService.GetStatus:input_type -> plantlake.pipeline.v1.GetStatusRequest
+	17, // 20: plantlake.pipeline.v1.PipelineService.Pause:input_type -> plantlake.pipeline.v1.PauseRequest
+	19, // 21: plantlake.pipeline.v1.PipelineService.Resume:input_type -> plantlake.pipeline.v1.ResumeRequest
+	21, // 22: plantlake.pipeline.v1.PipelineService.TriggerCommit:input_type -> plantlake.pipeline.v1.TriggerCommitRequest
+	11, // 23: plantlake.pipeline.v1.PipelineService.Reprocess:input_type -> plantlake.pipeline.v1.ReprocessRequest
+	13, // 24: plantlake.pipeline.v1.PipelineService.ReloadRules:input_type -> plantlake.pipeline.v1.ReloadRulesRequest
+	16, // 25: plantlake.pipeline.v1.PipelineService.GetStatus:output_type -> plantlake.pipeline.v1.GetStatusResponse
+	18, // 26: plantlake.pipeline.v1.PipelineService.Pause:output_type -> plantlake.pipeline.v1.PauseResponse
+	20, // 27: plantlake.pipeline.v1.PipelineService.Resume:output_type -> plantlake.pipeline.v1.ResumeResponse
+	22, // 28: plantlake.pipeline.v1.PipelineService.TriggerCommit:output_type -> plantlake.pipeline.v1.TriggerCommitResponse
+	12, // 29: plantlake.pipeline.v1.PipelineService.Reprocess:output_type -> plantlake.pipeline.v1.ReprocessResponse
+	14, // 30: plantlake.pipeline.v1.PipelineService.ReloadRules:output_type -> plantlake.pipeline.v1.ReloadRulesResponse
+	25, // [25:31] is the sub-list for method output_type
+	19, // [19:25] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_plantlake_pipeline_v1_pipeline_proto_init() }
