@@ -118,6 +118,7 @@ func (f *Follower) handle(m *kafka.Message) {
 	}
 	f.mu.Lock()
 	f.stats.Events++
+	f.stats.Announced = max(f.stats.Announced, ev.GetVersion())
 	newer := ev.GetVersion() > f.stats.LatestVersion
 	if newer {
 		f.stats.Wakeups++

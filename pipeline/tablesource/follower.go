@@ -101,6 +101,10 @@ type Stats struct {
 	// LatestVersion is the table's latest version as last seen, -1 before
 	// the first GetChanges.
 	LatestVersion int64
+	// Announced is the newest version a commit event announced, -1 before
+	// the first: it moves while Next is not called (a paused hop), so the
+	// lag it gives grows with the backlog.
+	Announced int64
 }
 
 // Follower follows one table. Next is called by one goroutine at a time;
@@ -137,7 +141,7 @@ func New(cfg Config, client catalogv1.CatalogServiceClient, log *slog.Logger) (*
 		client: client,
 		log:    log.With("table", cfg.Table),
 		wake:   make(chan struct{}, 1),
-		stats:  Stats{LatestVersion: -1},
+		stats:  Stats{LatestVersion: -1, Announced: -1},
 	}, nil
 }
 
@@ -195,6 +199,11 @@ func (f *Follower) collect(ctx context.Context, after int64) (Batch, error) {
 		f.stats.Polls++
 		if err == nil && resp.GetLatestVersion() > f.stats.LatestVersion {
 			f.stats.LatestVersion = resp.GetLatestVersion()
+		}
+		if err == nil {
+			// The catalog's word beats an event's: an event announcing a
+			// version the catalog does not have counts no longer.
+			f.stats.Announced = min(f.stats.Announced, resp.GetLatestVersion())
 		}
 		f.mu.Unlock()
 		if err != nil {

@@ -154,9 +154,27 @@ func TestEventsWakeNext(t *testing.T) {
 	if ev, wk := after.Events-before.Events, after.Wakeups-before.Wakeups; ev < 4 || wk != 1 {
 		t.Errorf("fake events: %d events, %d wakeups; want 4 events of the table, 1 wakeup (the future version)", ev, wk)
 	}
+	// The version announced but not committed counted only until the
+	// catalog said otherwise (the wake-up's GetChanges).
+	if after.Announced != v2 {
+		t.Errorf("announced version after the catalog showed %d: %d, want %d", v2, after.Announced, v2)
+	}
+
+	// A version committed while nobody calls Next (a paused hop) shows in
+	// the announced version: the hop's lag grows with its backlog.
+	v3 := e.write(1)
+	for deadline := time.Now().Add(30 * time.Second); f.Stats().Announced != v3; {
+		if time.Now().After(deadline) {
+			t.Fatalf("announced version %d 30s after version %d was committed", f.Stats().Announced, v3)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if st := f.Stats(); st.LatestVersion != v2 {
+		t.Errorf("latest version seen by GetChanges %d without a Next, want %d", st.LatestVersion, v2)
+	}
 
 	// Versions committed back to back (their events may come in any order
-	// or merged) arrive whole, in order, once.
+	// or merged) arrive whole, in order, once, after v3.
 	wrote := make(chan struct{})
 	go func() {
 		defer close(wrote)
@@ -166,7 +184,7 @@ func TestEventsWakeNext(t *testing.T) {
 	}()
 	var last int64 = v2
 	deadline := time.Now().Add(time.Minute)
-	for last < v2+2 && time.Now().Before(deadline) {
+	for last < v3+2 && time.Now().Before(deadline) {
 		b := nextOK(t, f, last, 10*time.Second)
 		if b.Empty() {
 			continue

@@ -292,12 +292,18 @@ func (s *Source) Done() bool { return s.cfg.RunOnce && s.idle && s.batchTo < 0 }
 // Refresh updates the status snapshot and returns the lag in versions.
 func (s *Source) Refresh() int64 {
 	st := s.f.Stats()
+	latest := st.LatestVersion
+	if latest >= 0 {
+		// Events announce versions Next has not asked for yet (none while
+		// paused).
+		latest = max(latest, st.Announced)
+	}
 	lag := int64(-1)
-	if st.LatestVersion >= 0 {
-		lag = max(0, st.LatestVersion-s.acked)
+	if latest >= 0 {
+		lag = max(0, latest-s.acked)
 	}
 	s.mu.Lock()
-	s.snap = SourceStatus{Position: s.acked, Latest: st.LatestVersion, Listening: st.Listening}
+	s.snap = SourceStatus{Position: s.acked, Latest: latest, Listening: st.Listening}
 	s.mu.Unlock()
 	return lag
 }
