@@ -5,12 +5,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${1:-.plantlake}
+[ -d "$dir" ] && dir=$(cd "$dir" && pwd) # up.sh starts the binaries by absolute path
+# shellcheck source=scripts/pidfile.sh
+. scripts/pidfile.sh
 for name in sim merge deserialize ingest bridge catalog jaeger; do
   pidfile="$dir/run/$name.pid"
-  [ "$name" = jaeger ] && pidfile="$dir/jaeger/jaeger.pid"
+  marker="$dir/bin/$name"
+  case "$name" in
+  sim) marker="$dir/bin/plantlake-sim" ;;
+  jaeger) pidfile="$dir/jaeger/jaeger.pid" marker="$dir/jaeger/jaeger.yaml" ;;
+  esac
   [ -f "$pidfile" ] || continue
   pid=$(cat "$pidfile")
-  if kill -0 "$pid" 2>/dev/null; then
+  if ours "$pidfile" "$marker"; then
     kill -TERM "$pid"
     for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     if kill -0 "$pid" 2>/dev/null; then

@@ -18,17 +18,11 @@ case "$warehouse" in *://*) ;; *) mkdir -p "$warehouse" ;; esac
 
 go run ./devstack/cmd/plantlake-dev up --dir "$dir"
 
-# alive <pidfile>: the pid file names a live process. A process killed a moment ago stays a zombie
-# (state Z) until its parent reaps it, and kill -0 still finds it: `kill -9` then `make up` at once
-# would have left the service down.
-alive() {
-  local pid
-  [ -f "$1" ] && pid=$(cat "$1") && kill -0 "$pid" 2>/dev/null || return 1
-  ! grep -qE '^State:[[:space:]]+[ZX]' "/proc/$pid/status" 2>/dev/null
-}
+# shellcheck source=scripts/pidfile.sh
+. "$root/scripts/pidfile.sh"
 
 # Jaeger, built from its Go module on first use (a cold build takes minutes; cached after).
-if alive "$dir/jaeger/jaeger.pid"; then
+if ours "$dir/jaeger/jaeger.pid" "$dir/jaeger/jaeger.yaml"; then
   echo "jaeger already running (pid $(cat "$dir/jaeger/jaeger.pid"))"
 else
   go run ./devstack/cmd/plantlake-dev jaeger --dir "$dir"
@@ -61,7 +55,7 @@ for entry in "${services[@]}"; do
   read -r name grpc metrics extra <<<"$entry"
   [ -d "services/$name/cmd/$name" ] || continue
   pidfile="$dir/run/$name.pid"
-  if alive "$pidfile"; then
+  if ours "$pidfile" "$dir/bin/$name"; then
     echo "$name: already running (pid $(cat "$pidfile"))"
     started+=("$name $grpc $metrics")
     continue
@@ -86,7 +80,7 @@ done
 # The simulator: 2 lines x 3 machines x 5 measurements at sim_rate readings/s until make down.
 sim="not started (SIM_RATE=0)"
 if [ "$sim_rate" != 0 ]; then
-  if alive "$dir/run/sim.pid"; then
+  if ours "$dir/run/sim.pid" "$dir/bin/plantlake-sim"; then
     echo "simulator: already running (pid $(cat "$dir/run/sim.pid"))"
   else
     go build -o "$dir/bin/plantlake-sim" ./simulator/cmd/plantlake-sim
