@@ -70,3 +70,12 @@ func TestPidfileScript(t *testing.T) {
 		t.Error("ours without a pid file succeeded")
 	}
 }
+
+// TestDownWithoutStack: make down before any make up has nothing to stop
+// and succeeds (it failed with exit status 1).
+func TestDownWithoutStack(t *testing.T) {
+	out, err := exec.Command("bash", "../scripts/down.sh", filepath.Join(t.TempDir(), "never-up")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("down.sh without a stack: %v\n%s", err, out)
+	}
+}

@@ -5,7 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${1:-.plantlake}
-[ -d "$dir" ] && dir=$(cd "$dir" && pwd) # up.sh starts the binaries by absolute path
+if [ -d "$dir" ]; then
+  dir=$(cd "$dir" && pwd) # up.sh starts the binaries by absolute path
+fi
 # shellcheck source=scripts/pidfile.sh
 . scripts/pidfile.sh
 for name in sim merge deserialize ingest bridge catalog jaeger; do
@@ -28,4 +30,6 @@ for name in sim merge deserialize ingest bridge catalog jaeger; do
   fi
   rm -f "$pidfile"
 done
-[ -d "$dir" ] && go run ./devstack/cmd/plantlake-dev down --dir "$dir"
+if [ -d "$dir" ]; then # nothing to stop before the first make up
+  go run ./devstack/cmd/plantlake-dev down --dir "$dir"
+fi
