@@ -38,8 +38,8 @@ func (r rowRule) String() string {
 	return fmt.Sprintf("invariant of column %s (%s)", r.name, r.expr)
 }
 
-// rowRules returns the row rules of a table with meta's configuration and
-// schema, constraints first, each group in name order.
+// rowRules returns the row rules of a table with configuration conf and
+// schema: the constraints in name order, then the invariants in schema order.
 func rowRules(conf map[string]string, schema *StructType) []rowRule {
 	var rules []rowRule
 	for k, v := range conf {

@@ -10,5 +10,5 @@ ours() {
   local pid
   [ -f "$1" ] && pid=$(cat "$1") && [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
   ! grep -qE '^State:[[:space:]]+[ZX]' "/proc/$pid/status" 2>/dev/null || return 1
-  tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$2"
+  grep -aqF -- "$2" "/proc/$pid/cmdline" 2>/dev/null # one file, no pipe: pipefail and grep -q's early exit
 }
