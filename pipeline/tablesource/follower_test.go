@@ -201,6 +201,52 @@ func TestEventsWakeNext(t *testing.T) {
 	}
 }
 
+// TestIdleNextAsksOncePerInterval: an idle hop calls Next every 100 ms.
+// While events arrive it asks the catalog about once a PollInterval, not at
+// every call; a commit still reaches the next call at once (its event), and
+// without events every call asks, as before.
+func TestIdleNextAsksOncePerInterval(t *testing.T) {
+	e := newEnv(t, true)
+	v1 := e.write(2)
+	idle := func(f *Follower, after int64, d time.Duration) (calls int, polls uint64) {
+		before := f.Stats().Polls
+		for end := time.Now().Add(d); time.Now().Before(end); calls++ {
+			if b := nextOK(t, f, after, 100*time.Millisecond); !b.Empty() {
+				t.Fatalf("idle Next returned versions %v after %d", versionsOf(b), after)
+			}
+		}
+		return calls, f.Stats().Polls - before
+	}
+
+	f := e.follower(Config{Brokers: kafkaBroker.Brokers(), EventsTopic: e.topic, PollInterval: time.Second})
+	waitListening(t, f)
+	if b := nextOK(t, f, -1, time.Second); b.ToVersion != v1 {
+		t.Fatalf("first batch to %d, want %d", b.ToVersion, v1)
+	}
+	calls, polls := idle(f, v1, 3*time.Second)
+	if calls < 20 || polls > 5 {
+		t.Errorf("listening: %d idle Next calls in 3s asked the catalog %d times, want about 3 (once a second)", calls, polls)
+	}
+
+	// A commit between two calls: its event makes the next call ask.
+	v2 := e.write(3)
+	b := nextOK(t, f, v1, 100*time.Millisecond)
+	for start := time.Now(); b.Empty() && time.Since(start) < 20*time.Second; {
+		b = nextOK(t, f, v1, 100*time.Millisecond)
+	}
+	if b.ToVersion != v2 {
+		t.Fatalf("after a commit Next returned %v, want version %d", versionsOf(b), v2)
+	}
+
+	// No events: every call asks.
+	quiet := e.follower(Config{PollInterval: time.Second})
+	nextOK(t, quiet, -1, time.Second)
+	calls, polls = idle(quiet, v2, time.Second)
+	if polls < uint64(calls) {
+		t.Errorf("without events: %d idle Next calls asked the catalog %d times, want every time", calls, polls)
+	}
+}
+
 // TestKafkaDownPollingDelivers: a follower woken by events keeps delivering
 // by polling once Kafka is gone.
 func TestKafkaDownPollingDelivers(t *testing.T) {
