@@ -71,6 +71,64 @@ func TestPidfileScript(t *testing.T) {
 	}
 }
 
+// TestServingScript checks scripts/pidfile.sh's serving, with which make up
+// waits for each service: it succeeds once the process logs that it serves,
+// counting only what the log got after the start, and fails when the
+// process exits first (a port another process holds), as make up then must.
+func TestServingScript(t *testing.T) {
+	script, err := filepath.Abs("../scripts/pidfile.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	log := filepath.Join(dir, "svc.log")
+	// An earlier run's lines, before the offset: they must not count.
+	old := "time=2026-12-01T00:00:00Z level=INFO msg=serving service=ingest grpc=127.0.0.1:7003\n"
+	if err := os.WriteFile(log, []byte(old), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	offset := strconv.Itoa(len(old))
+	serving := func(shell string) error {
+		f, err := os.OpenFile(log, os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		svc := exec.Command("bash", "-c", shell)
+		svc.Stdout, svc.Stderr = f, f
+		if err := svc.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// Reap it as soon as it exits, or it stays a zombie that kill -0 finds.
+		reaped := make(chan struct{})
+		go func() { svc.Wait(); close(reaped) }()
+		t.Cleanup(func() { svc.Process.Kill(); <-reaped })
+		return exec.Command("bash", "-c", `set -euo pipefail; . "$1"; serving "$2" "$3" "$4"`,
+			"bash", script, strconv.Itoa(svc.Process.Pid), log, offset).Run()
+	}
+	for _, tc := range []struct {
+		name, shell string
+		ok          bool
+	}{
+		{"text log", `sleep 0.5; echo 'time=x level=INFO msg=serving service=ingest grpc=127.0.0.1:7003'; sleep 300`, true},
+		{"json log", `echo '{"time":"x","level":"INFO","msg":"serving","service":"ingest"}'; sleep 300`, true},
+		{"exits: port taken", `echo 'ingest: listen tcp 127.0.0.1:7003: bind: address already in use'; exit 1`, false},
+		{"exits after a while, never served", `sleep 0.5; exit 0`, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := serving(tc.shell); (err == nil) != tc.ok {
+				t.Errorf("serving = %v, want success %v", err, tc.ok)
+			}
+			// Later cases start after this one's lines.
+			fi, err := os.Stat(log)
+			if err != nil {
+				t.Fatal(err)
+			}
+			offset = strconv.FormatInt(fi.Size(), 10)
+		})
+	}
+}
+
 // TestDownWithoutStack: make down before any make up has nothing to stop
 // and succeeds (it failed with exit status 1).
 func TestDownWithoutStack(t *testing.T) {

@@ -51,6 +51,8 @@ services=(
   "merge 7005 9105 $catalog_addr"
 )
 started=()
+pending=()
+failed=()
 for entry in "${services[@]}"; do
   read -r name grpc metrics extra <<<"$entry"
   [ -d "services/$name/cmd/$name" ] || continue
@@ -61,18 +63,25 @@ for entry in "${services[@]}"; do
     continue
   fi
   (cd "services/$name" && go build -o "$dir/bin/$name" "./cmd/$name")
+  log="$dir/logs/$name.log"
+  offset=$(stat -c %s "$log" 2>/dev/null || echo 0)
   # shellcheck disable=SC2086 # extra holds flags
   nohup "$dir/bin/$name" --grpc-addr="127.0.0.1:$grpc" --metrics-addr="127.0.0.1:$metrics" $extra \
-    >>"$dir/logs/$name.log" 2>&1 &
-  echo $! >"$pidfile"
-  started+=("$name $grpc $metrics")
-  # The catalog must answer before the services that commit through it start.
+    >>"$log" 2>&1 &
+  pid=$!
+  echo "$pid" >"$pidfile"
+  # The catalog must serve before the services that commit through it start; the others are
+  # checked once all are started.
   if [ "$name" = catalog ]; then
-    for _ in $(seq 1 100); do
-      (echo >"/dev/tcp/127.0.0.1/$grpc") 2>/dev/null && break
-      sleep 0.1
-    done
+    serving "$pid" "$log" "$offset" || failed+=("$name $pid $log $offset")
+  else
+    pending+=("$name $pid $log $offset")
   fi
+  started+=("$name $grpc $metrics")
+done
+for p in "${pending[@]}"; do
+  read -r name pid log offset <<<"$p"
+  serving "$pid" "$log" "$offset" || failed+=("$p")
 done
 
 (cd tools && GOWORK=off go build -o "$dir/bin/grpcurl" github.com/fullstorydev/grpcurl/cmd/grpcurl)
@@ -91,9 +100,11 @@ if [ "$sim_rate" != 0 ]; then
   sim="$sim_rate readings/s to tcp://127.0.0.1:1883 until make down   log $dir/logs/sim.log"
 fi
 
+headline="plantlake is up"
+[ "${#failed[@]}" -eq 0 ] || headline="plantlake is PARTLY up (see the end)"
 cat <<INFO
 
-plantlake is up (data, logs and pid files in $dir)
+$headline (data, logs and pid files in $dir)
   Mosquitto      tcp://127.0.0.1:1883
   Kafka          127.0.0.1:9092
   Jaeger         query API http://127.0.0.1:16686/api/services   OTLP gRPC 127.0.0.1:4317, HTTP 127.0.0.1:4318
@@ -133,3 +144,14 @@ Try:
     # services send spans every 5 s, so the newest trace may lack a hop for a few seconds
 Stop with: make down
 INFO
+if [ "${#failed[@]}" -gt 0 ]; then
+  for f in "${failed[@]}"; do
+    read -r name pid log offset <<<"$f"
+    echo >&2
+    echo "$name did not start (pid $pid); the end of $log:" >&2
+    tail -c +"$((offset + 1))" "$log" | tail -n 5 | sed 's/^/  /' >&2
+  done
+  echo >&2
+  echo "plantlake is NOT fully up: fix the above (a port another process holds?), then make up again" >&2
+  exit 1
+fi
