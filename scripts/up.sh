@@ -148,7 +148,11 @@ if [ "${#failed[@]}" -gt 0 ]; then
   for f in "${failed[@]}"; do
     read -r name pid log offset <<<"$f"
     echo >&2
-    echo "$name did not start (pid $pid); the end of $log:" >&2
+    if kill -0 "$pid" 2>/dev/null; then
+      echo "$name (pid $pid) runs but did not serve within a minute; the end of $log:" >&2
+    else
+      echo "$name exited at start (pid $pid); the end of $log:" >&2
+    fi
     tail -c +"$((offset + 1))" "$log" | tail -n 5 | sed 's/^/  /' >&2
   done
   echo >&2
