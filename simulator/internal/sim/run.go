@@ -7,12 +7,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/url"
 	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/plantlake/plantlake/servicekit/mqttconn"
 )
 
 // RunConfig is one simulator run.
@@ -128,6 +132,13 @@ func Run(ctx context.Context, cfg RunConfig) (Summary, error) {
 		}
 		if tlsCfg != nil {
 			opts.SetTLSConfig(tlsCfg)
+		}
+		if mqttconn.Dialable(cfg.Broker) {
+			// Buffered reads and gathered writes: paho alone makes a write
+			// per PUBLISH and three reads per PUBACK.
+			opts.SetCustomOpenConnectionFn(func(u *url.URL, o mqtt.ClientOptions) (net.Conn, error) {
+				return mqttconn.Open(u, o, mqttconn.Options{})
+			})
 		}
 		c := mqtt.NewClient(opts)
 		tok := c.Connect()

@@ -30,6 +30,7 @@ import (
 	"github.com/plantlake/plantlake/servicekit/kafkalog"
 	"github.com/plantlake/plantlake/servicekit/kafkatopic"
 	"github.com/plantlake/plantlake/servicekit/kafkatrace"
+	"github.com/plantlake/plantlake/servicekit/mqttconn"
 )
 
 // Errors callers branch on.
@@ -397,7 +398,7 @@ func (b *Bridge) learnTopicLimits(ctx context.Context, admin *kafka.AdminClient)
 // session, manual acks, unordered handlers, automatic reconnects.
 func (b *Bridge) mqttOptions() *mqtt.ClientOptions {
 	opts := mqtt.NewClientOptions()
-	if batchable(b.cfg.MQTTBroker) {
+	if mqttconn.Dialable(b.cfg.MQTTBroker) {
 		opts.SetCustomOpenConnectionFn(b.openConn)
 	}
 	if b.mqttTLS != nil {
@@ -449,15 +450,19 @@ func (b *Bridge) onConnectAttempt(_ *url.URL, cfg *tls.Config) *tls.Config {
 // read here is the new connection's.
 func (b *Bridge) openConn(uri *url.URL, opts mqtt.ClientOptions) (net.Conn, error) {
 	gen := b.gen.Load()
-	return openBatchedConn(uri, opts, func(sessionPresent bool) {
-		if sessionPresent {
-			b.resumedGen.Store(gen)
-		}
-	}, &b.mqttReadAt, b.holdReads)
+	return mqttconn.Open(uri, opts, mqttconn.Options{
+		OnConnack: func(sessionPresent bool) {
+			if sessionPresent {
+				b.resumedGen.Store(gen)
+			}
+		},
+		ReadAt: &b.mqttReadAt,
+		Hold:   b.holdReads,
+	})
 }
 
 // holdReads reports whether the bridge holds Config.MaxUnacked readings of
-// its MQTT connection; the connection then stops reading (batchedConn).
+// its MQTT connection; the connection then stops reading (mqttconn.Options.Hold).
 func (b *Bridge) holdReads() bool {
 	full := b.acks.len() >= b.cfg.MaxUnacked
 	if full != b.readsHeld.Load() {
@@ -826,7 +831,7 @@ const (
 // at now: an open connection through the batching wrapper that has read
 // nothing for longer than keep-alive allows (the wedge of a flusher blocked
 // on a broker that stopped reading, which paho never noticed, before
-// writeStall), or no open connection (connOpen, paho's own view) for
+// mqttconn.WriteStall), or no open connection (connOpen, paho's own view) for
 // reconnectStall after a loss with no connection attempt and no read from
 // the broker for as long.
 // paho starts its first reconnect attempt before it calls the
@@ -841,7 +846,7 @@ func (b *Bridge) watchdog(now time.Time, connOpen bool) error {
 	// The last read also counts: a connection that came after the last
 	// loss the handler saw was alive until it read nothing more, and paho
 	// may still be closing it (its lost handler runs after the close, which
-	// waits up to writeStall on a broker that stopped reading).
+	// waits up to mqttconn.WriteStall on a broker that stopped reading).
 	lost, attempt, read := b.lostAt.Load(), b.attemptAt.Load(), b.mqttReadAt.Load()
 	if lost > 0 && !connOpen && now.Sub(time.Unix(0, lost)) > reconnectStall && now.Sub(time.Unix(0, attempt)) > reconnectStall &&
 		(read == 0 || now.Sub(time.Unix(0, read)) > reconnectStall) {

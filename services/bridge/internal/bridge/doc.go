@@ -23,7 +23,7 @@
 // order, order.go); beyond it Mosquitto queues readings in the session until
 // the bridge acknowledges. Since Mosquitto 2.0.11 does not keep to that
 // window when acknowledgements come in bursts, the bridge also stops reading
-// the connection while it holds Config.MaxUnacked readings (conn.go).
+// the connection while it holds Config.MaxUnacked readings (servicekit/mqttconn's Hold).
 //
 // Batching adapts to load (gather.go): the producer's linger is short, and
 // while many readings wait the pump gathers them before producing, so that

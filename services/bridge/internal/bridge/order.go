@@ -28,7 +28,7 @@ type ackQueue struct {
 	head uint64 // sequence number of slots[0]
 	// slots are the readings of gen not yet acknowledged, in arrival order.
 	slots []ackSlot
-	// n is len(slots), for readers that take no lock (batchedConn's hold).
+	// n is len(slots), for readers that take no lock (the MQTT connection's hold).
 	n atomic.Int64
 	// sending is held while a released run of acknowledgements is handed
 	// to paho, so that two runs released one after the other are sent in

@@ -2,8 +2,6 @@ package bridge
 
 import (
 	"errors"
-	"io"
-	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -78,33 +76,5 @@ func TestWatchdog(t *testing.T) {
 	b2.mqttUp.Store(true)
 	if err := b2.watchdog(t0.Add(24*time.Hour), true); err != nil {
 		t.Fatalf("no read clock: %v", err)
-	}
-}
-
-// TestBatchedConnStampsSocketReads checks the watchdog's read clock moves
-// when bytes arrive from the socket and not when paho reads from the buffer.
-func TestBatchedConnStampsSocketReads(t *testing.T) {
-	client, server := tcpPair(t)
-	bc := newBatchedConn(client)
-	defer bc.Close()
-	var readAt atomic.Int64
-	bc.readAt = &readAt
-	if _, err := server.Write([]byte("0123456789")); err != nil {
-		t.Fatal(err)
-	}
-	p := make([]byte, 4)
-	if _, err := io.ReadFull(bc, p); err != nil {
-		t.Fatal(err)
-	}
-	first := readAt.Load()
-	if first == 0 {
-		t.Fatal("a read from the socket left the clock at zero")
-	}
-	readAt.Store(1)
-	if _, err := io.ReadFull(bc, p); err != nil { // from the buffer
-		t.Fatal(err)
-	}
-	if got := readAt.Load(); got != 1 {
-		t.Fatalf("a read from the buffer moved the clock to %d", got)
 	}
 }

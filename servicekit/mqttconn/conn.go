@@ -1,4 +1,13 @@
-package bridge
+// Package mqttconn is a network connection for paho MQTT clients that
+// buffers reads and gathers writes.
+//
+// paho reads every packet with at least three read system calls (type byte,
+// length bytes, body) and writes every packet with one write. At thousands of
+// packets a second those calls are most of a client's CPU. A Conn buffers the
+// reads and coalesces the writes: its flusher gathers small writes for
+// GatherDelay, then writes them with one call. The bridge (acknowledgements)
+// and the simulator (publishes) both use it through Open.
+package mqttconn
 
 import (
 	"bufio"
@@ -14,39 +23,34 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 )
 
-// paho reads every packet with at least three read system calls (type byte,
-// length bytes, body) and writes every PUBACK with one write. At tens of
-// thousands of readings per second those calls are most of the client's
-// CPU. batchedConn buffers the reads and coalesces the writes: the flusher
-// gathers small writes for gatherDelay, then writes them with one call.
-
 // maxPendingWrite bounds the bytes waiting to be written; Write blocks
 // beyond it, which holds paho's writer as a slow socket would.
 const maxPendingWrite = 1 << 20
 
-// gatherDelay is how long the flusher lets small writes gather before it
-// writes them. Acks come in bursts (one Kafka delivery report settles a
-// whole batch) but reach paho's writer one by one; without the pause most
-// writes would carry one 4-byte PUBACK. 200 µs is nothing next to the
-// Kafka round trip every ack already waited for.
-const gatherDelay = 200 * time.Microsecond
+// GatherDelay is how long the flusher lets small writes gather before it
+// writes them. The bridge's acks come in bursts (one Kafka delivery report
+// settles a whole batch) but reach paho's writer one by one, and a
+// publisher's packets come one by one; without the pause most writes would
+// carry one packet. 200 µs is nothing next to a Kafka round trip, and
+// small beside the broker's own queueing.
+const GatherDelay = 200 * time.Microsecond
 
-// writeStall bounds one socket write of the flusher. A broker that takes
+// WriteStall bounds one socket write of the flusher. A broker that takes
 // no bytes for this long is treated as gone: the write fails, every Write
 // returns the error and the connection is closed, so that paho's writer,
 // its keep-alive and the acknowledgements queued behind them fail and paho
 // reconnects. Without it a broker that stopped reading (one busy saving a
 // deep backlog's database for seconds at a time) blocked the flusher for
 // good, Write waited on it with paho's writer and keep-alive behind, and
-// the bridge never reconnected.
-const writeStall = 20 * time.Second
+// the client never reconnected.
+const WriteStall = 20 * time.Second
 
 // gatherBelow is the pending size under which the flusher waits
-// gatherDelay; a larger batch is written at once.
+// GatherDelay; a larger batch is written at once.
 const gatherBelow = 16 << 10
 
-// batchedConn wraps a connection for paho.
-type batchedConn struct {
+// Conn wraps a connection for paho. Create it with New or Open.
+type Conn struct {
 	net.Conn
 	r *bufio.Reader
 
@@ -57,7 +61,7 @@ type batchedConn struct {
 	closing bool
 	kick    chan struct{}
 	done    chan struct{} // closed when the flusher has exited
-	stall   time.Duration // writeStall; shorter in tests
+	stall   time.Duration // Options.Stall, else WriteStall
 
 	// head collects the first bytes read, the broker's CONNACK, until
 	// onConnack has been told its session-present flag.
@@ -65,27 +69,49 @@ type batchedConn struct {
 	headN     int
 	onConnack func(sessionPresent bool)
 	// readAt, when not nil, is set to the time (unix nanos) of every read
-	// that reached the socket: the bridge's watchdog reads it.
+	// that reached the socket (a watchdog reads it).
 	readAt *atomic.Int64
-	// hold, when not nil, says the bridge holds as many readings as it may
-	// (Config.MaxUnacked): Read then waits before it reads the socket.
+	// hold, when not nil, says the client holds as many packets as it may:
+	// Read then waits before it reads the socket.
 	hold func() bool
 }
 
 // holdPoll is how often a held Read looks again.
 const holdPoll = 2 * time.Millisecond
 
-// newBatchedConn starts the flusher goroutine, which Close stops.
-func newBatchedConn(c net.Conn) *batchedConn { return newBatchedConnStall(c, writeStall) }
+// Options are a Conn's optional behaviours; the zero value is plain
+// buffering and gathering.
+type Options struct {
+	// OnConnack, when not nil, is told the session-present flag of the
+	// connection's CONNACK before paho reads it (paho keeps the flag of
+	// its first connection only).
+	OnConnack func(sessionPresent bool)
+	// ReadAt, when not nil, is set to the time (unix nanos) of every read
+	// that reached the socket, and of the dial: a watchdog reads it.
+	ReadAt *atomic.Int64
+	// Hold, when not nil, holds reads while it returns true: the broker's
+	// bytes stay in the socket, TCP's window stops the broker, and what it
+	// would send waits in its session.
+	Hold func() bool
+	// Stall bounds one socket write (WriteStall when zero).
+	Stall time.Duration
+}
 
-// newBatchedConnStall is newBatchedConn with stall as writeStall.
-func newBatchedConnStall(c net.Conn, stall time.Duration) *batchedConn {
-	bc := &batchedConn{
-		Conn:  c,
-		r:     bufio.NewReaderSize(c, 64<<10),
-		kick:  make(chan struct{}, 1),
-		done:  make(chan struct{}),
-		stall: stall,
+// New wraps c and starts the flusher goroutine, which Close stops.
+func New(c net.Conn, o Options) *Conn {
+	stall := o.Stall
+	if stall <= 0 {
+		stall = WriteStall
+	}
+	bc := &Conn{
+		Conn:      c,
+		r:         bufio.NewReaderSize(c, 64<<10),
+		kick:      make(chan struct{}, 1),
+		done:      make(chan struct{}),
+		stall:     stall,
+		onConnack: o.OnConnack,
+		readAt:    o.ReadAt,
+		hold:      o.Hold,
 	}
 	bc.cond = sync.NewCond(&bc.mu)
 	go bc.flusher() // owner: bc; Close waits for it
@@ -93,7 +119,7 @@ func newBatchedConnStall(c net.Conn, stall time.Duration) *batchedConn {
 }
 
 // Read reads through the buffer; paho reads from one goroutine only.
-func (c *batchedConn) Read(p []byte) (int, error) {
+func (c *Conn) Read(p []byte) (int, error) {
 	fromSocket := c.r.Buffered() == 0
 	if fromSocket && c.hold != nil {
 		c.waitWhileHeld()
@@ -109,12 +135,12 @@ func (c *batchedConn) Read(p []byte) (int, error) {
 }
 
 // waitWhileHeld waits while hold says so: the broker's bytes stay in the
-// socket, TCP's window stops the broker, and the readings it would send wait
-// in its persistent session. The wait ends when the connection closes (paho
+// socket, TCP's window stops the broker, and what it would send waits in its
+// session. The wait ends when the connection closes (paho
 // gives up on a ping the wait kept it from reading, and reconnects). It
-// keeps readAt current: the silence is the bridge's choice, not a stuck
+// keeps readAt current: the silence is the client's choice, not a stuck
 // client's.
-func (c *batchedConn) waitWhileHeld() {
+func (c *Conn) waitWhileHeld() {
 	for c.hold() {
 		c.mu.Lock()
 		closed := c.closing || c.err != nil
@@ -133,8 +159,9 @@ func (c *batchedConn) waitWhileHeld() {
 // packet a broker sends (fixed header 0x20 0x02, then the acknowledge flags
 // whose bit 0 is session present, then the return code), to onConnack.
 // paho reads the CONNACK during its handshake and does not keep the flag
-// for reconnects; the bridge needs it on every connection (see onConnect).
-func (c *batchedConn) sniffConnack(p []byte) {
+// for reconnects; a client that resumes sessions needs it on every
+// connection.
+func (c *Conn) sniffConnack(p []byte) {
 	if c.headN == len(c.head) {
 		return
 	}
@@ -149,7 +176,7 @@ func (c *batchedConn) sniffConnack(p []byte) {
 
 // Write queues p for the flusher and returns; an earlier write error is
 // returned instead, so paho notices a broken connection.
-func (c *batchedConn) Write(p []byte) (int, error) {
+func (c *Conn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	for c.err == nil && !c.closing && len(c.pending) >= maxPendingWrite {
 		c.cond.Wait()
@@ -173,7 +200,7 @@ func (c *batchedConn) Write(p []byte) (int, error) {
 }
 
 // flusher writes whatever is pending, one write per wake-up.
-func (c *batchedConn) flusher() {
+func (c *Conn) flusher() {
 	defer close(c.done)
 	var spare []byte
 	for {
@@ -183,7 +210,7 @@ func (c *batchedConn) flusher() {
 			small := len(c.pending) < gatherBelow
 			c.mu.Unlock()
 			if small {
-				time.Sleep(gatherDelay)
+				time.Sleep(GatherDelay)
 			}
 		}
 		c.mu.Lock()
@@ -214,7 +241,7 @@ func (c *batchedConn) flusher() {
 
 // Close writes what is still pending (paho's DISCONNECT is usually the
 // last packet), stops the flusher and closes the connection.
-func (c *batchedConn) Close() error {
+func (c *Conn) Close() error {
 	c.mu.Lock()
 	if c.closing {
 		c.mu.Unlock()
@@ -232,12 +259,13 @@ func (c *batchedConn) Close() error {
 	return nil
 }
 
-// openBatchedConn is paho's OpenConnectionFunc for the tcp and tls schemes;
-// onConnack, when not nil, is told the session-present flag of the
-// connection's CONNACK before paho sees it; readAt, when not nil, the time
-// of each read from the socket; hold, when not nil, holds reads while it
-// returns true (see batchedConn.hold).
-func openBatchedConn(uri *url.URL, opts mqtt.ClientOptions, onConnack func(sessionPresent bool), readAt *atomic.Int64, hold func() bool) (net.Conn, error) {
+// Open is paho's OpenConnectionFunc for the tcp and tls schemes (see
+// Dialable), with o's options; use it as
+//
+//	opts.SetCustomOpenConnectionFn(func(u *url.URL, opts mqtt.ClientOptions) (net.Conn, error) {
+//		return mqttconn.Open(u, opts, mqttconn.Options{})
+//	})
+func Open(uri *url.URL, opts mqtt.ClientOptions, o Options) (net.Conn, error) {
 	dialer := opts.Dialer
 	if dialer == nil {
 		dialer = &net.Dialer{Timeout: 30 * time.Second}
@@ -250,27 +278,24 @@ func openBatchedConn(uri *url.URL, opts mqtt.ClientOptions, onConnack func(sessi
 	case "ssl", "tls", "mqtts", "mqtt+ssl", "tcps":
 		conn, err = tls.DialWithDialer(dialer, "tcp", uri.Host, opts.TLSConfig)
 	default:
-		return nil, fmt.Errorf("%w: scheme %q", errUnbatchedScheme, uri.Scheme)
+		return nil, fmt.Errorf("%w: scheme %q", ErrScheme, uri.Scheme)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("dial MQTT broker %s: %w", uri.Host, err)
 	}
-	bc := newBatchedConn(conn)
-	bc.onConnack = onConnack
-	bc.readAt = readAt
-	bc.hold = hold
-	if readAt != nil {
-		readAt.Store(time.Now().UnixNano())
+	if o.ReadAt != nil {
+		o.ReadAt.Store(time.Now().UnixNano())
 	}
-	return bc, nil
+	return New(conn, o), nil
 }
 
-// errUnbatchedScheme reports a scheme openBatchedConn does not dial; paho's
-// own dialer handles those (websockets).
-var errUnbatchedScheme = errors.New("scheme not dialled by the batching connection")
+// ErrScheme reports a scheme Open does not dial; paho's own dialer handles
+// those (websockets).
+var ErrScheme = errors.New("scheme not dialled by the batching connection")
 
-// batchable reports whether openBatchedConn can dial broker.
-func batchable(broker string) bool {
+// Dialable reports whether Open can dial broker (a broker URL as paho takes
+// it); set Open as the client's connection function only then.
+func Dialable(broker string) bool {
 	u, err := url.Parse(broker)
 	if err != nil {
 		return false

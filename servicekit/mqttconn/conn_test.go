@@ -1,10 +1,11 @@
-package bridge
+package mqttconn
 
 import (
 	"bytes"
 	"errors"
 	"io"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -31,9 +32,9 @@ func tcpPair(t *testing.T) (client, server net.Conn) {
 	return client, server
 }
 
-func TestBatchedConnKeepsOrderAndFlushesOnClose(t *testing.T) {
+func TestConnKeepsOrderAndFlushesOnClose(t *testing.T) {
 	client, server := tcpPair(t)
-	bc := newBatchedConn(client)
+	bc := New(client, Options{})
 	var want bytes.Buffer
 	for i := range 10000 {
 		p := []byte{0x40, 0x02, byte(i >> 8), byte(i)} // a PUBACK
@@ -57,9 +58,9 @@ func TestBatchedConnKeepsOrderAndFlushesOnClose(t *testing.T) {
 	}
 }
 
-func TestBatchedConnReportsWriteErrors(t *testing.T) {
+func TestConnReportsWriteErrors(t *testing.T) {
 	client, server := tcpPair(t)
-	bc := newBatchedConn(client)
+	bc := New(client, Options{})
 	defer bc.Close()
 	server.Close()
 	deadline := time.Now().Add(10 * time.Second)
@@ -74,13 +75,13 @@ func TestBatchedConnReportsWriteErrors(t *testing.T) {
 	}
 }
 
-// TestBatchedConnFailsOnAStalledPeer: a peer that takes no bytes (a broker
+// TestConnFailsOnAStalledPeer: a peer that takes no bytes (a broker
 // busy elsewhere) fills the socket; after the stall bound, writes fail
 // instead of blocking for good, the blocked Write returns and reads fail
 // too, so that paho sees the connection lost and reconnects.
-func TestBatchedConnFailsOnAStalledPeer(t *testing.T) {
+func TestConnFailsOnAStalledPeer(t *testing.T) {
 	client, _ := tcpPair(t) // the server end is never read
-	bc := newBatchedConnStall(client, 300*time.Millisecond)
+	bc := New(client, Options{Stall: 300 * time.Millisecond})
 	defer bc.Close()
 	failed := make(chan error, 1)
 	go func() {
@@ -102,9 +103,9 @@ func TestBatchedConnFailsOnAStalledPeer(t *testing.T) {
 	}
 }
 
-func TestBatchedConnReads(t *testing.T) {
+func TestConnReads(t *testing.T) {
 	client, server := tcpPair(t)
-	bc := newBatchedConn(client)
+	bc := New(client, Options{})
 	defer bc.Close()
 	want := bytes.Repeat([]byte("0123456789"), 20000)
 	go func() {
@@ -121,7 +122,7 @@ func TestBatchedConnReads(t *testing.T) {
 	}
 }
 
-func TestBatchable(t *testing.T) {
+func TestDialable(t *testing.T) {
 	tests := []struct {
 		broker string
 		want   bool
@@ -134,8 +135,8 @@ func TestBatchable(t *testing.T) {
 		{"::bad", false},
 	}
 	for _, tc := range tests {
-		if got := batchable(tc.broker); got != tc.want {
-			t.Errorf("batchable(%q) = %v, want %v", tc.broker, got, tc.want)
+		if got := Dialable(tc.broker); got != tc.want {
+			t.Errorf("Dialable(%q) = %v, want %v", tc.broker, got, tc.want)
 		}
 	}
 }
@@ -156,7 +157,7 @@ func TestSniffConnack(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var called, got bool
-			c := &batchedConn{onConnack: func(sp bool) { called, got = true, sp }}
+			c := &Conn{onConnack: func(sp bool) { called, got = true, sp }}
 			for _, r := range tc.reads {
 				c.sniffConnack(r)
 			}
@@ -165,5 +166,32 @@ func TestSniffConnack(t *testing.T) {
 				t.Errorf("called %v with %v, want called %v with %v", called, got, tc.called, tc.want)
 			}
 		})
+	}
+}
+
+// TestConnStampsSocketReads checks the read clock (a watchdog's) moves
+// when bytes arrive from the socket and not when paho reads from the buffer.
+func TestConnStampsSocketReads(t *testing.T) {
+	client, server := tcpPair(t)
+	var readAt atomic.Int64
+	bc := New(client, Options{ReadAt: &readAt})
+	defer bc.Close()
+	if _, err := server.Write([]byte("0123456789")); err != nil {
+		t.Fatal(err)
+	}
+	p := make([]byte, 4)
+	if _, err := io.ReadFull(bc, p); err != nil {
+		t.Fatal(err)
+	}
+	first := readAt.Load()
+	if first == 0 {
+		t.Fatal("a read from the socket left the clock at zero")
+	}
+	readAt.Store(1)
+	if _, err := io.ReadFull(bc, p); err != nil { // from the buffer
+		t.Fatal(err)
+	}
+	if got := readAt.Load(); got != 1 {
+		t.Fatalf("a read from the buffer moved the clock to %d", got)
 	}
 }
