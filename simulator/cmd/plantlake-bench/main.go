@@ -25,7 +25,8 @@ const usage = `plantlake-bench runs the whole plantlake stack on this machine (M
 bridge, ingest, deserialize, merge, and the simulator publishing at QoS 1) and measures:
   - the bare MQTT ceiling (publisher -> Mosquitto -> ack-only subscriber) and the bridge alone
     (MQTT -> bridge -> Kafka), each publishing --saturation readings as fast as they go,
-    --saturation-rounds times in alternating order (the medians count);
+    --saturation-rounds times in alternating order (the medians count); every stack with Kafka
+    carries --warmup of traffic, uncounted, before the bridge alone or freshness is measured;
   - the highest rate the whole pipeline keeps up with (short probes, then held for --hold);
   - freshness at --fresh-rate: publish -> visible in gold, p50/p99/max and each hop's share, with
     the defaults and with --fast's settings;
@@ -59,7 +60,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.Usage = func() { fmt.Fprint(fs.Output(), usage); fs.PrintDefaults() }
 	out := fs.String("out", "", "file to write the Markdown report to (empty: stdout only)")
 	dir := fs.String("dir", "", "folder for the stacks' data and logs (empty: a temporary one, removed at the end)")
-	quick := fs.Bool("quick", false, "a short run: 30s hold, 10s probes, 20s freshness runs, one run of 200,000 readings at saturation")
+	quick := fs.Bool("quick", false, "a short run: 30s hold, 10s probes, 20s freshness runs, 10s warm-ups, one run of 200,000 readings at saturation")
 	hold := fs.Duration("hold", 5*time.Minute, "how long the found rate is held")
 	probe := fs.Duration("probe", 20*time.Second, "how long each probe of the rate search publishes")
 	probes := fs.Int("probes", 5, "at most this many probes")
@@ -67,6 +68,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	satRounds := fs.Int("saturation-rounds", e2ebench.DefaultSaturationRounds, "runs of the ceiling and of the bridge alone, alternating (their medians count)")
 	freshRate := fs.Float64("fresh-rate", 10_000, "readings per second of the freshness runs")
 	freshFor := fs.Duration("fresh-for", time.Minute, "how long each freshness run publishes")
+	warmup := fs.Duration("warmup", e2ebench.DefaultWarmup, "traffic a new stack carries, uncounted, before the bridge alone or a freshness run is measured (Kafka's JIT warms up)")
 	freshOnly := fs.Bool("fresh-only", false, "run only the two freshness runs (to compare settings)")
 	settings := fs.String("settings", "", "extra flags of the pipeline's default stacks, as --fast (e.g. 'merge --batch-max-age 2s')")
 	holdAt := fs.Float64("hold-at", 0, "hold this rate (readings/s) on the pipeline alone for --hold, nothing else (to compare settings)")
@@ -85,7 +87,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if !set["saturation-rounds"] {
 			*satRounds = 1
 		}
-		for name, v := range map[string]any{"hold": 30 * time.Second, "probe": 10 * time.Second, "probes": 4,
+		for name, v := range map[string]any{"hold": 30 * time.Second, "probe": 10 * time.Second, "probes": 4, "warmup": 10 * time.Second,
 			"saturation": int64(200_000), "fresh-for": 20 * time.Second} {
 			if set[name] {
 				continue
@@ -94,6 +96,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			case time.Duration:
 				if name == "hold" {
 					*hold = p
+				} else if name == "warmup" {
+					*warmup = p
 				} else if name == "probe" {
 					*probe = p
 				} else {
@@ -132,7 +136,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	rep, err := e2ebench.Run(ctx, e2ebench.Config{Dir: *dir, SaturationCount: *saturation, SaturationRounds: *satRounds, Probe: *probe, Probes: *probes,
-		Hold: *hold, Self: self, FreshOnly: *freshOnly, HoldAt: *holdAt, Args: stackArgs, Nice: niceness, FreshRate: *freshRate, FreshFor: *freshFor, Fast: fastArgs, Log: log})
+		Hold: *hold, Self: self, FreshOnly: *freshOnly, HoldAt: *holdAt, Args: stackArgs, Nice: niceness, FreshRate: *freshRate, FreshFor: *freshFor, Warmup: *warmup, Fast: fastArgs, Log: log})
 	if rep == nil {
 		return err
 	}

@@ -51,6 +51,11 @@ type Config struct {
 	// FreshRate and FreshFor are the freshness runs' rate and length.
 	FreshRate float64
 	FreshFor  time.Duration
+	// Warmup is how long a new stack carries traffic, uncounted, before a
+	// bridge-alone run or a freshness run measures it (none when 0): its
+	// Kafka, a JVM, compiles its hot paths in the first minute or two of
+	// traffic (see DefaultWarmup).
+	Warmup time.Duration
 	// Fast are extra service flags of the second freshness run (shorter
 	// batches), e.g. Fast["ingest"] = {"--batch-max-age", "100ms"}.
 	Fast map[string][]string
@@ -134,7 +139,9 @@ type Report struct {
 	Sustained                   float64
 	Holds                       []Probe
 	HoldFor                     time.Duration
-	Fresh, Fast                 FreshRun
+	// Warmup is Config.Warmup.
+	Warmup      time.Duration
+	Fresh, Fast FreshRun
 	// PeakRSS is each process's peak RSS over the life of the default
 	// stacks (the highest of the first and, after a failed hold, the retry's).
 	PeakRSS []Cost
@@ -161,7 +168,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			return nil, fmt.Errorf("e2ebench: build %s: %w", name, err)
 		}
 	}
-	rep := &Report{Start: time.Now(), LoadStart: loadAverage(), HoldFor: cfg.Hold}
+	rep := &Report{Start: time.Now(), LoadStart: loadAverage(), HoldFor: cfg.Hold, Warmup: cfg.Warmup}
 	log := cfg.Log
 
 	if cfg.FreshOnly {
@@ -376,6 +383,16 @@ const (
 // throughput; a broker crash's window is make up's and the tests' concern.
 const brokerAutosave = time.Minute
 
+// DefaultWarmup is the default Config.Warmup. In session 16's holds at
+// 12,000/s on new stacks, Kafka took 50–58 % of a core for the first 60–75 s
+// of traffic and 23 % from then on (the same rate); a bridge-alone run of
+// 600,000 readings (46 s at 13,000/s) fell wholly inside that, and so did
+// a freshness run after its 10 s at a tenth of the rate (Kafka 53 µs of
+// CPU a reading, against 27 in the warm hold), while the probes and holds
+// ran on a stack the freshness run had warmed: the bridge alone was
+// measured cold and the pipeline warm.
+const DefaultWarmup = 75 * time.Second
+
 // DefaultSaturationRounds is how many times the ceiling and the bridge
 // alone run by default.
 const DefaultSaturationRounds = 3
@@ -409,7 +426,7 @@ func saturationRounds(ctx context.Context, cfg Config, rep *Report) error {
 				cfg.Log.Info("ceiling", "round", round+1, "readings/s", math.Round(rate), "load", ceilingLoads[len(ceilingLoads)-1])
 				continue
 			}
-			rate, costs, err := bridgeAlone(ctx, dir, cfg.SaturationCount)
+			rate, costs, err := bridgeAlone(ctx, cfg, dir, cfg.SaturationCount)
 			if err != nil {
 				return err
 			}
@@ -510,8 +527,9 @@ func CeilingSubscriber(ctx context.Context, broker string, count int64, stdout i
 
 // bridgeAlone publishes count readings as fast as possible through
 // Mosquitto and the bridge into Kafka and returns the rate at which the
-// bridge wrote them, with the CPU per reading of each process.
-func bridgeAlone(ctx context.Context, dir string, count int64) (float64, []Cost, error) {
+// bridge wrote them, with the CPU per reading of each process. The stack
+// carries cfg.Warmup of the same traffic first, uncounted.
+func bridgeAlone(ctx context.Context, cfg Config, dir string, count int64) (float64, []Cost, error) {
 	st, err := devstack.StartStack(ctx, devstack.StackConfig{Dir: dir, Services: []string{"bridge"}, MosquittoAutosave: brokerAutosave})
 	if err != nil {
 		return 0, nil, fmt.Errorf("bridge alone: %w", err)
@@ -523,6 +541,25 @@ func bridgeAlone(ctx context.Context, dir string, count int64) (float64, []Cost,
 	}
 	defer conn.Close()
 	client := pipelinev1.NewPipelineServiceClient(conn)
+	written := func() (int64, error) {
+		s, err := client.GetStatus(ctx, &pipelinev1.GetStatusRequest{})
+		return s.GetStatus().GetCounts().GetWritten(), err
+	}
+	var base int64
+	if cfg.Warmup > 0 {
+		wctx, cancel := context.WithTimeout(ctx, cfg.Warmup)
+		sum, err := saturate(wctx, st.Mosquitto.URL(), "e2ebench-bridge-warmup", 0)
+		cancel()
+		if ctx.Err() != nil {
+			return 0, nil, ctx.Err()
+		}
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			cfg.Log.Warn("bridge alone: warm-up", "err", err) // it only has to warm
+		}
+		if base, err = waitWritten(ctx, written, sum.Acked, time.Minute); err != nil {
+			return 0, nil, fmt.Errorf("bridge alone: warm-up: %w", err)
+		}
+	}
 	pids := map[string]int{"bridge": st.Service("bridge").Pid(), "mosquitto": st.Mosquitto.Pid(), "kafka": st.Kafka.Pid(), "simulator (publisher)": os.Getpid()}
 	before, err := cpuTimes(pids)
 	if err != nil {
@@ -534,16 +571,8 @@ func bridgeAlone(ctx context.Context, dir string, count int64) (float64, []Cost,
 		_, err := saturate(ctx, st.Mosquitto.URL(), "e2ebench-bridge-pub", count)
 		pubErr <- err
 	}()
-	deadline := time.Now().Add(time.Duration(count/1000)*time.Second + time.Minute)
-	for {
-		s, err := client.GetStatus(ctx, &pipelinev1.GetStatusRequest{})
-		if err == nil && s.GetStatus().GetCounts().GetWritten() >= count {
-			break
-		}
-		if time.Now().After(deadline) {
-			return 0, nil, fmt.Errorf("bridge alone: the bridge wrote %d of %d readings (%v)", s.GetStatus().GetCounts().GetWritten(), count, err)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if _, err := waitWritten(ctx, written, base+count, time.Duration(count/1000)*time.Second+time.Minute); err != nil {
+		return 0, nil, fmt.Errorf("bridge alone: %w", err)
 	}
 	rate := float64(count) / time.Since(start).Seconds()
 	if err := <-pubErr; err != nil {
@@ -551,6 +580,26 @@ func bridgeAlone(ctx context.Context, dir string, count int64) (float64, []Cost,
 	}
 	costs, err := costsSince(pids, before, count)
 	return rate, costs, err
+}
+
+// waitWritten polls written until it reaches want, for at most wait, and
+// returns the last count.
+func waitWritten(ctx context.Context, written func() (int64, error), want int64, wait time.Duration) (int64, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		n, err := written()
+		if err == nil && n >= want {
+			return n, nil
+		}
+		if time.Now().After(deadline) {
+			return n, fmt.Errorf("the bridge wrote %d of %d readings in %v (%v)", n, want, wait, err)
+		}
+		select {
+		case <-ctx.Done():
+			return n, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // pipeline is a running default or fast stack with clients of its hops.
@@ -873,9 +922,15 @@ func (p *pipeline) freshness(ctx context.Context, cfg Config, settings string) (
 	fr := FreshRun{Settings: settings}
 	// A fresh stack is not warm: the bridge's idempotent producer may still
 	// wait for Kafka's coordinator (20 s of backlog in a busy run's
-	// freshness), so 10 s at a tenth of the rate go through first.
+	// freshness), so 10 s at a tenth of the rate go through first; then
+	// cfg.Warmup at the rate, for Kafka's compiler (see DefaultWarmup).
 	if _, err := p.probe(ctx, max(100, cfg.FreshRate/10), 10*time.Second); err != nil {
 		return fr, fmt.Errorf("freshness (%s): warm-up: %w", settings, err)
+	}
+	if cfg.Warmup > 0 {
+		if _, err := p.probe(ctx, cfg.FreshRate, cfg.Warmup); err != nil {
+			return fr, fmt.Errorf("freshness (%s): warm-up: %w", settings, err)
+		}
 	}
 	pr, err := p.probe(ctx, cfg.FreshRate, cfg.FreshFor)
 	if err != nil {
