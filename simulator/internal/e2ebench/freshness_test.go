@@ -178,3 +178,48 @@ func TestMedianIndex(t *testing.T) {
 		}
 	}
 }
+
+// TestSettleWaitsForTheLastWrite checks that a settled count is the final
+// one, that the time it reports is that of the last change (not of the
+// quiet that follows), that a pause shorter than settleQuiet before want is
+// reached does not end the wait, and that a count that never settles fails.
+func TestSettleWaitsForTheLastWrite(t *testing.T) {
+	ctx := context.Background()
+	start := time.Now()
+	// Grows by 1 a poll for 300 ms, pauses 1 s (below want), then grows to
+	// 1,000 by 1.6 s and stays there.
+	counter := func() (int64, error) {
+		el := time.Since(start)
+		switch {
+		case el < 300*time.Millisecond:
+			return int64(el / time.Millisecond), nil
+		case el < 1300*time.Millisecond:
+			return 300, nil
+		case el < 1600*time.Millisecond:
+			return int64(el/time.Millisecond) - 1000, nil
+		}
+		return 1000, nil
+	}
+	n, last, err := settle(ctx, counter, 1000, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 1000 {
+		t.Errorf("settled at %d, want 1000", n)
+	}
+	if at := last.Sub(start); at < 1550*time.Millisecond || at > 1700*time.Millisecond {
+		t.Errorf("last change at %v, want about 1.6 s", at)
+	}
+	if waited := time.Since(start); waited < 1600*time.Millisecond+settleQuiet {
+		t.Errorf("returned after %v, before %v of quiet", waited, settleQuiet)
+	}
+
+	moving := func() (int64, error) { return time.Now().UnixNano(), nil }
+	if _, _, err := settle(ctx, moving, 0, 3*time.Second); err == nil {
+		t.Error("a count that never stops moving settled")
+	}
+	stuck := func() (int64, error) { return 5, nil }
+	if _, _, err := settle(ctx, stuck, 6, 3*time.Second); err == nil {
+		t.Error("a count below want settled")
+	}
+}

@@ -47,13 +47,15 @@ func (r *Report) writeThroughput(b *strings.Builder) {
 			max(len(r.CeilingRounds), len(r.BridgeRounds)), rates(r.CeilingRounds), rates(r.BridgeRounds))
 	}
 	if r.Warmup > 0 {
-		fmt.Fprintf(b, "Each bridge-alone run's stack carried %v of the same traffic, uncounted, before its measured run (Kafka compiles its hot paths in the first minute or so of traffic); the probes and holds run on the stack the freshness run warmed.\n\n", r.Warmup)
+		fmt.Fprintf(b, "Each bridge-alone run's stack carried %v of traffic at %d readings/s, uncounted, before its measured run (Kafka compiles its hot paths in the first minute or so of traffic); its rate runs from the start of publishing to the bridge's last write. The probes and holds run on the stack the freshness run warmed.\n\n", r.Warmup, bridgeWarmupRate)
 	} else {
 		b.WriteString("The bridge-alone runs were measured on cold stacks (no warm-up): Kafka compiling its hot paths counts against the bridge alone.\n\n")
 	}
 	fmt.Fprintf(b, "A rate is kept up with when the publishers reach %.0f %% of it, gold holds every reading within %v of the last publish "+
 		"and gold's data age (merge's newest_data_age) grows by at most %v from the first to the last third of the run.\n\n",
 		minAchieved*100, maxDrain, maxGrowth)
+	fmt.Fprintf(b, "The holds start at the highest rate a probe kept up with, but at most %.2f× the bridge alone (the pipeline does the bridge's work and the hops' on the same cores), and a failed hold is tried again %.0f %% lower on a new stack, %d holds at most.\n\n",
+		holdCap, holdStep*100, holdAttempts)
 	b.WriteString("| run | rate asked | published/s | gold complete after | gold age growth | max data age ingest / deserialize / merge | kept up | load |\n|---|---:|---:|---:|---:|---|---|---|\n")
 	for i, p := range r.Probes {
 		probeRow(b, fmt.Sprintf("probe %d", i+1), p)
