@@ -550,7 +550,7 @@ func CeilingSubscriber(ctx context.Context, broker string, count int64, stdout i
 const bridgeWarmupRate = 8000
 
 // settleQuiet is how long the bridge's written count has to stand still
-// before it is taken as settled.
+// before it is taken as settled (waitWritten's quiet).
 const settleQuiet = 2 * time.Second
 
 // bridgeRun is one round of the bridge alone.
@@ -599,7 +599,7 @@ func bridgeAlone(ctx context.Context, cfg Config, dir string, count int64) (brid
 			cfg.Log.Warn("bridge alone: warm-up", "err", err) // it only has to warm
 		}
 	}
-	base, _, err := settle(ctx, written, 0, time.Minute)
+	base, _, err := waitWritten(ctx, written, 0, settleQuiet, time.Minute)
 	if err != nil {
 		return run, fmt.Errorf("bridge alone: warm-up: %w", err)
 	}
@@ -610,16 +610,15 @@ func bridgeAlone(ctx context.Context, cfg Config, dir string, count int64) (brid
 	}
 	start := time.Now()
 	type published struct {
-		sum sim.Summary
 		err error
 		at  time.Time
 	}
 	pub := make(chan published, 1)
 	go func() {
-		sum, err := saturate(ctx, st.Mosquitto.URL(), "e2ebench-bridge-pub", count)
-		pub <- published{sum, err, time.Now()}
+		_, err := saturate(ctx, st.Mosquitto.URL(), "e2ebench-bridge-pub", count)
+		pub <- published{err, time.Now()}
 	}()
-	if _, err := waitWritten(ctx, written, base+count, time.Duration(count/1000)*time.Second+time.Minute); err != nil {
+	if _, _, err := waitWritten(ctx, written, base+count, 0, time.Duration(count/1000)*time.Second+time.Minute); err != nil {
 		return run, fmt.Errorf("bridge alone: %w", err)
 	}
 	// The CPU over the measured run only: the settling below adds seconds
@@ -631,7 +630,7 @@ func bridgeAlone(ctx context.Context, cfg Config, dir string, count int64) (brid
 	if p.err != nil {
 		return run, fmt.Errorf("bridge alone: publish: %w", p.err)
 	}
-	final, last, err := settle(ctx, written, base+count, time.Minute)
+	final, last, err := waitWritten(ctx, written, base+count, settleQuiet, time.Minute)
 	if err != nil {
 		return run, fmt.Errorf("bridge alone: %w", err)
 	}
@@ -653,30 +652,10 @@ func bridgeAlone(ctx context.Context, cfg Config, dir string, count int64) (brid
 	return run, nil
 }
 
-// waitWritten polls written until it reaches want, for at most wait, and
-// returns the last count.
-func waitWritten(ctx context.Context, written func() (int64, error), want int64, wait time.Duration) (int64, error) {
-	deadline := time.Now().Add(wait)
-	for {
-		n, err := written()
-		if err == nil && n >= want {
-			return n, nil
-		}
-		if time.Now().After(deadline) {
-			return n, fmt.Errorf("the bridge wrote %d of %d readings in %v (%v)", n, want, wait, err)
-		}
-		select {
-		case <-ctx.Done():
-			return n, ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-}
-
-// settle polls written until it is at least want and has not moved for
-// settleQuiet, for at most wait, and returns the count and when it last
-// moved (to within the 20 ms polling interval).
-func settle(ctx context.Context, written func() (int64, error), want int64, wait time.Duration) (int64, time.Time, error) {
+// waitWritten polls written until it is at least want and has not moved
+// for quiet (0: at once), for at most wait, and returns the count and when
+// it last moved (to within the 20 ms polling interval).
+func waitWritten(ctx context.Context, written func() (int64, error), want int64, quiet, wait time.Duration) (int64, time.Time, error) {
 	deadline := time.Now().Add(wait)
 	n, last := int64(-1), time.Now()
 	for {
@@ -685,12 +664,13 @@ func settle(ctx context.Context, written func() (int64, error), want int64, wait
 		if err == nil {
 			if m != n {
 				n, last = m, now
-			} else if n >= want && now.Sub(last) >= settleQuiet {
+			}
+			if n >= want && now.Sub(last) >= quiet {
 				return n, last, nil
 			}
 		}
 		if now.After(deadline) {
-			return n, last, fmt.Errorf("the bridge's written count did not settle at %d or more in %v (at %d; %v)", want, wait, n, err)
+			return n, last, fmt.Errorf("the bridge's written count did not reach %d and stay for %v within %v (at %d; %v)", want, quiet, wait, n, err)
 		}
 		select {
 		case <-ctx.Done():

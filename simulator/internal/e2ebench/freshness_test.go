@@ -179,7 +179,7 @@ func TestMedianIndex(t *testing.T) {
 	}
 }
 
-// TestSettleWaitsForTheLastWrite checks that a settled count is the final
+// TestSettleWaitsForTheLastWrite checks waitWritten with a quiet time: that a settled count is the final
 // one, that the time it reports is that of the last change (not of the
 // quiet that follows), that a pause shorter than settleQuiet before want is
 // reached does not end the wait, and that a count that never settles fails.
@@ -200,7 +200,7 @@ func TestSettleWaitsForTheLastWrite(t *testing.T) {
 		}
 		return 1000, nil
 	}
-	n, last, err := settle(ctx, counter, 1000, 10*time.Second)
+	n, last, err := waitWritten(ctx, counter, 1000, settleQuiet, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,11 +215,15 @@ func TestSettleWaitsForTheLastWrite(t *testing.T) {
 	}
 
 	moving := func() (int64, error) { return time.Now().UnixNano(), nil }
-	if _, _, err := settle(ctx, moving, 0, 3*time.Second); err == nil {
+	if _, _, err := waitWritten(ctx, moving, 0, settleQuiet, 3*time.Second); err == nil {
 		t.Error("a count that never stops moving settled")
 	}
 	stuck := func() (int64, error) { return 5, nil }
-	if _, _, err := settle(ctx, stuck, 6, 3*time.Second); err == nil {
+	if _, _, err := waitWritten(ctx, stuck, 6, settleQuiet, 3*time.Second); err == nil {
 		t.Error("a count below want settled")
+	}
+	at := time.Now()
+	if n, _, err := waitWritten(ctx, stuck, 5, 0, 3*time.Second); err != nil || n != 5 || time.Since(at) > time.Second {
+		t.Errorf("with no quiet time, a count at want: %d, %v after %v; want 5 at once", n, err, time.Since(at))
 	}
 }
