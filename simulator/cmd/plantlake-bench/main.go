@@ -27,6 +27,8 @@ bridge, ingest, deserialize, merge, and the simulator publishing at QoS 1) and m
     (MQTT -> bridge -> Kafka), each publishing --saturation readings as fast as they go,
     --saturation-rounds times in alternating order (the medians count); every stack with Kafka
     carries --warmup of traffic, uncounted, before the bridge alone or freshness is measured;
+  - the front alone (MQTT -> bridge -> Kafka, no hops) held at a steady 0.8x the bridge alone for
+    --front-hold: the cores a paced front leaves for the hops;
   - the highest rate the whole pipeline keeps up with (short probes, then held for --hold);
   - freshness at --fresh-rate: publish -> visible in gold, p50/p99/max and each hop's share, with
     the defaults and with --fast's settings;
@@ -72,6 +74,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	freshOnly := fs.Bool("fresh-only", false, "run only the two freshness runs (to compare settings)")
 	settings := fs.String("settings", "", "extra flags of the pipeline's default stacks, as --fast (e.g. 'merge --batch-max-age 2s')")
 	holdAt := fs.Float64("hold-at", 0, "hold this rate (readings/s) on the pipeline alone for --hold, nothing else (to compare settings)")
+	frontHold := fs.Duration("front-hold", 2*time.Minute, "how long the full run holds the front alone (publisher, Mosquitto, bridge, Kafka; no hops) at 0.8x the bridge alone, after the saturation runs (0: not at all)")
+	frontHoldAt := fs.Float64("front-hold-at", 0, "hold this rate (readings/s) on the front alone for --hold, nothing else")
 	nice := fs.String("nice", "", "niceness of services in the pipeline's stacks, e.g. 'ingest=5,deserialize=5' (empty: all 0)")
 	fast := fs.String("fast", "ingest --batch-max-age 100ms; deserialize --batch-max-age 50ms; merge --batch-max-age 100ms",
 		"settings of the second freshness run: service flags..., separated by ';' (empty: no second run)")
@@ -88,7 +92,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			*satRounds = 1
 		}
 		for name, v := range map[string]any{"hold": 30 * time.Second, "probe": 10 * time.Second, "probes": 4, "warmup": 10 * time.Second,
-			"saturation": int64(200_000), "fresh-for": 20 * time.Second} {
+			"saturation": int64(200_000), "fresh-for": 20 * time.Second, "front-hold": 20 * time.Second} {
 			if set[name] {
 				continue
 			}
@@ -100,6 +104,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 					*warmup = p
 				} else if name == "probe" {
 					*probe = p
+				} else if name == "front-hold" {
+					*frontHold = p
 				} else {
 					*freshFor = p
 				}
@@ -136,7 +142,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	rep, err := e2ebench.Run(ctx, e2ebench.Config{Dir: *dir, SaturationCount: *saturation, SaturationRounds: *satRounds, Probe: *probe, Probes: *probes,
-		Hold: *hold, Self: self, FreshOnly: *freshOnly, HoldAt: *holdAt, Args: stackArgs, Nice: niceness, FreshRate: *freshRate, FreshFor: *freshFor, Warmup: *warmup, Fast: fastArgs, Log: log})
+		Hold: *hold, Self: self, FreshOnly: *freshOnly, HoldAt: *holdAt, FrontHold: *frontHold, FrontHoldAt: *frontHoldAt, Args: stackArgs, Nice: niceness, FreshRate: *freshRate, FreshFor: *freshFor, Warmup: *warmup, Fast: fastArgs, Log: log})
 	if rep == nil {
 		return err
 	}

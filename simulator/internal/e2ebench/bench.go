@@ -69,6 +69,13 @@ type Config struct {
 	// HoldAt, when positive, holds this rate for Hold on the pipeline alone
 	// (no ceiling, bridge alone, freshness or search): to compare settings.
 	HoldAt float64
+	// FrontHold is how long the full run holds the front alone (MQTT →
+	// bridge → Kafka, no hops) at frontTarget × the bridge alone, after the
+	// saturation rounds (none when 0): see front.go.
+	FrontHold time.Duration
+	// FrontHoldAt, when positive, holds this rate on the front alone for
+	// Hold, nothing else.
+	FrontHoldAt float64
 	// Args are extra service flags of the pipeline's default stacks (the
 	// freshness run with the defaults, the probes and the holds), e.g. to
 	// compare settings with HoldAt.
@@ -143,6 +150,8 @@ type Report struct {
 	// Warmup is Config.Warmup.
 	Warmup      time.Duration
 	Fresh, Fast FreshRun
+	// Front is the front alone's paced hold (nil when not run).
+	Front *FrontHold
 	// PeakRSS is each process's peak RSS over the life of the default
 	// stacks (the highest of the first and, after a failed hold, the retry's).
 	PeakRSS []Cost
@@ -178,12 +187,30 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.HoldAt > 0 {
 		return rep, holdOnly(ctx, cfg, rep)
 	}
+	if cfg.FrontHoldAt > 0 {
+		h, err := frontHold(ctx, cfg, filepath.Join(cfg.Dir, "front"), cfg.FrontHoldAt, cfg.Hold)
+		if err != nil {
+			return rep, err
+		}
+		rep.Front = &h
+		rep.LoadEnd = loadAverage()
+		return rep, nil
+	}
 
 	// 1 and 2. The bare MQTT ceiling and the bridge alone, in alternating
 	// order: the medians count (one saturated run of each swung by a tenth
 	// or more between runs of the benchmark).
 	if err := saturationRounds(ctx, cfg, rep); err != nil {
 		return nil, err
+	}
+	if cfg.FrontHold > 0 {
+		rate := math.Round(rep.BridgeAlone*frontTarget/100) * 100
+		h, err := frontHold(ctx, cfg, filepath.Join(cfg.Dir, "front"), rate, cfg.FrontHold)
+		if err != nil {
+			return rep, err
+		}
+		h.Share = rate / rep.BridgeAlone
+		rep.Front = &h
 	}
 
 	// 3. The whole pipeline with the defaults: freshness, the rate search,
@@ -573,37 +600,12 @@ type bridgeRun struct {
 // reconnect) is counted once, at the time of its last write.
 func bridgeAlone(ctx context.Context, cfg Config, dir string, count int64) (bridgeRun, error) {
 	var run bridgeRun
-	st, err := devstack.StartStack(ctx, devstack.StackConfig{Dir: dir, Services: []string{"bridge"}, MosquittoAutosave: brokerAutosave})
+	f, err := startFront(ctx, cfg, dir)
 	if err != nil {
 		return run, fmt.Errorf("bridge alone: %w", err)
 	}
-	defer st.Close()
-	conn, err := st.Service("bridge").Dial()
-	if err != nil {
-		return run, err
-	}
-	defer conn.Close()
-	client := pipelinev1.NewPipelineServiceClient(conn)
-	written := func() (int64, error) {
-		s, err := client.GetStatus(ctx, &pipelinev1.GetStatusRequest{})
-		return s.GetStatus().GetCounts().GetWritten(), err
-	}
-	if cfg.Warmup > 0 {
-		_, err := sim.Run(ctx, sim.RunConfig{Plan: planFor(bridgeWarmupRate, "plant"), Broker: st.Mosquitto.URL(),
-			ClientID: "e2ebench-bridge-warmup", QoS: 1, Duration: cfg.Warmup,
-			Publishers: publishers(bridgeWarmupRate), MaxInflight: 512})
-		if ctx.Err() != nil {
-			return run, ctx.Err()
-		}
-		if err != nil {
-			cfg.Log.Warn("bridge alone: warm-up", "err", err) // it only has to warm
-		}
-	}
-	base, _, err := waitWritten(ctx, written, 0, settleQuiet, time.Minute)
-	if err != nil {
-		return run, fmt.Errorf("bridge alone: warm-up: %w", err)
-	}
-	pids := map[string]int{"bridge": st.Service("bridge").Pid(), "mosquitto": st.Mosquitto.Pid(), "kafka": st.Kafka.Pid(), "simulator (publisher)": os.Getpid()}
+	defer f.close()
+	st, written, pids, base := f.st, f.written, f.pids, f.base
 	before, err := cpuTimes(pids)
 	if err != nil {
 		return run, err
@@ -873,14 +875,7 @@ func (p *pipeline) probe(ctx context.Context, rate float64, d time.Duration) (Pr
 	sctx, stopSampling := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-sctx.Done():
-				return
-			case <-t.C:
-			}
+		everySecond(sctx, func() {
 			for _, h := range hops {
 				s, err := p.clients[h].GetStatus(sctx, &pipelinev1.GetStatusRequest{})
 				if err != nil || s.GetStatus().GetNewestDataAge() == nil {
@@ -907,7 +902,7 @@ func (p *pipeline) probe(ctx context.Context, rate float64, d time.Duration) (Pr
 				}
 				mu.Unlock()
 			}
-		}
+		})
 	})
 	mu.Lock()
 	pr.Start = time.Now()

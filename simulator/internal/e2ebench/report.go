@@ -3,6 +3,7 @@ package e2ebench
 import (
 	"fmt"
 	"io"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -25,7 +26,12 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	if r.Ceiling > 0 {
 		r.writeThroughput(b)
 	}
-	r.writeFreshness(b)
+	if r.Front != nil {
+		r.writeFront(b)
+	}
+	if r.Ceiling > 0 || r.Fresh.F.Rows > 0 || len(r.Holds) > 0 {
+		r.writeFreshness(b)
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }
@@ -66,6 +72,38 @@ func (r *Report) writeThroughput(b *strings.Builder) {
 
 }
 
+// writeFront reports the front alone's paced hold and the room it leaves
+// for the hops.
+func (r *Report) writeFront(b *strings.Builder) {
+	f := r.Front
+	b.WriteString("\n## The front alone, paced\n\n")
+	share := ""
+	if f.Share > 0 {
+		share = fmt.Sprintf(" (%.2f× the bridge alone, the share the whole pipeline is to hold)", f.Share)
+	}
+	fmt.Fprintf(b, "Publisher → Mosquitto → bridge → Kafka, no hops, on a stack warmed with %v at %d readings/s, held at %.0f readings/s%s for %v: "+
+		"the bridge alone's processes at a steady pace rather than at saturation.\n\n", r.Warmup, bridgeWarmupRate, f.Rate, share, f.For)
+	b.WriteString("| rate asked | published/s | most behind the schedule | all written after the last publish | CPU cores used | kept up | load |\n|---:|---:|---:|---:|---:|---|---|\n")
+	fmt.Fprintf(b, "| %.0f | %.0f | %s | %s | %.2f of %d | %s | %s |\n\n", f.Rate, f.Achieved, ms(f.MaxBehind), drainText(f.Drain), f.Cores, runtime.NumCPU(), keptUp(f.OK, f.Why), f.Load)
+	costTable(b, fmt.Sprintf("CPU per reading, front alone at %.0f/s", f.Rate), f.Costs, nil)
+	room := (float64(runtime.NumCPU()) - f.Cores) / f.Achieved * 1e6
+	if room <= 0 || f.Achieved <= 0 {
+		b.WriteString("The front alone used every core at this pace: nothing is left for the hops, so the whole pipeline cannot hold this rate on this machine.\n\n")
+		return
+	}
+	fmt.Fprintf(b, "At this pace the front leaves %.2f cores, %.1f µs of CPU a reading, for ingest, deserialize, merge and the catalog together", float64(runtime.NumCPU())-f.Cores, room)
+	if n := len(r.Holds); n > 0 {
+		var hops time.Duration
+		for _, c := range r.Holds[n-1].Costs {
+			if slices.Contains([]string{"ingest", "deserialize", "merge", "catalog"}, c.Name) {
+				hops += c.CPUPerReading
+			}
+		}
+		fmt.Fprintf(b, "; in the last hold they took %.1f µs a reading", us(hops))
+	}
+	b.WriteString(".\n\n")
+}
+
 func (r *Report) writeFreshness(b *strings.Builder) {
 	b.WriteString("\n## Freshness: publish → visible in gold\n\n")
 	fmt.Fprintf(b, "Each freshness run's stack first carried 10 s at a tenth of the rate and %v at the rate, uncounted.\n\n", r.Warmup)
@@ -104,15 +142,24 @@ func (r *Report) writeFreshness(b *strings.Builder) {
 		"high-water mark (VmHWM) over the default stack's whole life (the services' read every 50 ms while they run and before their graceful stop).\n")
 }
 
+// drainText is a drain time for a table (negative: not within the wait).
+func drainText(d time.Duration) string {
+	if d < 0 {
+		return "not within the wait"
+	}
+	return ms(d)
+}
+
+// keptUp is a run's verdict for a table.
+func keptUp(ok bool, why string) string {
+	if ok {
+		return "yes"
+	}
+	return "no: " + why
+}
+
 func probeRow(b *strings.Builder, name string, p Probe) {
-	drain := "not within the wait"
-	if p.Drain >= 0 {
-		drain = ms(p.Drain)
-	}
-	ok := "yes"
-	if !p.OK {
-		ok = "no: " + p.Why
-	}
+	drain, ok := drainText(p.Drain), keptUp(p.OK, p.Why)
 	fmt.Fprintf(b, "| %s | %.0f | %.0f | %s | %s | %s / %s / %s | %s | %s |\n", name, p.Rate, p.Achieved, drain, ms(p.Growth),
 		ms(p.MaxAge["ingest"]), ms(p.MaxAge["deserialize"]), ms(p.MaxAge["merge"]), ok, p.Load)
 }
