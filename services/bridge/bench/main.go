@@ -66,6 +66,7 @@ func main() {
 type settings struct {
 	n          int
 	warmup     int
+	warmupMax  int
 	workers    int
 	rate       float64
 	latencyN   int
@@ -82,7 +83,8 @@ func run(ctx context.Context, args []string) error {
 	var s settings
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.IntVar(&s.n, "n", 300_000, "readings per throughput run")
-	fs.IntVar(&s.warmup, "warmup", 100_000, "readings of one uncounted run of each path through Kafka before the rounds (0: none)")
+	fs.IntVar(&s.warmup, "warmup", 300_000, "readings of each uncounted warm-up run through Kafka before the rounds (0: none)")
+	fs.IntVar(&s.warmupMax, "warmup-max", 10, "warm-up runs at most; they stop earlier once Kafka's CPU per reading has settled")
 	fs.IntVar(&s.workers, "publishers", 4, "publisher goroutines (one MQTT client each)")
 	fs.Float64Var(&s.rate, "latency-rate", 10_000, "readings/s of the latency runs")
 	fs.IntVar(&s.latencyN, "latency-n", 100_000, "readings per latency run")
@@ -133,7 +135,7 @@ func run(ctx context.Context, args []string) error {
 		return fmt.Errorf("mosquitto_sub: %w", err)
 	}
 	b := &bench{s: s, kafka: kb.Brokers(), mqtt: mb.URL(), tmp: tmp, log: log, bridgeBin: bridgeBin, self: self,
-		kcat: kcat, mosquittoSub: mosquittoSub, loadStart: loadavg()}
+		kcat: kcat, mosquittoSub: mosquittoSub, loadStart: loadavg(), kafkaPid: kb.Pid, mosquittoPid: mb.Pid}
 
 	// Rounds interleave the paths (the order rotates every round), and each
 	// path's median round counts: the machine is shared, and a median of
@@ -152,21 +154,8 @@ func run(ctx context.Context, args []string) error {
 		order = append(order, name)
 		b.variants = append(b.variants, name)
 	}
-	// Kafka's broker is a JVM that compiles its hot paths during the first
-	// runs: uncounted, those made whichever path came first through Kafka
-	// look slow (a pipe round at 0.7x the others). One run of each Kafka
-	// path warms it up.
-	if s.warmup > 0 {
-		for _, name := range order[1:] {
-			if !b.selected(name) {
-				continue
-			}
-			r, err := b.throughput(ctx, name, "warmup-"+name, s.warmup, starters[name])
-			if err != nil {
-				return fmt.Errorf("%s warm-up: %w", name, err)
-			}
-			b.warmups = append(b.warmups, r)
-		}
+	if err := b.warmUp(ctx, order[1:], starters); err != nil {
+		return err
 	}
 	for round := range s.rounds {
 		for i := range order {
@@ -229,7 +218,72 @@ type bench struct {
 	variants  []string
 	loadStart string
 
+	// kafkaPid and mosquittoPid find the brokers' processes, whose CPU
+	// every path shares.
+	kafkaPid, mosquittoPid func() int
+
 	kcat, mosquittoSub string
+}
+
+// warmUp runs the Kafka paths in turn, uncounted, until Kafka's CPU per
+// reading has settled. Kafka's broker is a JVM that compiles its hot paths
+// over its first million or two records: its CPU per reading fell from 35 µs
+// to 4 µs over one session-19 run whose single warm-up run per path
+// (100,000 readings) left it cold, and whichever path met the cold broker
+// first looked slow. It stops after a round of every path once Kafka's cost
+// stopped falling (settled), or after -warmup-max runs.
+func (b *bench) warmUp(ctx context.Context, names []string, starters map[string]func(ctx context.Context, name, topic string) (*path, error)) error {
+	if b.s.warmup <= 0 {
+		return nil
+	}
+	var kafkaPaths []string
+	for _, name := range names {
+		if b.selected(name) {
+			kafkaPaths = append(kafkaPaths, name)
+		}
+	}
+	if len(kafkaPaths) == 0 {
+		return nil
+	}
+	for i := 0; i < b.s.warmupMax; i++ {
+		name := kafkaPaths[i%len(kafkaPaths)]
+		r, err := b.throughput(ctx, name, fmt.Sprintf("warmup%d-%s", i, name), b.s.warmup, starters[name])
+		if err != nil {
+			return fmt.Errorf("%s warm-up: %w", name, err)
+		}
+		b.warmups = append(b.warmups, r)
+		if (i+1)%len(kafkaPaths) == 0 && b.settled(kafkaPaths) {
+			return nil
+		}
+	}
+	b.log.Warn("Kafka's CPU per reading still moving after the warm-up runs; the rounds may carry its warm-up", "runs", b.s.warmupMax)
+	return nil
+}
+
+// settled reports whether Kafka's CPU per reading stopped falling: no
+// path's last warm-up run cost it more than 15 % less a reading than the
+// path's best run before.
+func (b *bench) settled(paths []string) bool {
+	for _, name := range paths {
+		var runs []throughputResult
+		for _, r := range b.warmups {
+			if r.name == name {
+				runs = append(runs, r)
+			}
+		}
+		if len(runs) < 2 {
+			return false
+		}
+		last := runs[len(runs)-1]
+		bestBefore := runs[0].perReading(runs[0].kafka)
+		for _, r := range runs[1 : len(runs)-1] {
+			bestBefore = min(bestBefore, r.perReading(r.kafka))
+		}
+		if last.perReading(last.kafka) < 0.85*bestBefore {
+			return false
+		}
+	}
+	return true
 }
 
 // path is a running contestant: its processes, and how to tell that n
@@ -248,9 +302,21 @@ type throughputResult struct {
 	round     int
 	n         int
 	elapsed   time.Duration
-	cpu       time.Duration
+	cpu       time.Duration // the path's own processes
 	mosquitto time.Duration
-	peakRSS   int64 // KiB, summed over the path's processes
+	kafka     time.Duration
+	publisher time.Duration // this process: the publishers and the arrival polls
+	peakRSS   int64         // KiB, summed over the path's processes
+}
+
+// perReading returns d divided among the run's readings, in µs.
+func (r throughputResult) perReading(d time.Duration) float64 {
+	return float64(d.Nanoseconds()) / 1000 / float64(max(r.n, 1))
+}
+
+// machine is the CPU of every process the run used.
+func (r throughputResult) machine() time.Duration {
+	return r.cpu + r.mosquitto + r.kafka + r.publisher
 }
 
 func (r throughputResult) perSecond() float64 {
@@ -356,7 +422,7 @@ func (b *bench) throughput(ctx context.Context, name, run string, n int, start f
 	}
 	defer p.stop()
 	cpu0 := cpuOf(p.procs...)
-	mosq0 := cpuOfPid(mosquittoPid(b))
+	mosq0, kafka0, self0 := cpuOfPid(b.mosquittoPid()), cpuOfPid(b.kafkaPid()), cpuOfPid(os.Getpid())
 	b.log.Info("throughput run", "path", name, "readings", n)
 	t0 := time.Now()
 	pubErr := make(chan error, 1)
@@ -403,8 +469,11 @@ func (b *bench) throughput(ctx context.Context, name, run string, n int, start f
 		rss += peakRSSKiB(c.Process.Pid)
 	}
 	r := throughputResult{name: name, n: n, elapsed: elapsed, cpu: cpuOf(p.procs...) - cpu0, peakRSS: rss,
-		mosquitto: cpuOfPid(mosquittoPid(b)) - mosq0}
-	b.log.Info("throughput", "path", name, "per_second", int(r.perSecond()), "cpu_ns_per_reading", r.cpu.Nanoseconds()/int64(r.n))
+		mosquitto: cpuOfPid(b.mosquittoPid()) - mosq0, kafka: cpuOfPid(b.kafkaPid()) - kafka0,
+		publisher: cpuOfPid(os.Getpid()) - self0}
+	b.log.Info("throughput", "path", name, "per_second", int(r.perSecond()),
+		"cpu_us_per_reading", fmt.Sprintf("path %.1f, mosquitto %.1f, kafka %.1f, publisher %.1f, machine %.1f",
+			r.perReading(r.cpu), r.perReading(r.mosquitto), r.perReading(r.kafka), r.perReading(r.publisher), r.perReading(r.machine())))
 	return r, nil
 }
 
@@ -587,12 +656,15 @@ func (b *bench) report(ceiling, pipe, bridge throughputResult, bridgeLat, pipeLa
 	if b.s.bridgeArgs != "" {
 		fmt.Fprintf(&sb, "Bridge flags added: `%s`.\n\n", b.s.bridgeArgs)
 	}
-	fmt.Fprintf(&sb, "| path (median round) | readings/s | vs ceiling | vs pipe | CPU per reading (path's processes) | Mosquitto CPU per reading | peak RSS (path's processes) |\n")
-	fmt.Fprintf(&sb, "|---|---:|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(&sb, "CPU per reading in µs (utime+stime from /proc over the run): the path's own processes, then the ones every path shares — "+
+		"Mosquitto, Kafka, the publisher (this benchmark's process: its paho clients and the arrival polls) — and their sum, the whole machine's; "+
+		"on a machine the paths saturate, readings/s follow the whole machine's CPU per reading.\n\n")
+	fmt.Fprintf(&sb, "| path (median round) | readings/s | vs ceiling | vs pipe | path CPU | Mosquitto | Kafka | publisher | whole machine | peak RSS (path's processes) |\n")
+	fmt.Fprintf(&sb, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	row := func(label string, r throughputResult) {
-		fmt.Fprintf(&sb, "| %s | %.0f | %.2f× | %.2f× | %.1f µs | %.1f µs | %.1f MiB |\n", label, r.perSecond(),
+		fmt.Fprintf(&sb, "| %s | %.0f | %.2f× | %.2f× | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f MiB |\n", label, r.perSecond(),
 			ratio(r.perSecond(), ceiling.perSecond()), ratio(r.perSecond(), pipe.perSecond()),
-			float64(r.cpu.Nanoseconds())/1000/float64(max(r.n, 1)), float64(r.mosquitto.Nanoseconds())/1000/float64(max(r.n, 1)),
+			r.perReading(r.cpu), r.perReading(r.mosquitto), r.perReading(r.kafka), r.perReading(r.publisher), r.perReading(r.machine()),
 			float64(r.peakRSS)/1024)
 	}
 	row("paho subscriber, ack only (ceiling)", ceiling)
@@ -627,10 +699,12 @@ func (b *bench) report(ceiling, pipe, bridge throughputResult, bridgeLat, pipeLa
 		ceiling.perSecond(), pipe.perSecond(), bridge.perSecond(),
 		ratio(bridge.perSecond(), pipe.perSecond()), ratio(bridge.perSecond(), ceiling.perSecond()))
 	if len(b.warmups) > 0 {
-		fmt.Fprintf(&sb, "\nBefore the rounds, one uncounted warm-up run of each path through Kafka (its broker is a JVM compiling its hot paths):")
+		fmt.Fprintf(&sb, "\nBefore the rounds, uncounted warm-up runs through Kafka until its CPU per reading settled (its broker is a JVM compiling its hot paths): ")
+		var each []string
 		for _, r := range b.warmups {
-			fmt.Fprintf(&sb, " %s %d readings at %.0f/s;", r.name, r.n, r.perSecond())
+			each = append(each, fmt.Sprintf("%s %d readings at %.0f/s, Kafka %.1f µs a reading", r.name, r.n, r.perSecond(), r.perReading(r.kafka)))
 		}
+		sb.WriteString(strings.Join(each, "; ") + ".")
 		sb.WriteString("\n")
 	}
 	fmt.Fprintf(&sb, "\nLoad average (1/5/15 min) at start %s, at end %s.\n", b.loadStart, loadavg())
@@ -757,15 +831,6 @@ func cpuOfPid(pid int) time.Duration {
 	stime, _ := strconv.ParseInt(fields[12], 10, 64)
 	const clkTck = 100 // USER_HZ on Linux
 	return time.Duration(utime+stime) * time.Second / clkTck
-}
-
-func mosquittoPid(b *bench) int {
-	out, err := exec.Command("pgrep", "-f", filepath.Join(b.tmp, "mosquitto")).Output()
-	if err != nil {
-		return 0
-	}
-	pid, _ := strconv.Atoi(strings.Fields(string(out))[0])
-	return pid
 }
 
 func terminate(cmd *exec.Cmd) {
