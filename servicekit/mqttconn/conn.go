@@ -7,6 +7,10 @@
 // reads and coalesces the writes: its flusher gathers small writes for
 // GatherDelay, then writes them with one call. The bridge (acknowledgements)
 // and the simulator (publishes) both use it through Open.
+//
+// A client may also write PUBACKs to it directly (WritePubacks), beside
+// paho's own packets, and let it judge the connection's liveness
+// (Options.MaxSilence) instead of paho's ping timeout.
 package mqttconn
 
 import (
@@ -74,6 +78,14 @@ type Conn struct {
 	// hold, when not nil, says the client holds as many packets as it may:
 	// Read then waits before it reads the socket.
 	hold func() bool
+
+	// Liveness (Options.MaxSilence): socketRead and heldAt are the unix
+	// nanos of the last socket read (or of New) and of the last look at a
+	// hold; silenceCheck runs checkSilence (under mu).
+	maxSilence   time.Duration
+	socketRead   atomic.Int64
+	heldAt       atomic.Int64
+	silenceCheck *time.Timer
 }
 
 // holdPoll is how often a held Read looks again.
@@ -95,6 +107,16 @@ type Options struct {
 	Hold func() bool
 	// Stall bounds one socket write (WriteStall when zero).
 	Stall time.Duration
+	// MaxSilence, when positive, makes the Conn judge liveness: when the
+	// broker has sent nothing for MaxSilence, not counting time the reads
+	// were held, the connection fails and paho reconnects. Set it above
+	// keep-alive plus a ping timeout: paho pings after a keep-alive
+	// without traffic, and the answer is traffic. A client that writes its
+	// PUBACKs with WritePubacks sets it and gives paho a ping timeout that
+	// never ends: paho sees none of those writes, so it pings every
+	// keep-alive, and its ping timeout would drop a connection whose
+	// PINGRESP waits behind held reads or a deep backlog.
+	MaxSilence time.Duration
 }
 
 // New wraps c and starts the flusher goroutine, which Close stops.
@@ -112,8 +134,16 @@ func New(c net.Conn, o Options) *Conn {
 		onConnack: o.OnConnack,
 		readAt:    o.ReadAt,
 		hold:      o.Hold,
+
+		maxSilence: o.MaxSilence,
 	}
 	bc.cond = sync.NewCond(&bc.mu)
+	if bc.maxSilence > 0 {
+		bc.socketRead.Store(time.Now().UnixNano())
+		bc.mu.Lock()
+		bc.silenceCheck = time.AfterFunc(bc.maxSilence/4, bc.checkSilence)
+		bc.mu.Unlock()
+	}
 	go bc.flusher() // owner: bc; Close waits for it
 	return bc
 }
@@ -125,8 +155,22 @@ func (c *Conn) Read(p []byte) (int, error) {
 		c.waitWhileHeld()
 	}
 	n, err := c.r.Read(p)
-	if fromSocket && n > 0 && c.readAt != nil {
-		c.readAt.Store(time.Now().UnixNano())
+	if err != nil {
+		// The connection's own failure, not the "use of closed network
+		// connection" of the socket it closed: paho takes that text for
+		// a close of its own and would never report the connection lost.
+		c.mu.Lock()
+		if c.err != nil {
+			err = c.err
+		}
+		c.mu.Unlock()
+	}
+	if fromSocket && n > 0 && (c.readAt != nil || c.maxSilence > 0) {
+		now := time.Now().UnixNano()
+		c.socketRead.Store(now)
+		if c.readAt != nil {
+			c.readAt.Store(now)
+		}
 	}
 	if c.onConnack != nil {
 		c.sniffConnack(p[:n])
@@ -148,8 +192,10 @@ func (c *Conn) waitWhileHeld() {
 		if closed {
 			return
 		}
+		now := time.Now().UnixNano()
+		c.heldAt.Store(now)
 		if c.readAt != nil {
-			c.readAt.Store(time.Now().UnixNano())
+			c.readAt.Store(now)
 		}
 		time.Sleep(holdPoll)
 	}
@@ -190,13 +236,72 @@ func (c *Conn) Write(p []byte) (int, error) {
 		c.mu.Unlock()
 		return 0, net.ErrClosed
 	}
+	c.queueLocked(p...)
+	c.mu.Unlock()
+	return len(p), nil
+}
+
+// queueLocked appends p to the pending bytes and wakes the flusher; c.mu
+// must be held (so that Close cannot close kick in between).
+func (c *Conn) queueLocked(p ...byte) {
 	c.pending = append(c.pending, p...)
-	select { // under mu, so Close cannot close kick in between
+	select {
 	case c.kick <- struct{}{}:
 	default:
 	}
+}
+
+// WritePubacks queues a PUBACK for each QoS 1 packet id, in order, beside
+// paho's own packets: every packet paho writes is one Write call, and both
+// append whole packets under the same lock. It bypasses paho's ack path (a
+// packet built, a store key formatted with fmt and a channel send to paho's
+// writer goroutine per message). On a failed or closing connection the
+// PUBACKs are dropped: the broker redelivers those messages on the next
+// connection. It never blocks: the broker's in-flight window bounds what it
+// can queue.
+func (c *Conn) WritePubacks(ids ...uint16) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil || c.closing {
+		return
+	}
+	for _, id := range ids {
+		c.pending = append(c.pending, 0x40, 0x02, byte(id>>8), byte(id))
+	}
+	c.queueLocked()
+}
+
+// checkSilence runs every quarter of MaxSilence: it fails the connection
+// when the broker has sent nothing for MaxSilence of reads that were not
+// held.
+func (c *Conn) checkSilence() {
+	last := max(c.socketRead.Load(), c.heldAt.Load())
+	silent := time.Since(time.Unix(0, last))
+	if silent > c.maxSilence && (c.hold == nil || !c.hold()) {
+		c.fail(fmt.Errorf("%w: nothing from the MQTT broker for %s", ErrSilent, silent.Round(time.Millisecond)))
+		return
+	}
+	c.mu.Lock()
+	if c.err == nil && !c.closing {
+		c.silenceCheck.Reset(c.maxSilence / 4)
+	}
 	c.mu.Unlock()
-	return len(p), nil
+}
+
+// ErrSilent is the error of a connection whose broker sent nothing for
+// Options.MaxSilence.
+var ErrSilent = errors.New("MQTT broker silent")
+
+// fail records err as the connection's error, if it has none, and closes
+// the socket: paho's reader fails too, and paho reconnects.
+func (c *Conn) fail(err error) {
+	c.mu.Lock()
+	if c.err == nil {
+		c.err = err
+	}
+	c.cond.Broadcast()
+	c.mu.Unlock()
+	_ = c.Conn.Close()
 }
 
 // flusher writes whatever is pending, one write per wake-up.
@@ -223,13 +328,7 @@ func (c *Conn) flusher() {
 				_ = c.Conn.SetWriteDeadline(time.Now().Add(c.stall))
 			}
 			if _, err := c.Conn.Write(batch); err != nil {
-				c.mu.Lock()
-				if c.err == nil {
-					c.err = fmt.Errorf("write to the MQTT broker: %w", err)
-				}
-				c.cond.Broadcast()
-				c.mu.Unlock()
-				_ = c.Conn.Close() // paho's reader fails too, and paho reconnects
+				c.fail(fmt.Errorf("write to the MQTT broker: %w", err))
 			}
 		}
 		if !open {
@@ -250,6 +349,9 @@ func (c *Conn) Close() error {
 	c.closing = true
 	c.cond.Broadcast()
 	close(c.kick) // the flusher writes the rest, then exits
+	if c.silenceCheck != nil {
+		c.silenceCheck.Stop()
+	}
 	c.mu.Unlock()
 	_ = c.Conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	<-c.done

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/url"
@@ -398,8 +399,15 @@ func (b *Bridge) learnTopicLimits(ctx context.Context, admin *kafka.AdminClient)
 // session, manual acks, unordered handlers, automatic reconnects.
 func (b *Bridge) mqttOptions() *mqtt.ClientOptions {
 	opts := mqtt.NewClientOptions()
+	pingTimeout := mqttPingTimeout
 	if mqttconn.Dialable(b.cfg.MQTTBroker) {
 		opts.SetCustomOpenConnectionFn(b.openConn)
+		// The bridge writes its PUBACKs to the connection directly, which
+		// paho does not see: it pings every keep-alive, and a PINGRESP
+		// can wait behind held reads or a deep backlog. The connection
+		// judges liveness instead (mqttconn.Options.MaxSilence: any
+		// bytes from the broker count, held reads do not).
+		pingTimeout = time.Duration(math.MaxInt64)
 	}
 	if b.mqttTLS != nil {
 		opts.SetTLSConfig(b.mqttTLS)
@@ -423,7 +431,7 @@ func (b *Bridge) mqttOptions() *mqtt.ClientOptions {
 		SetMaxReconnectInterval(mqttMaxReconnect).
 		SetConnectTimeout(10 * time.Second).
 		SetKeepAlive(b.cfg.KeepAlive).
-		SetPingTimeout(mqttPingTimeout).
+		SetPingTimeout(pingTimeout).
 		SetWriteTimeout(10 * time.Second).
 		// Queued readings of a persistent session arrive right after
 		// CONNACK, before any Subscribe returns: the default handler takes them.
@@ -450,7 +458,7 @@ func (b *Bridge) onConnectAttempt(_ *url.URL, cfg *tls.Config) *tls.Config {
 // read here is the new connection's.
 func (b *Bridge) openConn(uri *url.URL, opts mqtt.ClientOptions) (net.Conn, error) {
 	gen := b.gen.Load()
-	return mqttconn.Open(uri, opts, mqttconn.Options{
+	conn, err := mqttconn.Open(uri, opts, mqttconn.Options{
 		OnConnack: func(sessionPresent bool) {
 			if sessionPresent {
 				b.resumedGen.Store(gen)
@@ -458,7 +466,16 @@ func (b *Bridge) openConn(uri *url.URL, opts mqtt.ClientOptions) (net.Conn, erro
 		},
 		ReadAt: &b.mqttReadAt,
 		Hold:   b.holdReads,
+		// paho's ping timeout never ends (see mqttOptions): the
+		// connection fails when the broker has sent nothing, not even a
+		// PINGRESP, for a keep-alive and a ping timeout.
+		MaxSilence: b.cfg.KeepAlive + mqttPingTimeout,
 	})
+	if err != nil {
+		return nil, err
+	}
+	b.acks.useConn(gen, conn.(*mqttconn.Conn))
+	return conn, nil
 }
 
 // holdReads reports whether the bridge holds Config.MaxUnacked readings of
@@ -815,8 +832,9 @@ func (b *Bridge) Status() Status {
 	}
 }
 
-// Watchdog limits. paho pings after KeepAlive without traffic and drops
-// the connection mqttPingTimeout later without an answer, so a connection
+// Watchdog limits. paho pings after KeepAlive without traffic, and a
+// connection is dropped when no answer came mqttPingTimeout later (by
+// mqttconn's MaxSilence; by paho on a websocket connection), so a connection
 // that stays up but silent for 3 keep-alives plus that timeout has a
 // client whose reader or pinger no longer runs. After a lost connection
 // paho tries again within mqttMaxReconnect; reconnectStall allows for

@@ -1,21 +1,32 @@
 package bridge
 
 import (
+	"io"
+	"net"
 	"slices"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/plantlake/plantlake/servicekit/mqttconn"
 )
 
 // ackRecorder is an MQTT message that records its acknowledgement, so the
 // test sees the order in which ackQueue sends them.
 type ackRecorder struct {
-	id  uint16
-	mu  *sync.Mutex
-	log *[]uint16
+	id   uint16
+	qos0 bool // a QoS 0 message (else QoS 1)
+	mu   *sync.Mutex
+	log  *[]uint16
 }
 
-func (m ackRecorder) Duplicate() bool   { return false }
-func (m ackRecorder) Qos() byte         { return 1 }
+func (m ackRecorder) Duplicate() bool { return false }
+func (m ackRecorder) Qos() byte {
+	if m.qos0 {
+		return 0
+	}
+	return 1
+}
 func (m ackRecorder) Retained() bool    { return false }
 func (m ackRecorder) Topic() string     { return "plant/t" }
 func (m ackRecorder) MessageID() uint16 { return m.id }
@@ -80,5 +91,60 @@ func TestAckQueueAcknowledgesInArrivalOrder(t *testing.T) {
 	}
 	if want := []uint16{1, 2, 3, 4, 7}; !slices.Equal(acked, want) || q.len() != 0 {
 		t.Fatalf("acked %v (want %v), len %d", acked, want, q.len())
+	}
+}
+
+// On a connection through mqttconn the queue writes QoS 1 PUBACKs to it
+// directly, in arrival order, a released run at a time; a QoS 0 message
+// goes through paho (its Ack) in its turn; a new connection's queue has no
+// connection until useConn gives it one.
+func TestAckQueueWritesPubacksToTheConnection(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := l.Accept()
+		accepted <- c
+	}()
+	raw, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server := <-accepted
+	defer server.Close()
+	conn := mqttconn.New(raw, mqttconn.Options{})
+
+	var mu sync.Mutex
+	var viaPaho []uint16
+	var q ackQueue
+	q.useConn(1, conn)
+	var seqs []uint64
+	for i := range 5 {
+		seq, _ := q.enqueue(1, ackRecorder{id: uint16(100 + i), qos0: i == 3, mu: &mu, log: &viaPaho}, false)
+		seqs = append(seqs, seq)
+	}
+	for _, i := range []int{4, 2, 1, 3, 0} { // Kafka's order
+		q.done(1, seqs[i])
+	}
+	q.restart(2) // a new connection: no mqttconn.Conn yet, so paho's path
+	seq, _ := q.enqueue(2, ackRecorder{id: 7, mu: &mu, log: &viaPaho}, false)
+	q.done(2, seq)
+	if err := conn.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_ = server.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got, err := io.ReadAll(server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []byte{0x40, 2, 0, 100, 0x40, 2, 0, 101, 0x40, 2, 0, 102, 0x40, 2, 0, 104}
+	if !slices.Equal(got, want) {
+		t.Fatalf("connection got % x, want % x", got, want)
+	}
+	if want := []uint16{103, 7}; !slices.Equal(viaPaho, want) {
+		t.Fatalf("through paho: %v, want %v (the QoS 0 one and the new connection's)", viaPaho, want)
 	}
 }
