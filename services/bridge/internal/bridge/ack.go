@@ -93,7 +93,7 @@ func (b *Bridge) settle(r *reading, err error) {
 
 // skipReplay acknowledges, without forwarding, a retained copy the broker
 // sent again because the bridge subscribed on a connection that resumed its
-// session (see Bridge.onMessage): the reading was forwarded when it was
+// session (see Bridge.accept): the reading was forwarded when it was
 // first published or first subscribed to. The PUBACK only goes out on the
 // connection the copy came on.
 func (b *Bridge) skipReplay(m mqtt.Message, gen uint64) {

@@ -82,7 +82,7 @@ type Bridge struct {
 	mqttTLS      *tls.Config
 	mqttPassword string
 
-	// inbox hands readings from paho's router goroutine to the pump.
+	// inbox hands readings from the goroutine that reads MQTT to the pump.
 	inbox *inbox
 	// acks sends the current connection's PUBACKs in arrival order.
 	acks ackQueue
@@ -107,7 +107,7 @@ type Bridge struct {
 	// gen is the MQTT connection generation; see doc.go.
 	gen atomic.Uint64
 	// resumedGen is the generation whose CONNACK said the broker kept the
-	// session (0: none); see onMessage.
+	// session (0: none); see accept.
 	resumedGen atomic.Uint64
 	connected  atomic.Uint64 // successful connections so far
 	mqttUp     atomic.Bool
@@ -142,6 +142,8 @@ type Bridge struct {
 // record and the record's headers live in the same allocation.
 type reading struct {
 	msg mqtt.Message
+	// pub is msg when the connection read the reading itself (onPublish).
+	pub mqttconn.Publish
 	gen uint64
 	// seq is the reading's place in its connection's ack order (acks);
 	// queued is false when it has none (it arrived on a connection older
@@ -470,6 +472,11 @@ func (b *Bridge) openConn(uri *url.URL, opts mqtt.ClientOptions) (net.Conn, erro
 		// connection fails when the broker has sent nothing, not even a
 		// PINGRESP, for a keep-alive and a ping timeout.
 		MaxSilence: b.cfg.KeepAlive + mqttPingTimeout,
+		OnPublish: func(p mqttconn.Publish) {
+			r := &reading{pub: p}
+			r.msg = &r.pub
+			b.accept(r, gen)
+		},
 	})
 	if err != nil {
 		return nil, err
@@ -494,7 +501,7 @@ func (b *Bridge) holdReads() bool {
 // onConnect subscribes (again) on every connection, so that a filter added
 // to the configuration is subscribed even when the broker kept the session
 // of an earlier start. On a resumed session the broker answers the
-// SUBSCRIBE with every retained message again; onMessage skips those. It
+// SUBSCRIBE with every retained message again; accept skips those. It
 // runs in its own goroutine, started by paho.
 func (b *Bridge) onConnect(c mqtt.Client) {
 	if b.connected.Add(1) > 1 {
@@ -547,9 +554,16 @@ func (b *Bridge) onConnectionLost(_ mqtt.Client, err error) {
 	b.log.Warn("MQTT connection lost; paho reconnects", "err", err)
 }
 
-// onMessage is paho's handler. It runs on paho's router goroutine and never
-// blocks: the reading goes to the inbox (see inbox for what happens when it
-// is full).
+// onMessage is paho's handler, for readings of a connection not through
+// mqttconn (websockets); the connection reads the others itself and calls
+// accept (openConn). It runs on paho's router goroutine.
+func (b *Bridge) onMessage(_ mqtt.Client, m mqtt.Message) {
+	b.accept(&reading{msg: m}, b.gen.Load())
+}
+
+// accept takes reading r that arrived on connection gen. It never blocks:
+// the reading goes to the inbox (see inbox for what happens when it is
+// full), since it runs on the goroutine that reads the connection.
 //
 // A message with RETAIN set and DUP clear on a connection that resumed its
 // session is a replay: MQTT 3.1.1 (3.3.1.3) sets RETAIN towards a client
@@ -560,8 +574,8 @@ func (b *Bridge) onConnectionLost(_ mqtt.Client, err error) {
 // session first subscribed. A copy the broker sent before a crash and sends
 // again carries DUP and is forwarded, since its first PUBACK may never have
 // gone out. Without this, every restart re-ingested every retained reading.
-func (b *Bridge) onMessage(_ mqtt.Client, m mqtt.Message) {
-	gen := b.gen.Load()
+func (b *Bridge) accept(r *reading, gen uint64) {
+	m := r.msg
 	if m.Retained() && !m.Duplicate() && b.resumedGen.Load() == gen {
 		b.skipReplay(m, gen)
 		return
@@ -569,7 +583,7 @@ func (b *Bridge) onMessage(_ mqtt.Client, m mqtt.Message) {
 	if b.isStopping() {
 		return // not acknowledged: the broker redelivers it
 	}
-	r := &reading{msg: m, gen: gen}
+	r.gen = gen
 	r.seq, r.queued = b.acks.enqueue(gen, m, false)
 	b.counters.received.Add(1)
 	b.inbox.put(r)

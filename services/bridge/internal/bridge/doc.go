@@ -4,7 +4,7 @@
 // off, manual acks) and an idempotent Kafka producer (acks=all). Each reading
 // travels this way:
 //
-//	paho router goroutine ──► inbox ──► pump: map + Produce (gathering while deep)
+//	MQTT reader (mqttconn) ──► inbox ──► pump: map + Produce (gathering while deep)
 //	                                                         │
 //	MQTT PUBACK ◄── settle (ack.go) ◄── delivery report ◄────┘
 //
@@ -15,9 +15,11 @@
 // stored record, so no component failure loses it. Duplicates are possible
 // (at least once): downstream stages remove them.
 //
-// Backpressure: paho runs the handler on its router goroutine
-// (SetOrderMatters(true)), and the handler never blocks: it appends the
-// reading to the inbox, so paho's reader and its keep-alive never stop. The
+// The MQTT connection (servicekit/mqttconn) reads PUBLISH packets itself and
+// hands each to Bridge.accept on paho's reader goroutine, past paho's
+// inbound path (on a websocket connection paho's router calls onMessage,
+// which calls accept). accept never blocks: it appends the reading to the
+// inbox, so the reads and paho's keep-alive never stop. The
 // number of unacknowledged readings is bounded by the broker's
 // max_inflight_messages for the session (acknowledgements go out in arrival
 // order, order.go); beyond it Mosquitto queues readings in the session until

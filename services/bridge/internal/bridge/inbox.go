@@ -2,11 +2,12 @@ package bridge
 
 import "sync"
 
-// inbox hands readings from paho's router goroutine to the pump in batches.
+// inbox hands readings from the goroutine that reads the MQTT connection to
+// the pump in batches.
 //
-// paho calls the bridge's handler on its router goroutine (OrderMatters on),
-// so the handler must never block: a blocked router stops paho's reader, and
-// with it the keep-alive. put appends under a mutex and wakes the pump only
+// Bridge.accept runs on that goroutine (paho's reader, or its router on a
+// websocket connection), so it must never block: a blocked reader stops the
+// keep-alive and every other packet. put appends under a mutex and wakes the pump only
 // when the inbox was empty; the pump takes a batch of up to the inbox's
 // limit at once (take), so under load a reading costs one mutex round and no
 // channel operation or goroutine. Readings beyond the limit wait, in order,

@@ -39,8 +39,8 @@ type ackQueue struct {
 	n atomic.Int64
 	// sending is held while a released run of acknowledgements is handed
 	// to paho, so that two runs released one after the other are sent in
-	// that order without holding mu (which the MQTT router needs) while
-	// paho takes them.
+	// that order without holding mu (which the MQTT reader needs) while
+	// they are written.
 	sending sync.Mutex
 	// conn is gen's connection when it is an mqttconn.Conn (useConn).
 	conn *mqttconn.Conn
