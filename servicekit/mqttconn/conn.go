@@ -284,15 +284,15 @@ func (c *Conn) Write(p []byte) (int, error) {
 		c.mu.Unlock()
 		return 0, net.ErrClosed
 	}
-	c.queueLocked(p...)
+	c.pending = append(c.pending, p...)
+	c.kickLocked()
 	c.mu.Unlock()
 	return len(p), nil
 }
 
-// queueLocked appends p to the pending bytes and wakes the flusher; c.mu
-// must be held (so that Close cannot close kick in between).
-func (c *Conn) queueLocked(p ...byte) {
-	c.pending = append(c.pending, p...)
+// kickLocked wakes the flusher for the pending bytes; c.mu must be held
+// (so that Close cannot close kick in between).
+func (c *Conn) kickLocked() {
 	select {
 	case c.kick <- struct{}{}:
 	default:
@@ -316,7 +316,7 @@ func (c *Conn) WritePubacks(ids ...uint16) {
 	for _, id := range ids {
 		c.pending = append(c.pending, 0x40, 0x02, byte(id>>8), byte(id))
 	}
-	c.queueLocked()
+	c.kickLocked()
 }
 
 // checkSilence runs every quarter of MaxSilence: it fails the connection

@@ -6,6 +6,8 @@ import (
 	"io"
 	"net"
 	"slices"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
 )
 
 // Publish is a PUBLISH packet of QoS 0 or 1 that the connection read for
@@ -20,6 +22,8 @@ type Publish struct {
 	dup      bool
 	conn     *Conn
 }
+
+var _ mqtt.Message = (*Publish)(nil)
 
 // Topic is the packet's topic name.
 func (p *Publish) Topic() string { return p.topic }

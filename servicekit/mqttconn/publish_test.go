@@ -16,7 +16,7 @@ import (
 )
 
 // encode returns a packet's bytes as paho writes them.
-func encode(t *testing.T, p packets.ControlPacket) []byte {
+func encode(t testing.TB, p packets.ControlPacket) []byte {
 	t.Helper()
 	var b bytes.Buffer
 	if err := p.Write(&b); err != nil {
@@ -230,4 +230,41 @@ func TestOnPublishReadEndsOnClose(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Read still waiting 5 s after Close")
 	}
+}
+
+// Whatever bytes a broker sends, reading them with OnPublish ends in an
+// error (the end of the stream or ErrMalformed) without a panic, and
+// every packet handed over is a QoS 0 or 1 PUBLISH made of the stream's
+// bytes.
+func FuzzOnPublish(f *testing.F) {
+	f.Add(encode(f, publishPacket("plant/a/b/c", 1, 7, false, true, []byte(`{"value":1}`))))
+	f.Add(append(encode(f, packets.NewControlPacket(packets.Pingresp)), encode(f, publishPacket("t", 0, 0, true, false, nil))...))
+	f.Add(encode(f, publishPacket("q2", 2, 1, false, false, []byte("x"))))
+	f.Add([]byte{0x32, 0xff, 0xff, 0xff, 0x7f})
+	f.Add([]byte{0x30, 0x02, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, wire []byte) {
+		client, server := net.Pipe()
+		_ = client.SetReadDeadline(time.Now().Add(10 * time.Second))
+		var got []Publish
+		bc := New(client, Options{OnPublish: func(p Publish) { got = append(got, p) }})
+		defer bc.Close()
+		go func() {
+			_, _ = server.Write(wire)
+			_ = server.Close()
+		}()
+		passed, err := io.ReadAll(bc)
+		if err != nil && !errors.Is(err, ErrMalformed) && !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Fatalf("read ended with %v", err)
+		}
+		n := len(passed)
+		for _, p := range got {
+			if p.Qos() > 1 {
+				t.Fatalf("OnPublish got QoS %d", p.Qos())
+			}
+			n += len(p.Topic()) + len(p.Payload())
+		}
+		if n > len(wire) {
+			t.Fatalf("%d bytes passed on and handed over from %d read", n, len(wire))
+		}
+	})
 }
